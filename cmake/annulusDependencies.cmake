@@ -1,0 +1,16 @@
+# The dependencies of annulus::annulus, found the same way by our own build and
+# by the installed annulusConfig.cmake.
+include(CMakeFindDependencyMacro)
+find_dependency(Threads)
+find_dependency(Eigen3 3.4 NO_MODULE)
+find_dependency(xsimd 8)
+# Debian's xsimd 8.1 target links a target named `xtl` without finding it (xtl is
+# only needed for xtl's complex types, which annulus does not use). Without
+# libxtl-dev the bare name reaches the linker as -lxtl and fails, so stand in an
+# empty target for it.
+if(NOT TARGET xtl)
+  find_package(xtl QUIET CONFIG)
+endif()
+if(NOT TARGET xtl)
+  add_library(xtl INTERFACE IMPORTED)
+endif()

@@ -1,0 +1,21 @@
+// Umbrella header: the whole public API.
+#pragma once
+
+#include "annulus/version.hpp"
+
+#include "annulus/core/error.hpp"
+#include "annulus/core/kernels.hpp"
+#include "annulus/core/labels.hpp"
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/metric.hpp"
+#include "annulus/core/parallel.hpp"
+#include "annulus/core/prepare.hpp"
+#include "annulus/core/random.hpp"
+#include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
+
+#include "annulus/index/concepts.hpp"
+#include "annulus/index/flat.hpp"
+
+#include "annulus/eval/recall.hpp"
+#include "annulus/io/vecs.hpp"

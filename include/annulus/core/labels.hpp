@@ -1,0 +1,103 @@
+// The map between users' 64-bit labels and an index's dense 32-bit slots,
+// shared by every index. While every label equals its slot (the default: row
+// numbers in add order) no hash table is kept; the first other label builds it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "annulus/core/error.hpp"
+#include "annulus/core/topk.hpp"
+
+namespace annulus {
+
+/// Position of a vector inside an index.
+using slot_t = std::uint32_t;
+
+class label_map {
+ public:
+  static constexpr std::size_t max_slots = std::numeric_limits<slot_t>::max();
+
+  std::size_t size() const { return labels_.size(); }
+  label_t label(slot_t s) const { return labels_[s]; }
+
+  /// Slot holding `label`, if any.
+  std::optional<slot_t> find(label_t label) const {
+    if (identity_) {
+      if (label < labels_.size()) return static_cast<slot_t>(label);
+      return std::nullopt;
+    }
+    const auto it = slots_.find(label);
+    if (it == slots_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  /// Throws unless `count` more slots fit and `labels` (empty = the default
+  /// labels size() .. size() + count - 1) are new and distinct.
+  void check_new(std::size_t count, std::span<const label_t> labels) const {
+    if (count > max_slots - size())
+      throw capacity_error("adding " + std::to_string(count) + " vectors to " +
+                           std::to_string(size()) + " exceeds the index limit of " +
+                           std::to_string(max_slots));
+    if (labels.empty()) {
+      if (!identity_)
+        for (std::size_t i = 0; i < count; ++i) reject_if_present(size() + i);
+      return;
+    }
+    if (labels.size() != count)
+      throw invalid_argument(std::to_string(labels.size()) + " labels given for " +
+                             std::to_string(count) + " vectors");
+    std::unordered_set<label_t> batch;
+    batch.reserve(labels.size());
+    for (const label_t l : labels) {
+      reject_if_present(l);
+      if (!batch.insert(l).second)
+        throw invalid_argument("label " + std::to_string(l) + " appears twice in one add");
+    }
+  }
+
+  /// Appends after check_new passed; empty labels = the default labels.
+  void append(std::size_t count, std::span<const label_t> labels) {
+    labels_.reserve(labels_.size() + count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const label_t l = labels.empty() ? labels_.size() : labels[i];
+      if (identity_ && l != labels_.size()) leave_identity();
+      if (!identity_) slots_.emplace(l, static_cast<slot_t>(labels_.size()));
+      labels_.push_back(l);
+    }
+  }
+
+  void reserve(std::size_t n) { labels_.reserve(n); }
+
+  /// Heap bytes held (hash table nodes estimated from their payload and links).
+  std::size_t memory_bytes() const {
+    return labels_.capacity() * sizeof(label_t) +
+           slots_.bucket_count() * sizeof(void*) +
+           slots_.size() * (sizeof(std::pair<const label_t, slot_t>) + 2 * sizeof(void*));
+  }
+
+ private:
+  void reject_if_present(label_t l) const {
+    if (find(l))
+      throw invalid_argument("label " + std::to_string(l) + " is already in the index");
+  }
+  void leave_identity() {
+    identity_ = false;
+    slots_.reserve(labels_.size() + 1);
+    for (std::size_t s = 0; s < labels_.size(); ++s)
+      slots_.emplace(labels_[s], static_cast<slot_t>(s));
+  }
+
+  std::vector<label_t> labels_;
+  std::unordered_map<label_t, slot_t> slots_;
+  bool identity_ = true;
+};
+
+}  // namespace annulus

@@ -1,0 +1,75 @@
+// Seeded random numbers. Integer and uniform draws are identical on every
+// platform and standard library (the std:: distributions are not); normal()
+// also depends on the C library's log/sin/cos. Same seed, same index bytes.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace annulus {
+
+/// splitmix64: turns any 64-bit value into a well-mixed one. Used to seed
+/// generators and to derive independent streams (one per thread or per tree).
+constexpr std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+/// xoshiro256** generator with portable uniform and normal draws.
+/// Satisfies std::uniform_random_bit_generator.
+class random_generator {
+ public:
+  using result_type = std::uint64_t;
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return ~result_type{0}; }
+
+  explicit random_generator(std::uint64_t seed = 42, std::uint64_t stream = 0) {
+    std::uint64_t x = mix64(seed) ^ mix64(stream + 0x5851f42d4c957f2dULL);
+    for (auto& s : s_) s = x = mix64(x);
+  }
+
+  result_type operator()() {
+    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const std::uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+
+  /// Uniform in [0, 1), 53 bits.
+  double uniform() { return double((*this)() >> 11) * 0x1.0p-53; }
+  /// Uniform integer in [0, n); n > 0. (Lemire's multiply-shift, unbiased enough
+  /// for sampling: bias below 2^-64 * n.)
+  std::uint64_t below(std::uint64_t n) {
+    __extension__ using wide = unsigned __int128;  // GCC and Clang; keeps -Wpedantic quiet
+    return static_cast<std::uint64_t>((static_cast<wide>((*this)()) * n) >> 64);
+  }
+  /// Standard normal, Box-Muller (one of the pair is kept for the next call).
+  double normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double u1;
+    do u1 = uniform(); while (u1 <= 0.0);
+    const double u2 = uniform();
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    spare_ = r * std::sin(6.283185307179586 * u2);
+    has_spare_ = true;
+    return r * std::cos(6.283185307179586 * u2);
+  }
+
+ private:
+  static constexpr std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  std::uint64_t s_[4];
+  double spare_ = 0;
+  bool has_spare_ = false;
+};
+
+}  // namespace annulus

@@ -1,0 +1,119 @@
+// Tests every index type in ANNULUS_INDEX_TYPES through the shared interface:
+// recall against a brute-force oracle on clustered data with uneven norms,
+// single and batch search on 1 and 2 threads, and bad input.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "annulus/index/concepts.hpp"
+#include "index/index_types.hpp"
+#include "support/data.hpp"
+#include "support/matchers.hpp"
+
+using namespace annulus;
+using annulus::testing::test_setup;
+
+namespace {
+constexpr std::size_t n_base = 3000, n_query = 50, dim = 24, k = 10;
+
+template <class Index>
+Index build_test_index(const matrix<float>& base) {
+  return Index::build(base.view(), test_setup<Index>::build());
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("index: recall against brute force, single and batch", "[index]",
+                   ANNULUS_INDEX_TYPES) {
+  using M = typename TestType::metric_type;
+  STATIC_REQUIRE(annulus::index<TestType>);
+  const auto base = annulus::testing::clustered(n_base, dim, 12, 11);
+  const auto queries = annulus::testing::clustered(n_query, dim, 12, 12);
+  const TestType idx = build_test_index<TestType>(base);
+  REQUIRE(idx.size() == n_base);
+  REQUIRE(idx.dim() == dim);
+  REQUIRE(idx.memory_bytes() >= n_base * dim * sizeof(float));
+
+  double single = 0;
+  std::vector<std::vector<neighbor>> truth;
+  for (std::size_t i = 0; i < n_query; ++i) {
+    truth.push_back(annulus::testing::brute_force<M>(base.view(), queries.row_ptr(i), k));
+    const auto got = idx.search(queries.row(i), k, test_setup<TestType>::search());
+    REQUIRE(got.size() == k);
+    for (std::size_t r = 1; r < got.size(); ++r) REQUIRE_FALSE(closer(got[r], got[r - 1]));
+    single += annulus::testing::overlap(truth.back(), got);
+  }
+  CHECK(single / n_query >= test_setup<TestType>::min_recall);
+
+  for (std::size_t threads : {1u, 2u}) {
+    const result_matrix batch = search_batch(idx, queries.view(), k, test_setup<TestType>::search(), threads);
+    REQUIRE(batch.size() == n_query);
+    double recall = 0;
+    for (std::size_t i = 0; i < n_query; ++i) {
+      recall += annulus::testing::overlap(truth[i], batch[i]);
+      const auto one = idx.search(queries.row(i), k, test_setup<TestType>::search());
+      INFO("query " << i << ", threads " << threads);
+      REQUIRE(std::vector<neighbor>(batch[i].begin(), batch[i].end()) == one);
+    }
+    CHECK(recall / n_query >= test_setup<TestType>::min_recall);
+  }
+}
+
+TEMPLATE_TEST_CASE("index: bad input throws annulus errors naming the values", "[index]",
+                   ANNULUS_INDEX_TYPES) {
+  const auto base = annulus::testing::clustered(200, 8, 3, 5);
+  TestType idx = build_test_index<TestType>(base);
+  const auto params = test_setup<TestType>::search();
+  std::vector<float> q(base.row(0).begin(), base.row(0).end());
+
+  CHECK_THROWS_MATCHES(idx.search(std::vector<float>(7, 1.f), 3, params), dimension_mismatch,
+                       annulus::testing::message_is("query has 7 dimensions, index has 8"));
+  CHECK_THROWS_MATCHES(idx.search(q, 0, params), invalid_argument,
+                       annulus::testing::message_has("got 0"));
+  CHECK_THROWS_MATCHES(idx.search(q, 201, params), invalid_argument,
+                       annulus::testing::message_has("201") && annulus::testing::message_has("200"));
+  std::vector<neighbor> small(2);
+  CHECK_THROWS_AS(idx.search(q, 3, params, small), invalid_argument);
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    q[5] = bad;
+    CHECK_THROWS_MATCHES(idx.search(q, 3, params), invalid_argument,
+                         annulus::testing::message_has("column 5"));
+  }
+  CHECK_THROWS_AS(search_batch(idx, base.view(), 0, params), invalid_argument);
+
+  // A failed add leaves the index as it was.
+  matrix<float> rows(3, 8);
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 8; ++j) rows(i, j) = float(i + j + 1);
+  rows(2, 4) = std::numeric_limits<float>::quiet_NaN();
+  const std::size_t before = idx.size();
+  CHECK_THROWS_MATCHES(idx.add(rows.view()), invalid_argument,
+                       annulus::testing::message_has("row 2, column 4"));
+  CHECK(idx.size() == before);
+  CHECK_THROWS_AS(idx.add(matrix<float>(2, 9).view()), dimension_mismatch);
+  CHECK(idx.size() == before);
+  const std::vector<label_t> taken{7, 0, 1};
+  rows(2, 4) = 1.f;
+  CHECK_THROWS_MATCHES(idx.add(rows.view(), taken), invalid_argument,
+                       annulus::testing::message_has("label 7 is already in the index"));
+  CHECK(idx.size() == before);
+  const std::vector<label_t> fresh{1000, 1001, 1002};
+  idx.add(rows.view(), fresh);
+  CHECK(idx.size() == before + 3);
+
+  CHECK_THROWS_AS(TestType::build(matrix<float>().view(), test_setup<TestType>::build()),
+                  invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("index: added labels come back from search", "[index]", ANNULUS_INDEX_TYPES) {
+  const auto base = annulus::testing::clustered(500, 16, 4, 9);
+  TestType idx = build_test_index<TestType>(base);
+  matrix<float> extra(1, 16);
+  for (std::size_t j = 0; j < 16; ++j) extra(0, j) = 100.f + float(j);
+  const std::vector<label_t> label{1ull << 40};
+  idx.add(extra.view(), label);
+  const auto got = idx.search(extra.row(0), 1, test_setup<TestType>::search());
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].label == (1ull << 40));
+}

@@ -1,0 +1,280 @@
+#include "annulus/io/vecs.hpp"
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// A fresh directory under the system temp directory, removed with its contents.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
+    path = fs::temp_directory_path() / ("annulus_vecs_test_" + std::to_string(tick) + "_" +
+                                        std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path operator/(const std::string& name) const { return path / name; }
+};
+
+template <class T>
+annulus::matrix<T> random_matrix(std::size_t rows, std::size_t cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  annulus::matrix<T> m(rows, cols);
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    if constexpr (std::is_same_v<T, float>)
+      m.data()[i] = std::normal_distribution<float>(0.f, 1.f)(rng);
+    else if constexpr (std::is_same_v<T, std::int32_t>)
+      m.data()[i] = static_cast<std::int32_t>(rng());
+    else
+      m.data()[i] = static_cast<std::uint8_t>(rng());
+  }
+  return m;
+}
+
+// Bitwise equality of a matrix with rows [first, first + count) of another.
+template <class T>
+bool equal_rows(const annulus::matrix<T>& got, const annulus::matrix<T>& all, std::size_t first,
+                std::size_t count) {
+  if (got.rows() != count || got.cols() != all.cols()) return false;
+  return count == 0 ||
+         std::memcmp(got.data(), all.row_ptr(first), count * all.cols() * sizeof(T)) == 0;
+}
+
+template <class T>
+void write_vecs(const fs::path& p, const annulus::matrix<T>& m) {
+  if constexpr (std::is_same_v<T, float>)
+    annulus::write_fvecs(p, m);
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    annulus::write_ivecs(p, m);
+  else
+    annulus::write_bvecs(p, m);
+}
+template <class T>
+annulus::matrix<T> read_vecs(const fs::path& p) {
+  if constexpr (std::is_same_v<T, float>)
+    return annulus::read_fvecs(p);
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return annulus::read_ivecs(p);
+  else
+    return annulus::read_bvecs(p);
+}
+template <class T>
+annulus::matrix<T> read_vecs(const fs::path& p, std::size_t first, std::size_t count) {
+  if constexpr (std::is_same_v<T, float>)
+    return annulus::read_fvecs(p, first, count);
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return annulus::read_ivecs(p, first, count);
+  else
+    return annulus::read_bvecs(p, first, count);
+}
+
+std::vector<char> read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const fs::path& p, const std::vector<char>& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Runs f, expects an exception of exactly type E, returns its message.
+template <class E, class F>
+std::string thrown_by(F&& f) {
+  try {
+    f();
+  } catch (const annulus::error& e) {
+    INFO("message: " << e.what());
+    CHECK(typeid(e) == typeid(E));
+    return e.what();
+  }
+  FAIL("no exception thrown");
+  return {};
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("vecs files round-trip and read row ranges", "[io][vecs]", float, std::int32_t,
+                   std::uint8_t) {
+  temp_dir dir;
+  for (std::size_t dim : {1u, 7u, 785u}) {
+    DYNAMIC_SECTION("dim " << dim) {
+      const std::size_t rows = 23;
+      const auto m = random_matrix<TestType>(rows, dim, 42 + static_cast<unsigned>(dim));
+      const fs::path p = dir / ("x" + std::to_string(dim) + ".vecs");
+      write_vecs(p, m);
+      CHECK_FALSE(fs::exists(p.string() + ".part"));
+      CHECK(fs::file_size(p) == rows * (4 + dim * sizeof(TestType)));
+      const auto info = annulus::inspect_vecs(p, sizeof(TestType));
+      CHECK(info.rows == rows);
+      CHECK(info.dim == dim);
+
+      CHECK(equal_rows(read_vecs<TestType>(p), m, 0, rows));
+      CHECK(equal_rows(read_vecs<TestType>(p, 0, 5), m, 0, 5));                // first rows
+      CHECK(equal_rows(read_vecs<TestType>(p, 9, 6), m, 9, 6));                // middle
+      CHECK(equal_rows(read_vecs<TestType>(p, rows - 1, 1), m, rows - 1, 1));  // last row
+      CHECK(equal_rows(read_vecs<TestType>(p, 0, rows), m, 0, rows));          // whole
+      CHECK(equal_rows(read_vecs<TestType>(p, rows, 0), m, rows, 0));          // empty at end
+    }
+  }
+}
+
+TEST_CASE("vecs reads span several I/O chunks and write strided views", "[io][vecs]") {
+  temp_dir dir;
+  // 3000 rows of 3144 bytes cross the 8 MiB read buffer once (at row 2668).
+  const auto m = random_matrix<float>(3000, 785, 7);
+  const fs::path p = dir / "big.fvecs";
+  annulus::write_fvecs(p, m);
+  CHECK(equal_rows(annulus::read_fvecs(p), m, 0, 3000));
+  CHECK(equal_rows(annulus::read_fvecs(p, 2000, 1000), m, 2000, 1000));
+
+  // A row in the second chunk with a wrong dimension is found, with its offset.
+  auto bytes = read_bytes(p);
+  const std::int32_t bad = 784;
+  std::memcpy(bytes.data() + 2900 * 3144, &bad, 4);
+  write_bytes(p, bytes);
+  const auto msg = thrown_by<annulus::format_error>([&] { annulus::read_fvecs(p); });
+  CHECK_THAT(msg, Contains("big.fvecs") && Contains("row 2900") &&
+                      Contains(std::to_string(2900 * 3144)) && Contains("784"));
+  CHECK(annulus::read_fvecs(p, 0, 2900).rows() == 2900);  // rows before it are fine
+
+  // Every other row, every other column: stride 2 * 7 over a 10 x 14 block.
+  const auto src = random_matrix<std::uint8_t>(10, 14, 3);
+  const annulus::matrix_view<const std::uint8_t> strided(src.data(), 5, 7, 28);
+  annulus::write_bvecs(dir / "strided.bvecs", strided);
+  const auto back = annulus::read_bvecs(dir / "strided.bvecs");
+  REQUIRE(back.rows() == 5);
+  for (std::size_t i = 0; i < 5; ++i)
+    CHECK(std::memcmp(back.row_ptr(i), src.row_ptr(2 * i), 7) == 0);
+}
+
+TEST_CASE("vecs readers refuse bad files with the file and the byte offset", "[io][vecs]") {
+  temp_dir dir;
+  const auto m = random_matrix<float>(5, 7, 1);  // rows of 4 + 28 = 32 bytes, 160 in all
+  const fs::path good = dir / "good.fvecs";
+  annulus::write_fvecs(good, m);
+  const auto bytes = read_bytes(good);
+
+  SECTION("truncated") {
+    const fs::path p = dir / "cut.fvecs";
+    write_bytes(p, {bytes.begin(), bytes.end() - 3});
+    const auto msg = thrown_by<annulus::format_error>([&] { annulus::read_fvecs(p); });
+    CHECK_THAT(msg, Contains("cut.fvecs") && Contains("truncated") && Contains("offset 128") &&
+                        Contains("157"));
+  }
+  SECTION("shorter than one dimension field") {
+    const fs::path p = dir / "tiny.fvecs";
+    write_bytes(p, {bytes.begin(), bytes.begin() + 2});
+    const auto msg = thrown_by<annulus::format_error>([&] { annulus::read_fvecs(p); });
+    CHECK_THAT(msg, Contains("tiny.fvecs") && Contains("truncated") && Contains("offset 0"));
+  }
+  SECTION("inconsistent dimension in row 3") {
+    const fs::path p = dir / "mixed.fvecs";
+    auto b = bytes;
+    const std::int32_t eight = 8;
+    std::memcpy(b.data() + 3 * 32, &eight, 4);
+    write_bytes(p, b);
+    const auto msg = thrown_by<annulus::format_error>([&] { annulus::read_fvecs(p); });
+    CHECK_THAT(msg, Contains("mixed.fvecs") && Contains("row 3") && Contains("offset 96") &&
+                        Contains("dimension 8") && Contains("row 0 has 7"));
+    // A range that covers the bad row is checked too; one that does not reads fine.
+    thrown_by<annulus::format_error>([&] { annulus::read_fvecs(p, 2, 2); });
+    CHECK(equal_rows(annulus::read_fvecs(p, 0, 3), m, 0, 3));
+  }
+  SECTION("foreign files") {
+    const fs::path text = dir / "hello.txt";
+    write_bytes(text,
+                {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '\n', 'b', 'y', 'e', '\n'});
+    auto msg = thrown_by<annulus::format_error>([&] { annulus::read_fvecs(text); });
+    CHECK_THAT(msg, Contains("hello.txt") && Contains("offset 0") && Contains("not a vecs file"));
+
+    const fs::path png = dir / "image.png";
+    write_bytes(png,
+                {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'});
+    msg = thrown_by<annulus::format_error>([&] { annulus::read_bvecs(png); });
+    CHECK_THAT(msg, Contains("image.png") && Contains("offset 0") && Contains("not a vecs file"));
+
+    const fs::path negative = dir / "negative.ivecs";
+    write_bytes(negative, {'\xff', '\xff', '\xff', '\xff', 0, 0, 0, 0});
+    msg = thrown_by<annulus::format_error>([&] { annulus::read_ivecs(negative); });
+    CHECK_THAT(msg, Contains("negative.ivecs") && Contains("offset 0") && Contains("is -1"));
+  }
+  SECTION("empty file") {
+    const fs::path p = dir / "empty.fvecs";
+    write_bytes(p, {});
+    const auto msg = thrown_by<annulus::format_error>([&] { annulus::read_fvecs(p); });
+    CHECK_THAT(msg, Contains("empty.fvecs") && Contains("no vectors") && Contains("offset 0"));
+  }
+  SECTION("missing file and directory: annulus::error, not format_error") {
+    auto msg = thrown_by<annulus::error>([&] { annulus::read_fvecs(dir / "missing.fvecs"); });
+    CHECK_THAT(msg, Contains("missing.fvecs") && Contains("no such file"));
+    msg = thrown_by<annulus::error>([&] { annulus::read_fvecs(dir.path); });
+    CHECK_THAT(msg, Contains(dir.path.filename().string()) && Contains("directory"));
+  }
+  SECTION("row range past the end") {
+    auto msg = thrown_by<annulus::invalid_argument>([&] { annulus::read_fvecs(good, 3, 3); });
+    CHECK_THAT(msg, Contains("good.fvecs") && Contains("[3, 3 + 3)") && Contains("has 5 rows"));
+    msg = thrown_by<annulus::invalid_argument>([&] { annulus::read_fvecs(good, 6, 0); });
+    CHECK_THAT(msg, Contains("good.fvecs") && Contains("[6, 6 + 0)") && Contains("has 5 rows"));
+    thrown_by<annulus::invalid_argument>([&] { annulus::read_fvecs(good, 1, SIZE_MAX); });
+  }
+  SECTION("read as the wrong type") {
+    // 160 bytes are not a whole number of 11-byte bvecs rows of dimension 7.
+    const auto msg = thrown_by<annulus::format_error>([&] { annulus::read_bvecs(good); });
+    CHECK_THAT(msg, Contains("good.fvecs") && Contains("truncated") && Contains("offset 154"));
+  }
+}
+
+TEST_CASE("vecs writers fail cleanly", "[io][vecs]") {
+  temp_dir dir;
+  const auto m = random_matrix<std::int32_t>(4, 3, 5);
+
+  SECTION("into a missing directory") {
+    const fs::path p = dir / "no_such_dir" / "out.ivecs";
+    const auto msg = thrown_by<annulus::error>([&] { annulus::write_ivecs(p, m); });
+    CHECK_THAT(msg, Contains("out.ivecs"));
+    CHECK_FALSE(fs::exists(p));
+  }
+  SECTION("over a directory: the rename fails, no .part is left behind") {
+    const fs::path p = dir / "taken";
+    fs::create_directory(p);
+    fs::create_directory(p / "child");  // a non-empty directory cannot be renamed over
+    const auto msg = thrown_by<annulus::error>([&] { annulus::write_ivecs(p, m); });
+    CHECK_THAT(msg, Contains("taken"));
+    CHECK_FALSE(fs::exists(p.string() + ".part"));
+    CHECK(fs::is_directory(p));
+  }
+  SECTION("an existing file is replaced whole") {
+    const fs::path p = dir / "out.ivecs";
+    annulus::write_ivecs(p, random_matrix<std::int32_t>(100, 9, 6));
+    annulus::write_ivecs(p, m);
+    CHECK(equal_rows(annulus::read_ivecs(p), m, 0, 4));
+  }
+  SECTION("shapes a vecs file cannot hold") {
+    const annulus::matrix<std::int32_t> none(0, 3);
+    auto msg =
+        thrown_by<annulus::invalid_argument>([&] { annulus::write_ivecs(dir / "a.ivecs", none); });
+    CHECK_THAT(msg, Contains("a.ivecs") && Contains("0 x 3"));
+    const std::int32_t dummy[1] = {0};
+    const annulus::matrix_view<const std::int32_t> flat(dummy, 2, 0);
+    msg =
+        thrown_by<annulus::invalid_argument>([&] { annulus::write_ivecs(dir / "b.ivecs", flat); });
+    CHECK_THAT(msg, Contains("b.ivecs") && Contains("2 x 0"));
+    CHECK(fs::is_empty(dir.path));
+  }
+}
