@@ -4,6 +4,7 @@
 #include "annulus/version.hpp"
 
 #include "annulus/core/error.hpp"
+#include "annulus/core/gemm.hpp"
 #include "annulus/core/kernels.hpp"
 #include "annulus/core/labels.hpp"
 #include "annulus/core/matrix.hpp"

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "annulus/index/concepts.hpp"
@@ -116,4 +117,24 @@ TEMPLATE_TEST_CASE("index: added labels come back from search", "[index]", ANNUL
   const auto got = idx.search(extra.row(0), 1, test_setup<TestType>::search());
   REQUIRE(got.size() == 1);
   CHECK(got[0].label == (1ull << 40));
+}
+
+TEMPLATE_TEST_CASE("index: concurrent searches return what one thread returns", "[index][threads]",
+                   ANNULUS_INDEX_TYPES) {
+  const auto base = annulus::testing::clustered(2000, 16, 6, 41);
+  const auto queries = annulus::testing::clustered(64, 16, 6, 42);
+  const TestType idx = build_test_index<TestType>(base);
+  const auto params = test_setup<TestType>::search();
+  std::vector<std::vector<neighbor>> expected;
+  for (std::size_t i = 0; i < queries.rows(); ++i) expected.push_back(idx.search(queries.row(i), 5, params));
+  std::vector<std::vector<neighbor>> got(queries.rows() * 4);
+  {
+    std::vector<std::jthread> threads;
+    for (std::size_t t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        for (std::size_t i = 0; i < queries.rows(); ++i)
+          got[t * queries.rows() + i] = idx.search(queries.row(i), 5, params);
+      });
+  }
+  for (std::size_t j = 0; j < got.size(); ++j) REQUIRE(got[j] == expected[j % queries.rows()]);
 }
