@@ -1,6 +1,7 @@
 // The map between users' 64-bit labels and an index's dense 32-bit slots,
 // shared by every index. While every label equals its slot (the default: row
-// numbers in add order) no hash table is kept; the first other label builds it.
+// numbers in add order) it stores nothing but a count; the first other label
+// builds the slot-to-label array and the hash table.
 #pragma once
 
 #include <cstddef>
@@ -25,13 +26,13 @@ class label_map {
  public:
   static constexpr std::size_t max_slots = std::numeric_limits<slot_t>::max();
 
-  std::size_t size() const { return labels_.size(); }
-  label_t label(slot_t s) const { return labels_[s]; }
+  std::size_t size() const { return size_; }
+  label_t label(slot_t s) const { return identity_ ? label_t{s} : labels_[s]; }
 
   /// Slot holding `label`, if any.
   std::optional<slot_t> find(label_t label) const {
     if (identity_) {
-      if (label < labels_.size()) return static_cast<slot_t>(label);
+      if (label < size_) return static_cast<slot_t>(label);
       return std::nullopt;
     }
     const auto it = slots_.find(label);
@@ -65,16 +66,17 @@ class label_map {
 
   /// Appends after check_new passed; empty labels = the default labels.
   void append(std::size_t count, std::span<const label_t> labels) {
-    labels_.reserve(labels_.size() + count);
+    if (!identity_) labels_.reserve(size_ + count);
     for (std::size_t i = 0; i < count; ++i) {
-      const label_t l = labels.empty() ? labels_.size() : labels[i];
-      if (identity_ && l != labels_.size()) leave_identity();
-      if (!identity_) slots_.emplace(l, static_cast<slot_t>(labels_.size()));
-      labels_.push_back(l);
+      const label_t l = labels.empty() ? size_ : labels[i];
+      if (identity_ && l != size_) leave_identity();
+      if (!identity_) {
+        slots_.emplace(l, static_cast<slot_t>(size_));
+        labels_.push_back(l);
+      }
+      ++size_;
     }
   }
-
-  void reserve(std::size_t n) { labels_.reserve(n); }
 
   /// Heap bytes held (hash table nodes estimated from their payload and links).
   std::size_t memory_bytes() const {
@@ -89,13 +91,17 @@ class label_map {
       throw invalid_argument("label " + std::to_string(l) + " is already in the index");
   }
   void leave_identity() {
+    labels_.reserve(size_ + 1);
+    slots_.reserve(size_ + 1);
+    for (std::size_t s = 0; s < size_; ++s) {
+      labels_.push_back(s);
+      slots_.emplace(label_t{s}, static_cast<slot_t>(s));
+    }
     identity_ = false;
-    slots_.reserve(labels_.size() + 1);
-    for (std::size_t s = 0; s < labels_.size(); ++s)
-      slots_.emplace(labels_[s], static_cast<slot_t>(s));
   }
 
-  std::vector<label_t> labels_;
+  std::size_t size_ = 0;
+  std::vector<label_t> labels_;  // slot -> label, once not the identity
   std::unordered_map<label_t, slot_t> slots_;
   bool identity_ = true;
 };

@@ -67,7 +67,6 @@ class flat_index {
   void reserve(std::size_t n) {
     vectors_.reserve(n * dim_);
     norms_.reserve(n);
-    labels_.reserve(n);
   }
 
   /// Appends the rows of `data` with labels `labels` (empty = size(), size()+1, ...).

@@ -1,0 +1,75 @@
+// annulus's own indexes in the benchmark: one adapter template for any type
+// that models annulus::index, and one registry entry per index family.
+#include <memory>
+#include <string>
+
+#include "bench_index.hpp"
+#include "peers.hpp"
+
+namespace annulus::bench {
+namespace {
+
+/// Wraps an annulus index; `Knobs` turns a sweep point into its search_params.
+template <class Index, class Knobs>
+class annulus_adapter final : public bench_index {
+ public:
+  annulus_adapter(Index idx, Knobs knobs) : index_(std::move(idx)), knobs_(knobs) {}
+  void configure(const params& search) override {
+    search_ = knobs_(search);
+    search.require_all_used("search parameters");
+  }
+  std::size_t search_one(std::span<const float> q, std::size_t k, std::span<neighbor> out) override {
+    return index_.search(q, k, search_, out);
+  }
+  result_matrix search_all(matrix_view<const float> queries, std::size_t k,
+                           std::size_t threads) override {
+    return annulus::search_batch(index_, queries, k, search_, threads);
+  }
+  std::size_t memory_bytes() const override { return index_.memory_bytes(); }
+
+ private:
+  Index index_;
+  Knobs knobs_;
+  typename Index::search_params search_{};
+};
+
+template <class Index, class Knobs>
+std::unique_ptr<bench_index> adapt(Index idx, Knobs knobs) {
+  return std::make_unique<annulus_adapter<Index, Knobs>>(std::move(idx), knobs);
+}
+
+/// Calls make.template operator()<Metric>() for the dataset's metric.
+template <class Make>
+auto for_metric(metric_kind m, Make make) {
+  switch (m) {
+    case metric_kind::l2: return make.template operator()<l2>();
+    case metric_kind::inner_product: return make.template operator()<inner_product>();
+    case metric_kind::cosine: return make.template operator()<cosine>();
+  }
+  throw usage_error("unknown metric");
+}
+
+index_entry flat_entry() {
+  index_entry e;
+  e.name = "flat";
+  e.library = "annulus";
+  e.build = [](const dataset& ds, const params&, std::size_t) {
+    return for_metric(ds.metric, [&]<class M>() {
+      return adapt(flat_index<M>::build(ds.base), [](const params&) {
+        return typename flat_index<M>::search_params{};
+      });
+    });
+  };
+  return e;
+}
+
+}  // namespace
+
+std::vector<index_entry> registry() {
+  std::vector<index_entry> all{flat_entry()};
+  for (auto& e : faiss_entries()) all.push_back(std::move(e));
+  for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
+  return all;
+}
+
+}  // namespace annulus::bench

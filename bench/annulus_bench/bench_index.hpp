@@ -1,0 +1,57 @@
+// What annulus-bench needs of any index, annulus's or a peer's, behind one
+// virtual interface (the bench is not a hot path; the indexes' own search
+// calls inside are).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <annulus/annulus.hpp>
+
+#include "dataset.hpp"
+#include "params.hpp"
+
+namespace annulus::bench {
+
+/// A built index, searched at one setting of its search knob at a time.
+class bench_index {
+ public:
+  virtual ~bench_index() = default;
+  /// Applies one sweep point ("ef=64", "nprobe=8"; empty for flat). Throws
+  /// usage_error on an unknown or invalid key.
+  virtual void configure(const params& search) = 0;
+  /// One query, as a service calls it; writes up to k neighbours (labels are
+  /// base row numbers) closest first, returns how many.
+  virtual std::size_t search_one(std::span<const float> query, std::size_t k,
+                                 std::span<neighbor> out) = 0;
+  /// All rows of `queries` through the library's batch call, on `threads` threads.
+  virtual result_matrix search_all(matrix_view<const float> queries, std::size_t k,
+                                   std::size_t threads) = 0;
+  /// The library's own count of index bytes (0 where it has none).
+  virtual std::size_t memory_bytes() const = 0;
+};
+
+/// One registered index: how to build it, its parameters and default sweep.
+struct index_entry {
+  std::string name;            ///< as given to --index / --peers: "flat", "faiss-hnsw"
+  std::string library;         ///< "annulus", "faiss", "hnswlib"
+  std::string peer_of;         ///< for a peer: the annulus index it is compared with
+  params default_build;        ///< build parameters when the user gives none
+  std::string knob;            ///< the search parameter swept ("ef"); empty: none
+  std::vector<std::string> sweep, quick_sweep;  ///< its default values
+  /// Builds over ds.base with `threads` threads (0 = all). Reads what it needs
+  /// of `build`; the caller checks nothing was left unread.
+  std::function<std::unique_ptr<bench_index>(const dataset& ds, const params& build,
+                                             std::size_t threads)>
+      build;
+};
+
+/// Every index the bench knows: annulus's (annulus_entries.cpp, the one place
+/// an annulus index is added), then the peers found at configure time.
+std::vector<index_entry> registry();
+
+}  // namespace annulus::bench

@@ -1,0 +1,232 @@
+// annulus-bench: recall / QPS / memory sweeps of annulus's indexes and their
+// FAISS and hnswlib peers on one dataset, in one process, with the same
+// threads. See --help and docs/benchmarks.md.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include "bench_index.hpp"
+#include "dataset.hpp"
+#include "peer_threads.hpp"
+#include "peers.hpp"
+#include "report.hpp"
+#include "runner.hpp"
+
+namespace fs = std::filesystem;
+using namespace annulus::bench;
+
+namespace {
+
+struct selection {
+  const index_entry* entry;
+  params build;
+  std::vector<std::string> sweep;
+};
+
+// "flat,hnsw:m=32,ef_construction=400" -> {flat: {}, hnsw: {m=32, ef_construction=400}}:
+// a piece with '=' and no ':' continues the previous index's parameters.
+std::vector<std::pair<std::string, std::string>> parse_index_list(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& piece : split(text, ',')) {
+    const auto colon = piece.find(':');
+    if (colon != std::string::npos) {
+      out.emplace_back(piece.substr(0, colon), piece.substr(colon + 1));
+    } else if (piece.find('=') != std::string::npos) {
+      if (out.empty()) throw usage_error("--index: parameter '" + piece + "' before any index name");
+      out.back().second += (out.back().second.empty() ? "" : ",") + piece;
+    } else {
+      out.emplace_back(piece, "");
+    }
+  }
+  return out;
+}
+
+const index_entry& find_entry(const std::vector<index_entry>& all, const std::string& name,
+                              const std::string& option) {
+  for (const index_entry& e : all)
+    if (e.name == name) return e;
+  std::string known;
+  for (const index_entry& e : all) known += (known.empty() ? "" : ", ") + e.name;
+  throw usage_error(option + ": unknown index '" + name + "' (known: " + known + ")");
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+// One progress line on stderr: step i of n, elapsed, ETA. Rewritten in place
+// on a terminal; one line per step into a log.
+class progress_line {
+ public:
+  explicit progress_line(std::size_t steps) : steps_(steps), tty_(isatty(2)) {}
+  void step(const std::string& what) {
+    const double elapsed = seconds();
+    const std::string eta =
+        done_ ? ", ETA " + std::to_string(int(elapsed / double(done_) * double(steps_ - done_))) + " s" : "";
+    std::fprintf(stderr, "%s[%zu/%zu] %s  (%.0f s elapsed%s)%s", tty_ ? "\r\033[K" : "", done_ + 1,
+                 steps_, what.c_str(), elapsed, eta.c_str(), tty_ ? "" : "\n");
+    ++done_;
+  }
+  void finish() { std::fprintf(stderr, "%sdone in %.0f s\n", tty_ ? "\r\033[K" : "", seconds()); }
+
+ private:
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  std::size_t steps_, done_ = 0;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+int run(int argc, char** argv) {
+  CLI::App app{"annulus-bench: recall, QPS, latency, build time and memory of annulus's indexes "
+               "and their FAISS / hnswlib peers, on the same data, metric, k and threads."};
+  std::string data, metric, index_list = "all", peers = "all", out_dir = "annulus-bench-out";
+  std::vector<std::string> sweeps;
+  run_options opt;
+  std::size_t max_queries = 0;
+  bool quick = false;
+  app.add_option("--data", data, "texmex directory (base.fvecs, query.fvecs[, groundtruth.ivecs, "
+                 "groundtruth_dist.fvecs]) or ann-benchmarks .hdf5 file; default: a generated "
+                 "clustered set (100,000 x 128, 1,000 queries, fixed seed)");
+  app.add_option("--metric", metric, "l2 | ip | cosine (default: the data's own, else l2)")
+      ->check(CLI::IsMember({"l2", "ip", "cosine", "inner_product"}));
+  app.add_option("--index", index_list, "annulus indexes, comma-separated, each optionally with "
+                 "build parameters: flat,hnsw:m=32,ef_construction=400 (default: all)");
+  app.add_option("--peers", peers, "none | all (the peers of the chosen indexes found at build "
+                 "time) | a list like --index: faiss-flat,faiss-hnsw,hnswlib (default: all)");
+  app.add_option("--sweep", sweeps, "override a search knob's default sweep: ef=10,20,40 "
+                 "(repeatable, one per knob)");
+  app.add_option("--k", opt.k, "neighbours per query (default 10)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", opt.threads, "threads for build and batch search; 0 = all cores "
+                 "(default 0)");
+  app.add_option("--queries", max_queries, "use only the first N queries (default: all)");
+  app.add_option("--out", out_dir, "output directory (default annulus-bench-out)");
+  app.add_option("--repeat", opt.repeat, "runs per measurement, medians reported (default 3)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--quick", quick, "small default dataset and short sweeps, for smoke runs");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (quick) opt.single_budget_s = 0.2;
+
+  // Resolve every name and parameter before touching data: typos fail at once.
+  const std::vector<index_entry> all = registry();
+  std::vector<selection> chosen;
+  auto add = [&](const std::string& name, const std::string& build_text, const std::string& option) {
+    const index_entry& e = find_entry(all, name, option);
+    chosen.push_back({&e, params::parse(build_text, name + " build parameters"),
+                      quick ? e.quick_sweep : e.sweep});
+  };
+  if (index_list == "all") {
+    for (const index_entry& e : all)
+      if (e.library == "annulus") add(e.name, "", "--index");
+  } else {
+    for (const auto& [name, build] : parse_index_list(index_list)) {
+      if (find_entry(all, name, "--index").library != "annulus")
+        throw usage_error("--index: '" + name + "' is a peer; name it in --peers");
+      add(name, build, "--index");
+    }
+  }
+  const std::size_t n_annulus = chosen.size();
+  if (peers == "all") {
+    for (std::size_t i = 0; i < n_annulus; ++i)
+      for (const index_entry& e : all)
+        if (e.peer_of == chosen[i].entry->name) add(e.name, "", "--peers");
+  } else if (peers != "none") {
+    for (const auto& [name, build] : parse_index_list(peers)) {
+      if (find_entry(all, name, "--peers").library == "annulus")
+        throw usage_error("--peers: '" + name + "' is an annulus index; name it in --index");
+      add(name, build, "--peers");
+    }
+  }
+  if (peers != "none" && all.size() == n_annulus)
+    std::fprintf(stderr, "note: FAISS and hnswlib were not found at configure time: no peers\n");
+  for (const std::string& s : sweeps) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) throw usage_error("--sweep: expected knob=v1,v2,... got '" + s + "'");
+    const std::string knob = s.substr(0, eq);
+    bool used = false;
+    for (selection& c : chosen)
+      if (c.entry->knob == knob) c.sweep = split(s.substr(eq + 1), ','), used = true;
+    if (!used) throw usage_error("--sweep: no chosen index has the search parameter '" + knob + "'");
+  }
+
+  fs::create_directories(out_dir);
+  dataset_request req;
+  req.path = data;
+  if (!metric.empty()) req.metric = parse_metric(metric);
+  req.k = opt.k;
+  req.max_queries = max_queries;
+  req.quick = quick;
+  req.out_dir = out_dir;
+  req.threads = opt.threads;
+  const dataset ds = load_dataset(req);
+  std::fprintf(stderr, "dataset %s: %zu x %zu, %zu queries, %s\n", ds.name.c_str(), ds.base.rows(),
+               ds.base.cols(), ds.queries.rows(), std::string(annulus::metric_name(ds.metric)).c_str());
+
+  std::size_t steps = 0;
+  for (const selection& c : chosen) steps += 1 + std::max<std::size_t>(1, c.sweep.size());
+  progress_line progress(steps);
+  std::vector<result_row> rows;
+  for (const selection& c : chosen) {
+    auto r = run_entry(*c.entry, c.build, c.sweep, ds, opt,
+                       [&](const std::string& what, double) { progress.step(what); });
+    rows.insert(rows.end(), r.begin(), r.end());
+  }
+  progress.finish();
+
+  const std::string context =
+      "Dataset " + ds.name + " (" + std::to_string(ds.base.rows()) + " x " +
+      std::to_string(ds.base.cols()) + ", " + std::to_string(ds.queries.rows()) + " queries, " +
+      std::string(annulus::metric_name(ds.metric)) + "), k = " + std::to_string(opt.k) +
+      ", threads = " + std::to_string(annulus::resolve_threads(opt.threads)) + ", repeat = " +
+      std::to_string(opt.repeat) + ". Machine: " + cpu_model() + ", " +
+      std::to_string(std::thread::hardware_concurrency()) + " cores; annulus SIMD target " +
+      annulus::kernels::simd_target() + "; peer BLAS: " + blas_description() + ".";
+  print_table(rows);
+  write_csv(fs::path(out_dir) / "results.csv", rows);
+  write_summary(fs::path(out_dir) / "summary.md", rows, all, context);
+  const bool plotted = write_plot(fs::absolute(out_dir) / "recall_qps.png", rows);
+  std::printf("\n%s\nwrote %s/results.csv, %s/summary.md%s\n", context.c_str(), out_dir.c_str(),
+              out_dir.c_str(), plotted ? (", " + out_dir + "/recall_qps.png").c_str() : "");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // FAISS's OpenMP threads spin for a while after each parallel call and, on a
+  // small machine, steal a core from the next timed run (annulus's or FAISS's
+  // own). libgomp reads OMP_WAIT_POLICY when it loads, before main, so set it
+  // and start again once; a value the user set is kept.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
+  }
+  try {
+    return run(argc, argv);
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "\nannulus-bench: %s\n", e.what());
+  } catch (const annulus::error& e) {
+    std::fprintf(stderr, "\nannulus-bench: %s\n", e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\nannulus-bench: unexpected error: %s\n", e.what());
+  }
+  return 2;
+}

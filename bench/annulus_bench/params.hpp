@@ -1,0 +1,51 @@
+// Index parameters as written on the command line: "m=32,ef_construction=400".
+// Every key an index reads is marked used; keys nobody read are an error, so a
+// typo never silently runs the defaults.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace annulus::bench {
+
+/// A bench error: one clear line for the user, then a non-zero exit.
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class params {
+ public:
+  params() = default;
+  /// Parses "k=v,k=v" (empty = none). Throws usage_error on a malformed pair
+  /// or a repeated key; `what` names the source in messages.
+  static params parse(const std::string& text, const std::string& what);
+
+  bool empty() const { return values_.empty(); }
+  /// "k=v,k=v" in key order (how results.csv shows them).
+  std::string str() const;
+
+  /// The value of `key` as a positive integer, or `fallback` when absent.
+  std::size_t get_size(const std::string& key, std::size_t fallback) const;
+  double get_double(const std::string& key, double fallback) const;
+  std::string get_string(const std::string& key, const std::string& fallback) const;
+
+  /// Overlays `other` on this (other wins), for defaults + user values.
+  params merged(const params& other) const;
+  void set(const std::string& key, const std::string& value) { values_[key] = value; }
+
+  /// Throws usage_error naming keys that no get_* asked for.
+  void require_all_used(const std::string& what) const;
+
+ private:
+  std::map<std::string, std::string> values_;
+  mutable std::set<std::string> used_;
+};
+
+/// Splits "a,b,c" on commas (empty pieces dropped).
+std::vector<std::string> split(const std::string& text, char sep);
+
+}  // namespace annulus::bench

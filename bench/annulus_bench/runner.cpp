@@ -1,0 +1,116 @@
+#include "runner.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <malloc.h>
+#include <unistd.h>
+
+namespace annulus::bench {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t) {
+  return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, std::size_t(p * double(v.size() - 1) + 0.5))];
+}
+
+struct single_run {
+  double qps, p50_us, p99_us;
+};
+
+// One query per call on this thread, as a service calls it.
+single_run time_single(bench_index& idx, const dataset& ds, const run_options& opt) {
+  std::vector<neighbor> out(opt.k);
+  std::vector<double> lat_us;
+  lat_us.reserve(ds.queries.rows());
+  const auto start = clock_type::now();
+  for (std::size_t i = 0; i < ds.queries.rows(); ++i) {
+    const auto t = clock_type::now();
+    idx.search_one(ds.queries.row(i), opt.k, out);
+    lat_us.push_back(seconds_since(t) * 1e6);
+    if (i + 1 >= opt.min_single_queries && seconds_since(start) > opt.single_budget_s) break;
+  }
+  const double total = seconds_since(start);
+  return {double(lat_us.size()) / total, percentile(lat_us, 0.5), percentile(lat_us, 0.99)};
+}
+
+}  // namespace
+
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return resident * std::size_t(sysconf(_SC_PAGESIZE));
+}
+
+std::vector<result_row> run_entry(const index_entry& entry, const params& build,
+                                  const std::vector<std::string>& sweep, const dataset& ds,
+                                  const run_options& opt, const progress_fn& progress) {
+  const params build_params = entry.default_build.merged(build);
+  // Parse every sweep point first: a typo fails before a long build.
+  std::vector<params> points;
+  for (const std::string& v : sweep) points.push_back(params::parse(entry.knob + "=" + v, entry.name));
+  if (points.empty()) points.emplace_back();
+
+  progress("building " + entry.name + (build_params.empty() ? "" : " " + build_params.str()), 0);
+  malloc_trim(0);  // return freed pages first, so the RSS delta is this index's
+  const std::size_t rss_before = resident_bytes();
+  const auto t0 = clock_type::now();
+  const std::unique_ptr<bench_index> idx = entry.build(ds, build_params, opt.threads);
+  const double build_s = seconds_since(t0);
+  const std::size_t rss_after = resident_bytes();
+  build_params.require_all_used(entry.name + " build parameters");
+
+  const double n = double(ds.base.rows());
+  std::vector<result_row> rows;
+  for (std::size_t p = 0; p < points.size(); ++p) {
+    progress(entry.name + (points[p].empty() ? "" : " " + points[p].str()),
+             double(p + 1) / double(points.size() + 1));
+    idx->configure(points[p]);
+    result_row r;
+    r.dataset = ds.name;
+    r.metric = std::string(metric_name(ds.metric));
+    r.library = entry.library;
+    r.index = entry.name;
+    r.build_params = build_params.str();
+    r.search_params = points[p].str();
+    r.threads = resolve_threads(opt.threads);
+    r.k = opt.k;
+    r.build_s = build_s;
+    r.bytes_per_vector = double(idx->memory_bytes()) / n;
+    r.rss_bytes_per_vector = double(rss_after > rss_before ? rss_after - rss_before : 0) / n;
+
+    std::vector<double> qps_1t, p50, p99, qps_all;
+    for (std::size_t rep = 0; rep < std::max<std::size_t>(1, opt.repeat); ++rep) {
+      const single_run s = time_single(*idx, ds, opt);
+      qps_1t.push_back(s.qps);
+      p50.push_back(s.p50_us);
+      p99.push_back(s.p99_us);
+      const auto t = clock_type::now();
+      const result_matrix all = idx->search_all(ds.queries, opt.k, opt.threads);
+      qps_all.push_back(double(ds.queries.rows()) / seconds_since(t));
+      if (rep == 0) r.recall = recall_at_k(all, ds.truth, ds.truth_dist, opt.k);
+    }
+    r.qps_1t = median(qps_1t);
+    r.p50_us = median(p50);
+    r.p99_us = median(p99);
+    r.qps_all = median(qps_all);
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+}  // namespace annulus::bench

@@ -1,0 +1,39 @@
+// Measures one index entry: build once, then every sweep point, each figure
+// the median of `repeat` runs.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bench_index.hpp"
+#include "dataset.hpp"
+#include "results.hpp"
+
+namespace annulus::bench {
+
+struct run_options {
+  std::size_t k = 10;
+  std::size_t threads = 0;  ///< for build and qps_all (0 = all cores)
+  std::size_t repeat = 3;
+  /// Single-thread timing stops after this many seconds per run (at least
+  /// min_single_queries queries), so slow settings do not stall a sweep.
+  double single_budget_s = 1.0;
+  std::size_t min_single_queries = 50;
+};
+
+/// Called before each step with a description ("hnsw ef=64") and the
+/// fraction of its entry done, for the progress line.
+using progress_fn = std::function<void(const std::string& step, double done)>;
+
+/// Builds `entry` with `build` params on ds and measures each sweep value.
+/// Throws usage_error on unknown parameters (before building where it can).
+std::vector<result_row> run_entry(const index_entry& entry, const params& build,
+                                  const std::vector<std::string>& sweep, const dataset& ds,
+                                  const run_options& opt, const progress_fn& progress);
+
+/// Resident set size of this process, in bytes (0 where /proc is missing).
+std::size_t resident_bytes();
+
+}  // namespace annulus::bench

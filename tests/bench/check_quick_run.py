@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Checks an annulus-bench --quick output directory: results.csv has exactly the
+documented columns, every row has sane values, exact search has recall 1, and
+summary.md exists.   usage: check_quick_run.py OUT_DIR"""
+import csv, math, os, sys
+
+COLUMNS = ("dataset,metric,library,index,build_params,search_params,threads,k,build_s,"
+           "bytes_per_vector,recall,qps_1t,qps_all,p50_us,p99_us").split(",")
+
+def fail(msg):
+    sys.exit(f"check_quick_run: {msg}")
+
+out = sys.argv[1]
+with open(os.path.join(out, "results.csv"), newline="") as f:
+    rows = list(csv.reader(f))
+if rows[0] != COLUMNS:
+    fail(f"header is {rows[0]}, expected {COLUMNS}")
+if len(rows) < 2:
+    fail("no result rows")
+flat = 0
+for line, row in enumerate(rows[1:], start=2):
+    if len(row) != len(COLUMNS):
+        fail(f"line {line} has {len(row)} fields")
+    r = dict(zip(COLUMNS, row))
+    nums = {c: float(r[c]) for c in COLUMNS[6:]}
+    if any(math.isnan(v) or v < 0 for v in nums.values()):
+        fail(f"line {line}: negative or NaN value in {r}")
+    if not 0.0 <= nums["recall"] <= 1.0:
+        fail(f"line {line}: recall {nums['recall']} outside [0, 1]")
+    if nums["qps_1t"] <= 0 or nums["qps_all"] <= 0 or nums["bytes_per_vector"] <= 0:
+        fail(f"line {line}: qps or bytes_per_vector not positive: {r}")
+    if nums["p99_us"] < nums["p50_us"]:
+        fail(f"line {line}: p99 {nums['p99_us']} below p50 {nums['p50_us']}")
+    if r["index"] in ("flat", "faiss-flat"):
+        flat += 1
+        if nums["recall"] < 0.9999:
+            fail(f"line {line}: exact search {r['library']} {r['index']} has recall {nums['recall']}")
+if flat == 0:
+    fail("no exact (flat) row")
+if not os.path.getsize(os.path.join(out, "summary.md")):
+    fail("summary.md is empty")
+print(f"check_quick_run: {len(rows) - 1} rows OK")
