@@ -9,6 +9,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "annulus_bench/peer_threads.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,11 +24,9 @@
 #include <vector>
 
 #ifdef ANNULUS_HAVE_FAISS
-#include <dlfcn.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/utils/distances.h>
 #include <faiss/utils/utils.h>
-#include <omp.h>
 constexpr bool have_faiss = true;
 #else
 constexpr bool have_faiss = false;
@@ -126,20 +126,11 @@ annulus::matrix<std::int32_t> ids_of(const annulus::result_matrix& r) {
 #ifdef ANNULUS_HAVE_FAISS
 using faiss_id = decltype(faiss::Index::ntotal);  // Index::idx_t in 1.7, faiss::idx_t later
 
-// OpenBLAS's controls, looked up at run time. Debian links -lblas against the
-// reference BLAS's libblas.so (no such symbols); the alternatives system loads
-// OpenBLAS's libblas.so.3 at run time. Null when the BLAS loaded is not OpenBLAS.
-template <class F>
-F* blas_symbol(const char* name) {
-  return reinterpret_cast<F*>(dlsym(RTLD_DEFAULT, name));
-}
 // Threads for FAISS: OpenMP (its own loops) and OpenBLAS (its sgemm). Returns
 // OpenBLAS's own count afterwards (-1 without OpenBLAS), to show it was respected.
 int faiss_threads(std::size_t t) {
-  omp_set_num_threads(int(t));
-  if (auto set = blas_symbol<void(int)>("openblas_set_num_threads")) set(int(t));
-  auto get = blas_symbol<int()>("openblas_get_num_threads");
-  return get ? get() : -1;
+  annulus::bench::pin_peer_threads(t);
+  return annulus::bench::peer_blas_threads();
 }
 annulus::result_matrix from_faiss(const std::vector<faiss_id>& ids, std::size_t nq, std::size_t k) {
   annulus::result_matrix r(nq, k);
@@ -175,9 +166,8 @@ void run(const options& o, const dataset& ds) {
   volatile float sink = 0;  // the streaming sums land here, so they cannot be dropped
 
 #ifdef ANNULUS_HAVE_FAISS
-  const auto config = blas_symbol<const char*()>("openblas_get_config");
   std::printf("FAISS:   compile options '%s'; BLAS %s\n", faiss::get_compile_options().c_str(),
-              config ? config() : "is not OpenBLAS (no openblas_get_config)");
+              annulus::bench::blas_description().c_str());
   // Cosine: FAISS has no such metric; inner product on unit vectors is it.
   // Normalising the base counts as FAISS build time, as it does for annulus.
   const bool unit = Metric::kind == annulus::metric_kind::cosine;
@@ -273,6 +263,7 @@ void run(const options& o, const dataset& ds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  annulus::bench::use_passive_openmp(argv);
   options o;
   CLI::App app{"annulus-flat-bench: exact search, annulus flat_index vs FAISS IndexFlat"};
   app.add_option("--data", o.data, "texmex directory with base.fvecs and query.fvecs "

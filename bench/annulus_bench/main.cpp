@@ -211,14 +211,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // FAISS's OpenMP threads spin for a while after each parallel call and, on a
-  // small machine, steal a core from the next timed run (annulus's or FAISS's
-  // own). libgomp reads OMP_WAIT_POLICY when it loads, before main, so set it
-  // and start again once; a value the user set is kept.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
-  }
+  use_passive_openmp(argv);
   try {
     return run(argc, argv);
   } catch (const usage_error& e) {

@@ -1,5 +1,9 @@
 #include "peer_threads.hpp"
 
+#include <cstdlib>
+
+#include <unistd.h>
+
 #ifdef ANNULUS_HAVE_FAISS
 #include <dlfcn.h>
 #include <omp.h>
@@ -29,13 +33,25 @@ void pin_peer_threads(std::size_t threads) {
   pinned = threads;
 }
 
+int peer_blas_threads() {
+  const auto get = blas_symbol<int()>("openblas_get_num_threads");
+  return get ? get() : -1;
+}
+
 std::string blas_description() {
   const auto config = blas_symbol<const char*()>("openblas_get_config");
   return config ? config() : "unknown";
 }
 #else
 void pin_peer_threads(std::size_t) {}
+int peer_blas_threads() { return -1; }
 std::string blas_description() { return "unknown"; }
 #endif
+
+void use_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
+}
 
 }  // namespace annulus::bench

@@ -14,6 +14,15 @@ namespace annulus::bench {
 /// A no-op without FAISS.
 void pin_peer_threads(std::size_t threads);
 
+/// OpenBLAS's own thread count after pin_peer_threads (-1: not OpenBLAS).
+int peer_blas_threads();
+
+/// Unless OMP_WAIT_POLICY is set, sets it to passive and restarts the program
+/// (libgomp reads it when loaded, before main): OpenMP threads that spin after
+/// each parallel call steal a core from the next timed run on a small machine.
+/// Call first thing in main. Returns only when no restart happened.
+void use_passive_openmp(char** argv);
+
 /// OpenBLAS's build description ("OpenBLAS 0.3.21 DYNAMIC_ARCH ..."), or
 /// "unknown" when the BLAS loaded is not OpenBLAS (or without FAISS).
 std::string blas_description();

@@ -128,9 +128,9 @@ bool write_plot(const std::filesystem::path& file, const std::vector<result_row>
       dat << "\n\n";
     }
     std::ofstream gp(script);
-    gp << "set terminal pngcairo size 1000,650 noenhanced\nset output '" << file.string() << "'\n"
+    gp << "set terminal pngcairo size 1000,750 noenhanced\nset output '" << file.string() << "'\n"
        << "set xlabel 'recall@" << rows.front().k << "'\nset ylabel 'queries per second, 1 thread'\n"
-       << "set logscale y\nset grid\nset key outside right\nset xrange [*:1.002]\n"
+       << "set logscale y\nset grid\nset key below\nset xrange [*:1.002]\n"
        << "set title '" << rows.front().dataset << " (" << rows.front().metric << ")'\nplot ";
     std::size_t i = 0;
     for (const auto& [name, rs] : all) {

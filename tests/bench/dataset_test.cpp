@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using annulus::matrix;
 using annulus::metric_kind;
@@ -26,19 +28,8 @@ using Catch::Matchers::Equals;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("annulus_dataset_test_" + std::to_string(tick) + "_" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
+struct temp_dir : annulus::testing::temp_dir {
+  temp_dir() : annulus::testing::temp_dir("annulus_dataset_test") {}
 };
 
 matrix<float> random_matrix(std::size_t rows, std::size_t cols, unsigned seed) {

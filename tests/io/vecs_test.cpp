@@ -11,25 +11,15 @@
 #include <typeinfo>
 #include <vector>
 
+#include "support/temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
 namespace {
 
-// A fresh directory under the system temp directory, removed with its contents.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("annulus_vecs_test_" + std::to_string(tick) + "_" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
+struct temp_dir : annulus::testing::temp_dir {
+  temp_dir() : annulus::testing::temp_dir("annulus_vecs_test") {}
 };
 
 template <class T>
