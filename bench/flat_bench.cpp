@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "annulus_bench/dataset.hpp"
 #include "annulus_bench/peer_threads.hpp"
 
 #include <algorithm>
@@ -46,36 +47,20 @@ struct options {
 struct dataset {
   std::string source;
   annulus::matrix<float> base, queries;
-  std::optional<annulus::matrix<std::int32_t>> truth;  // ground truth under l2, if present
+  std::optional<annulus::matrix<std::int32_t>> truth;  // exact, under the metric searched
   std::optional<annulus::matrix<float>> truth_dist;
 };
 
-// Clustered Gaussian data: uniform noise would make all distances alike and
-// the recall check meaningless.
-dataset synthetic() {
-  constexpr std::size_t n = 100000, nq = 1000, d = 128, centres = 100;
-  annulus::random_generator rng(2024);
-  annulus::matrix<float> c(centres, d);
-  for (std::size_t i = 0; i < c.size(); ++i) c.data()[i] = float(rng.normal());
-  auto fill = [&](annulus::matrix<float>& m) {
-    for (std::size_t i = 0; i < m.rows(); ++i) {
-      const float* centre = c.row_ptr(rng.below(centres));
-      for (std::size_t j = 0; j < d; ++j) m(i, j) = centre[j] + 0.3f * float(rng.normal());
-    }
-  };
-  dataset ds{"synthetic (no --data, no ANNULUS_DATA_DIR): 100 Gaussian clusters, seed 2024",
-             annulus::matrix<float>(n, d), annulus::matrix<float>(nq, d), {}, {}};
-  fill(ds.base), fill(ds.queries);
-  return ds;
-}
-
-dataset load(const fs::path& dir) {
-  dataset ds{dir.string(), annulus::read_fvecs(dir / "base.fvecs"),
-             annulus::read_fvecs(dir / "query.fvecs"), {}, {}};
-  if (fs::exists(dir / "groundtruth.ivecs")) ds.truth = annulus::read_ivecs(dir / "groundtruth.ivecs");
-  if (ds.truth && fs::exists(dir / "groundtruth_dist.fvecs"))
-    ds.truth_dist = annulus::read_fvecs(dir / "groundtruth_dist.fvecs");
-  return ds;
+// The data through annulus-bench's loader: the same embedded default, texmex
+// directories and HDF5 files, and exact ground truth for the chosen metric.
+dataset load(const std::string& path, const std::string& metric, std::size_t k) {
+  annulus::bench::dataset_request req;
+  req.path = path;
+  req.metric = annulus::bench::parse_metric(metric);
+  req.k = k;
+  annulus::bench::dataset d = annulus::bench::load_dataset(req);
+  return {path.empty() ? "annulus-bench's embedded default (" + d.name + ")" : d.name,
+          std::move(d.base), std::move(d.queries), std::move(d.truth), std::move(d.truth_dist)};
 }
 
 // Wall times of repeated runs of one measurement; reports the median.
@@ -244,8 +229,7 @@ void run(const options& o, const dataset& ds) {
   runs.insert(runs.end(), {{"FAISS single", &f_single_res}, {"FAISS batch", &f_batch_res}});
 #endif
   const auto ref = ids_of(batch_res);
-  const bool truth = ds.truth && Metric::kind == annulus::metric_kind::l2 &&
-                     ds.truth->rows() == nq && ds.truth->cols() >= k;
+  const bool truth = ds.truth && ds.truth->rows() == nq && ds.truth->cols() >= k;
   std::printf("\nrecall@%-9zu %18s%s\n", k, "vs annulus batch",
               !truth ? "" : ds.truth_dist ? "  vs ground truth (tie-aware)" : "  vs ground truth");
   for (const auto& [name, res] : runs) {
@@ -267,7 +251,7 @@ int main(int argc, char** argv) {
   options o;
   CLI::App app{"annulus-flat-bench: exact search, annulus flat_index vs FAISS IndexFlat"};
   app.add_option("--data", o.data, "texmex directory with base.fvecs and query.fvecs "
-                                   "(default: $ANNULUS_DATA_DIR, else synthetic data)");
+                                   "(default: $ANNULUS_DATA_DIR, else annulus-bench's embedded default)");
   app.add_option("--k", o.k, "neighbours per query")->check(CLI::PositiveNumber);
   app.add_option("--threads", o.threads, "threads for the batch search (0 = all cores)");
   app.add_option("--single-queries", o.single, "queries searched one at a time")->check(CLI::PositiveNumber);
@@ -278,8 +262,7 @@ int main(int argc, char** argv) {
   try {
     if (o.data.empty())
       if (const char* env = std::getenv("ANNULUS_DATA_DIR"); env && *env) o.data = env;
-    const dataset ds = o.data.empty() ? synthetic() : load(o.data);
-    if (o.k > ds.base.rows()) throw annulus::invalid_argument("--k is larger than the base set");
+    const dataset ds = load(o.data, o.metric, o.k);
     if (o.metric == "l2") run<annulus::l2>(o, ds);
     else if (o.metric == "ip") run<annulus::inner_product>(o, ds);
     else run<annulus::cosine>(o, ds);

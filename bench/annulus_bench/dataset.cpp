@@ -1,5 +1,7 @@
 #include "dataset.hpp"
 
+#include <annulus/eval/synthetic.hpp>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -69,35 +71,12 @@ float distance(metric_kind m, const float* a, const float* b, std::size_t d) {
 
 source make_default(const dataset_request& req) {
   const std::size_t n = req.quick ? 20000 : 100000, nq = req.quick ? 200 : 1000;
-  const std::size_t d = req.quick ? 64 : 128, clusters = 64;
-  constexpr std::uint64_t seed = 20240611;
-  random_generator rng(seed, 0);
-  matrix<float> centres(clusters, d);
-  for (std::size_t i = 0; i < centres.size(); ++i) centres.data()[i] = float(rng.normal());
-  std::vector<double> spread(clusters), cumulative(clusters);
-  for (std::size_t c = 0; c < clusters; ++c) {
-    spread[c] = 0.3 + 0.5 * rng.uniform();  // per-cluster noise, next to unit-variance centres
-    cumulative[c] = (c ? cumulative[c - 1] : 0.0) + 1.0 / double(c + 1);  // weight ~ 1/(c+1)
-  }
-  // Base and queries come from separate streams of the same distribution.
-  auto draw = [&](std::size_t rows, std::uint64_t stream) {
-    random_generator g(seed, stream);
-    matrix<float> m(rows, d);
-    for (std::size_t i = 0; i < rows; ++i) {
-      const double u = g.uniform() * cumulative.back();
-      const std::size_t c = std::min<std::size_t>(
-          clusters - 1, std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin());
-      const double scale = std::exp2(3.0 * g.uniform() - 1.5);  // log-uniform over 8x
-      for (std::size_t j = 0; j < d; ++j)
-        m(i, j) = float(scale * (centres(c, j) + spread[c] * g.normal()));
-    }
-    return m;
-  };
+  const gaussian_mixture mixture(req.quick ? 64 : 128, {.clusters = 64, .norm_ratio = 8.0, .seed = 20240611});
   source src;
   src.ds.name = req.quick ? "default-quick" : "default";
   src.ds.metric = req.metric.value_or(metric_kind::l2);
-  src.ds.base = draw(n, 1);
-  src.ds.queries = draw(nq, 2);
+  src.ds.base = mixture.sample(n, 1);  // queries from another stream: none is in the base
+  src.ds.queries = mixture.sample(nq, 2);
   if (!req.out_dir.empty()) src.cache_dirs.push_back(req.out_dir);
   return src;
 }

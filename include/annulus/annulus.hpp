@@ -19,4 +19,5 @@
 #include "annulus/index/flat.hpp"
 
 #include "annulus/eval/recall.hpp"
+#include "annulus/eval/synthetic.hpp"
 #include "annulus/io/vecs.hpp"

@@ -12,30 +12,16 @@
 #include "annulus/core/metric.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/topk.hpp"
+#include "annulus/eval/synthetic.hpp"
 
 namespace annulus::testing {
 
-/// Gaussian mixture: `clusters` centres, cluster sizes uneven (weights 1/(c+1)),
-/// each point scaled by a factor in [0.25, 4) so norms differ by 16x.
+/// `n` points from a Gaussian mixture with uneven cluster sizes and norms
+/// (16x range). The mixture depends on d and `clusters` only; `stream` picks
+/// the draw, so base and queries from different streams share the clusters.
 inline matrix<float> clustered(std::size_t n, std::size_t d, std::size_t clusters,
-                               std::uint64_t seed) {
-  random_generator rng(seed);
-  matrix<float> centres(clusters, d);
-  for (std::size_t c = 0; c < clusters; ++c)
-    for (std::size_t j = 0; j < d; ++j) centres(c, j) = float(rng.normal() * 4.0);
-  std::vector<double> cumulative(clusters);
-  double total = 0;
-  for (std::size_t c = 0; c < clusters; ++c) cumulative[c] = total += 1.0 / double(c + 1);
-  matrix<float> out(n, d);
-  for (std::size_t i = 0; i < n; ++i) {
-    const double u = rng.uniform() * total;
-    const std::size_t c = std::size_t(std::lower_bound(cumulative.begin(), cumulative.end(), u) -
-                                      cumulative.begin());
-    const double scale = 0.25 * std::pow(16.0, rng.uniform());
-    for (std::size_t j = 0; j < d; ++j)
-      out(i, j) = float((centres(std::min(c, clusters - 1), j) + rng.normal()) * scale);
-  }
-  return out;
+                               std::uint64_t stream) {
+  return gaussian_mixture(d, {.clusters = clusters, .norm_ratio = 16.0, .seed = 7}).sample(n, stream);
 }
 
 /// Exact distance in double precision under metric M (cosine normalises here).
