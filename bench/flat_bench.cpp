@@ -11,6 +11,7 @@
 
 #include "annulus_bench/dataset.hpp"
 #include "annulus_bench/peer_threads.hpp"
+#include "annulus_bench/results.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -76,11 +77,7 @@ struct timer {
     samples.push_back(std::chrono::duration<double>(clock_type::now() - start).count());
   }
   double min() const { return *std::min_element(samples.begin(), samples.end()); }
-  double median() const {  // 0 for a measurement never run (no FAISS)
-    std::vector<double> s = samples;
-    std::nth_element(s.begin(), s.begin() + s.size() / 2, s.end());
-    return s.empty() ? 0 : s[s.size() / 2];
-  }
+  double median() const { return annulus::bench::median(samples); }  // 0: never run (no FAISS)
 };
 
 // Sums every float once. 32 independent accumulators let the compiler

@@ -5,6 +5,12 @@
 
 namespace annulus::bench {
 
+double median(std::vector<double> samples) {
+  if (samples.empty()) return 0;
+  std::nth_element(samples.begin(), samples.begin() + std::ptrdiff_t(samples.size() / 2), samples.end());
+  return samples[samples.size() / 2];
+}
+
 std::vector<curve_point> pareto_frontier(std::vector<curve_point> points) {
   // Highest recall first (ties: fastest first); keep a point only if it is
   // faster than every point of higher recall.

@@ -29,6 +29,9 @@ struct curve_point {
 /// The points no other point beats on both recall and QPS, by rising recall.
 std::vector<curve_point> pareto_frontier(std::vector<curve_point> points);
 
+/// Median of repeated measurements (the upper one of an even count; 0 when empty).
+double median(std::vector<double> samples);
+
 /// QPS at `target` recall read off a frontier: linear in recall, log-linear
 /// in QPS between the two points around it; the best QPS at or above the
 /// target when the frontier starts above it; nullopt when it never reaches it.

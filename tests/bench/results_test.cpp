@@ -26,3 +26,10 @@ TEST_CASE("qps_at_recall interpolates log-linearly between frontier points", "[b
   const std::vector<curve_point> exact{{1.0, 42}};
   CHECK(*qps_at_recall(exact, 0.99) == 42);
 }
+
+TEST_CASE("median of repeated measurements", "[bench]") {
+  CHECK(median({}) == 0);
+  CHECK(median({3.0}) == 3.0);
+  CHECK(median({5.0, 1.0, 3.0}) == 3.0);
+  CHECK(median({4.0, 1.0, 3.0, 2.0}) == 3.0);  // the upper middle of an even count
+}
