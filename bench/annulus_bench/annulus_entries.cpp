@@ -63,10 +63,34 @@ index_entry flat_entry() {
   return e;
 }
 
+index_entry hnsw_entry() {
+  index_entry e;
+  e.name = "hnsw";
+  e.library = "annulus";
+  e.default_build = params::parse("m=16,ef_construction=200,seed=100", "hnsw");
+  e.knob = "ef";
+  e.sweep = {"10", "16", "24", "32", "48", "64", "96", "128", "192", "256", "384", "512"};
+  e.quick_sweep = {"16", "64", "256"};
+  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+    return for_metric(ds.metric, [&]<class M>() {
+      typename hnsw_index<M>::build_params p;
+      p.m = build.get_size("m", p.m);
+      p.ef_construction = build.get_size("ef_construction", p.ef_construction);
+      p.seed = build.get_size("seed", p.seed);
+      return adapt(hnsw_index<M>::build(ds.base, p, threads), [](const params& search) {
+        typename hnsw_index<M>::search_params s;
+        s.ef = search.get_size("ef", s.ef);
+        return s;
+      });
+    });
+  };
+  return e;
+}
+
 }  // namespace
 
 std::vector<index_entry> registry() {
-  std::vector<index_entry> all{flat_entry()};
+  std::vector<index_entry> all{flat_entry(), hnsw_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));
   for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
   return all;

@@ -17,6 +17,7 @@
 
 #include "annulus/index/concepts.hpp"
 #include "annulus/index/flat.hpp"
+#include "annulus/index/hnsw.hpp"
 
 #include "annulus/eval/recall.hpp"
 #include "annulus/eval/synthetic.hpp"

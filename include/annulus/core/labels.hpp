@@ -1,7 +1,9 @@
 // The map between users' 64-bit labels and an index's dense 32-bit slots,
 // shared by every index. While every label equals its slot (the default: row
-// numbers in add order) it stores nothing but a count; the first other label
-// builds the slot-to-label array and the hash table.
+// numbers in add order) it stores nothing but a count; the first other label,
+// or the first erase, builds the slot-to-label array and the hash table.
+// Default labels continue the row numbering: the count of vectors ever added,
+// removed ones included, so a default label is never handed out twice.
 #pragma once
 
 #include <cstddef>
@@ -26,8 +28,11 @@ class label_map {
  public:
   static constexpr std::size_t max_slots = std::numeric_limits<slot_t>::max();
 
+  /// Slots handed out (erased ones included).
   std::size_t size() const { return size_; }
   label_t label(slot_t s) const { return identity_ ? label_t{s} : labels_[s]; }
+  /// The default label of the i-th vector of the next add.
+  label_t default_label(std::size_t i) const { return added_ + i; }
 
   /// Slot holding `label`, if any.
   std::optional<slot_t> find(label_t label) const {
@@ -49,7 +54,7 @@ class label_map {
                            std::to_string(max_slots));
     if (labels.empty()) {
       if (!identity_)
-        for (std::size_t i = 0; i < count; ++i) reject_if_present(size() + i);
+        for (std::size_t i = 0; i < count; ++i) reject_if_present(default_label(i));
       return;
     }
     if (labels.size() != count)
@@ -68,14 +73,30 @@ class label_map {
   void append(std::size_t count, std::span<const label_t> labels) {
     if (!identity_) labels_.reserve(size_ + count);
     for (std::size_t i = 0; i < count; ++i) {
-      const label_t l = labels.empty() ? size_ : labels[i];
+      const label_t l = labels.empty() ? added_ : labels[i];
       if (identity_ && l != size_) leave_identity();
       if (!identity_) {
         slots_.emplace(l, static_cast<slot_t>(size_));
         labels_.push_back(l);
       }
       ++size_;
+      ++added_;
     }
+  }
+
+  /// Forgets `label` (which must be present); its slot keeps a stale label
+  /// until assign gives it a new one.
+  void erase(label_t label) {
+    if (identity_) leave_identity();
+    slots_.erase(label);
+  }
+
+  /// Gives the erased slot `s` the new label `label` (check_new passed for it).
+  void assign(slot_t s, label_t label) {
+    if (identity_) leave_identity();
+    labels_[s] = label;
+    slots_.emplace(label, s);
+    ++added_;
   }
 
   /// Heap bytes held (hash table nodes estimated from their payload and links).
@@ -101,6 +122,7 @@ class label_map {
   }
 
   std::size_t size_ = 0;
+  std::size_t added_ = 0;        // vectors ever added: the next default label
   std::vector<label_t> labels_;  // slot -> label, once not the identity
   std::unordered_map<label_t, slot_t> slots_;
   bool identity_ = true;

@@ -1,0 +1,418 @@
+// hnsw_index: approximate search on a hierarchical navigable small-world
+// graph (Malkov & Yashunin, 2016/2018).
+//
+//   auto idx = annulus::hnsw_index<l2>::build(data, {.m = 16, .ef_construction = 200});
+//   auto hits = idx.search(query, 10, {.ef = 64});     // 10 closest, closest first
+//   idx.add(more);  idx.remove(label);  idx.update(label, vector);
+//   idx.search(query, 10, {.ef = 64}, [&](label_t l) { return in_stock(l); });
+//
+// Each node sits on layers 0..level, level = floor(-ln(U) / ln(m)); it links
+// to at most m nodes on the upper layers and 2m on layer 0, chosen by the
+// paper's diversity heuristic. A search descends greedily from the entry point
+// through the upper layers, then runs a beam of width max(ef, k) on layer 0.
+// Larger ef: higher recall, slower queries. Larger m: higher recall at a given
+// ef and more memory (8m bytes a vector on layer 0).
+//
+// Memory: one record per slot of round_up(24 + 8m, 64) + round_up(4 dim, 64)
+// bytes (links, header and vector together), plus 4 (m + 1) bytes per upper
+// layer a node reaches (1/(m-1) layers a node on average), plus the label map
+// (nothing while labels are row numbers). memory_bytes() counts all of it;
+// per-thread search scratch (2 bytes a slot for the visited set) is not.
+//
+// Deletion: remove() leaves a tombstone that searches route through but never
+// return; the next add reuses the slot, first relinking the tombstone's former
+// neighbours among themselves, so a service that adds and removes forever
+// stays at its peak size.
+//
+// Threads: search (with or without a filter) is safe from any number of
+// threads, also while add, remove or update run; those three take one writer
+// lock, so they run one at a time (a batch add uses `threads` workers inside).
+// A search that overlaps an add may or may not see the vectors being added.
+// Adds that reuse removed slots hold searches off while the reused vectors
+// are overwritten (microseconds per vector). Moving or destroying the index
+// while another thread uses it is not allowed. One thread and one seed build
+// the same graph every time; more threads build an equally good but
+// different one.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "annulus/core/error.hpp"
+#include "annulus/core/labels.hpp"
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/metric.hpp"
+#include "annulus/core/parallel.hpp"
+#include "annulus/core/prepare.hpp"
+#include "annulus/core/scratch.hpp"
+#include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
+#include "annulus/index/concepts.hpp"
+#include "annulus/index/hnsw/graph.hpp"
+
+namespace annulus {
+
+template <metric Metric>
+class hnsw_index {
+ public:
+  using metric_type = Metric;
+
+  struct build_params {
+    std::size_t m = 16;                 ///< links per node on upper layers (2m on layer 0), 2..1024
+    std::size_t ef_construction = 200;  ///< beam width while linking a new node (raised to m if smaller)
+    std::uint64_t seed = 42;            ///< draws node levels
+    std::size_t initial_capacity = 0;   ///< vectors to allocate room for up front (0 = grow on add)
+  };
+  struct search_params {
+    std::size_t ef = 64;  ///< beam width on layer 0; raised to k if smaller
+  };
+
+  /// Empty index for `dim`-dimensional vectors. Throws invalid_argument on
+  /// dim = 0, m outside 2..1024 or ef_construction = 0.
+  explicit hnsw_index(std::size_t dim, const build_params& params = {})
+      : dim_(dim), params_(checked(dim, params)),
+        state_(std::make_unique<state>(dim, params_)) {
+    reserve(params_.initial_capacity);
+  }
+
+  /// An index holding every row of `data` (labels = row numbers), linked by
+  /// `threads` workers (0 = all cores). Throws invalid_argument on empty
+  /// data, and what the constructor and add throw.
+  static hnsw_index build(matrix_view<const float> data, const build_params& params = {},
+                          std::size_t threads = 0) {
+    if (data.rows() == 0 || data.cols() == 0)
+      throw invalid_argument("hnsw_index::build: empty data (" + std::to_string(data.rows()) +
+                             " x " + std::to_string(data.cols()) + ")");
+    build_params p = params;
+    p.initial_capacity = std::max(p.initial_capacity, data.rows());
+    hnsw_index idx(data.cols(), p);
+    idx.add(data, {}, threads);
+    return idx;
+  }
+
+  std::size_t dim() const { return dim_; }
+  /// Vectors that searches can return (removed ones excluded).
+  std::size_t size() const { return state_->live.load(std::memory_order_acquire); }
+  const build_params& params() const { return params_; }
+
+  /// Allocates room for n slots now, so adds up to that many do not grow the
+  /// store. Throws std::bad_alloc.
+  void reserve(std::size_t n) {
+    std::lock_guard lock(state_->writer);
+    graph().store().reserve(n);
+  }
+
+  /// Whether `label` is in the index (and not removed).
+  bool contains(label_t label) const {
+    std::lock_guard lock(state_->writer);
+    return state_->labels.find(label).has_value();
+  }
+
+  /// Adds the rows of `data` with `labels` (empty = continue the row
+  /// numbering: the count of vectors ever added), linking them on `threads`
+  /// workers (0 = all cores). Removed slots are reused first.
+  /// Throws dimension_mismatch (wrong column count), invalid_argument (NaN or
+  /// Inf, zero vector under cosine, label count, a label already present or
+  /// repeated), capacity_error (more than 2^32 - 1 slots); then the index is
+  /// unchanged. Running out of memory midway can leave part of the batch added.
+  void add(matrix_view<const float> data, std::span<const label_t> labels = {},
+           std::size_t threads = 0) {
+    validate_rows<Metric>("data", data, dim_);
+    std::lock_guard lock(state_->writer);
+    add_locked(data, labels, threads);
+  }
+
+  /// Adds one vector under `label`. Throws as the batch add.
+  void add(std::span<const float> vector, label_t label) {
+    const matrix_view<const float> row(vector.data(), 1, vector.size());
+    add(row, std::span(&label, 1), 1);
+  }
+
+  /// Removes `label`: searches stop returning it at once; its slot goes to
+  /// the next add. Throws invalid_argument if the label is not in the index.
+  void remove(label_t label) {
+    std::lock_guard lock(state_->writer);
+    remove_locked(label, "remove");
+  }
+
+  /// Replaces the vector of `label` (removes it and adds `vector` under the
+  /// same label). Throws invalid_argument for an unknown label and what add
+  /// throws; then the index is unchanged.
+  void update(label_t label, std::span<const float> vector) {
+    const matrix_view<const float> row(vector.data(), 1, vector.size());
+    validate_rows<Metric>("vector", row, dim_);
+    std::lock_guard lock(state_->writer);
+    remove_locked(label, "update");
+    add_locked(row, std::span(&label, 1), 1);
+  }
+
+  /// The k closest vectors to `query`, closest first, written to `out` (size
+  /// >= k); returns how many (k, unless ef's beam met fewer live vectors).
+  /// Allocates nothing once the calling thread has searched before.
+  /// Throws dimension_mismatch, invalid_argument (k = 0, k > size(), output
+  /// too small, NaN/Inf or, under cosine, zero query).
+  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
+                     std::span<neighbor> out) const {
+    return search_impl(query, k, params, out, static_cast<const accept_all*>(nullptr));
+  }
+
+  /// As search, returning only vectors whose label passes `keep`. Nodes that
+  /// fail still route the beam. When an estimate from a sample of the slots
+  /// says few vectors pass, or the beam finds fewer than k, the passing
+  /// vectors are scanned exactly instead (see filter_scan_ratio). Returns
+  /// fewer than k when fewer than k pass. `keep` is called from the
+  /// searching thread and must not modify this index.
+  template <label_predicate Keep>
+  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
+                     std::span<neighbor> out, const Keep& keep) const {
+    return search_impl(query, k, params, out, &keep);
+  }
+
+  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
+                               const search_params& params = {}) const {
+    std::vector<neighbor> out(k);
+    out.resize(search(query, k, params, out));
+    return out;
+  }
+  template <label_predicate Keep>
+  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
+                               const search_params& params, const Keep& keep) const {
+    std::vector<neighbor> out(k);
+    out.resize(search(query, k, params, out, keep));
+    return out;
+  }
+
+  /// Bytes of heap memory the index holds: node records (allocated capacity),
+  /// upper-layer links, label map and free list.
+  std::size_t memory_bytes() const {
+    std::lock_guard lock(state_->writer);
+    return graph().store().bytes() + state_->upper_words.load() * sizeof(std::uint32_t) +
+           state_->labels.memory_bytes() + state_->free.capacity() * sizeof(slot_t);
+  }
+
+  /// A filtered search scans the passing vectors exactly when the sampled
+  /// estimate of how many pass, P, satisfies P^2 <= filter_scan_ratio * ef *
+  /// size(). Why: a beam that may return only a fraction p = P / size() of
+  /// the nodes visits about V / p of them, V being the nodes an unfiltered
+  /// beam of width ef visits; a scan computes P distances. V / ef measured
+  /// 12-20 on Fashion-MNIST and on the clustered test sets (m = 16), so the
+  /// break-even P^2 = V * size() sits near 16 * ef * size().
+  static constexpr double filter_scan_ratio = 16;
+  /// Slots sampled for that estimate.
+  static constexpr std::size_t filter_sample = 128;
+
+ private:
+  using graph_type = hnsw_detail::graph<Metric>;
+  using node_state = hnsw_detail::node_state;
+  struct accept_all {
+    constexpr bool operator()(label_t) const { return true; }
+  };
+
+  struct state {
+    state(std::size_t dim, const build_params& p) : graph(dim, p.m, p.ef_construction, p.seed) {}
+    ~state() {
+      // Upper-layer link blocks are owned by their node headers.
+      const hnsw_detail::node_store& store = graph.store();
+      for (std::size_t s = 0; s < labels.size(); ++s) delete[] store.header(slot_t(s)).upper;
+    }
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+
+    graph_type graph;
+    label_map labels;              // writer side only: searches read labels from node headers
+    std::vector<slot_t> free;      // removed slots, reused latest first
+    std::atomic<std::size_t> live{0};
+    std::atomic<std::size_t> tombstones{0};
+    std::atomic<std::size_t> upper_words{0};
+    mutable std::mutex writer;              // add, remove, update, reserve, memory_bytes
+    mutable std::shared_mutex structure;    // exclusive only while reused slots are overwritten
+  };
+
+  static build_params checked(std::size_t dim, build_params p) {
+    if (dim == 0) throw invalid_argument("hnsw_index: dimension must be at least 1, got 0");
+    if (p.m < 2 || p.m > 1024)
+      throw invalid_argument("hnsw_index: m must be in 2..1024, got " + std::to_string(p.m));
+    if (p.ef_construction == 0) throw invalid_argument("hnsw_index: ef_construction must be at least 1, got 0");
+    p.ef_construction = std::max(p.ef_construction, p.m);
+    return p;
+  }
+
+  graph_type& graph() const { return state_->graph; }
+  const hnsw_detail::node_store& store() const { return state_->graph.store(); }
+
+  void remove_locked(label_t label, const char* what) {
+    state& st = *state_;
+    const auto slot = st.labels.find(label);
+    if (!slot)
+      throw invalid_argument(std::string(what) + ": label " + std::to_string(label) + " is not in the index");
+    st.free.reserve(st.free.size() + 1);  // the only allocation: before any change
+    st.labels.erase(label);
+    store().set_state(*slot, node_state::deleted);
+    st.free.push_back(*slot);
+    st.tombstones.fetch_add(1, std::memory_order_release);
+    st.live.fetch_sub(1, std::memory_order_release);
+  }
+
+  // Caller holds the writer lock; data passed validate_rows.
+  void add_locked(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
+    state& st = *state_;
+    st.labels.check_new(data.rows(), labels);
+    const std::size_t n = data.rows();
+    if (n == 0) return;
+    const hnsw_detail::node_store& nodes = store();
+
+    // Plan and allocate everything first, so a bad_alloc changes nothing.
+    const std::size_t reused = std::min(n, st.free.size());
+    const std::size_t fresh = n - reused;
+    const std::size_t first_fresh = st.labels.size();
+    std::vector<slot_t> slots(n);
+    for (std::size_t i = 0; i < reused; ++i) slots[i] = st.free[st.free.size() - 1 - i];
+    for (std::size_t i = 0; i < fresh; ++i) slots[reused + i] = slot_t(first_fresh + i);
+    std::vector<label_t> batch(n);
+    for (std::size_t i = 0; i < n; ++i) batch[i] = labels.empty() ? st.labels.default_label(i) : labels[i];
+    graph().store().reserve(first_fresh + fresh);
+    std::vector<std::unique_ptr<std::uint32_t[]>> upper(fresh);
+    std::size_t new_words = 0;
+    for (std::size_t i = 0; i < fresh; ++i) {
+      const std::size_t words = nodes.upper_words(graph().draw_level(slots[reused + i]));
+      if (words) upper[i].reset(new std::uint32_t[words]());
+      new_words += words;
+    }
+    // Former neighbours of each reused slot, per layer, for the repair.
+    std::vector<std::vector<std::vector<slot_t>>> former(reused);
+    for (std::size_t i = 0; i < reused; ++i) {
+      const std::size_t level = nodes.header(slots[i]).level;
+      former[i].resize(level + 1);
+      for (std::size_t layer = 0; layer <= level; ++layer) {
+        const hnsw_detail::link_list l = nodes.links(slots[i], layer);
+        for (std::uint32_t j = 0, c = l.size(); j < c; ++j) former[i][layer].push_back(l[j]);
+      }
+    }
+
+    for (std::size_t i = 0; i < reused; ++i) st.labels.assign(slots[i], batch[i]);
+    st.labels.append(fresh, std::span(batch).subspan(reused));
+    st.free.resize(st.free.size() - reused);
+    if (reused > 0) {
+      // Searches may be reading the old vectors: overwrite them with none running.
+      std::unique_lock hold(st.structure);
+      for (std::size_t i = 0; i < reused; ++i) {
+        hnsw_detail::node_header& h = nodes.header(slots[i]);
+        for (std::size_t layer = 0; layer <= h.level; ++layer)
+          nodes.links(slots[i], layer).assign(std::span<const slot_t>{});
+        h.label = batch[i];
+        store_rows<Metric>(data.rows_slice(i, 1), nodes.vector(slots[i]));
+        nodes.set_state(slots[i], node_state::live);
+      }
+      st.tombstones.fetch_sub(reused, std::memory_order_release);
+    }
+    st.upper_words.fetch_add(new_words);
+
+    parallel_for(n, threads, [&](std::size_t i, std::size_t) {
+      const slot_t s = slots[i];
+      scratch_lease<hnsw_detail::scratch> sc;
+      if (i >= reused) {
+        hnsw_detail::node_header& h = nodes.header(s);
+        h.count = 0;
+        h.level = static_cast<std::uint8_t>(graph().draw_level(s));
+        h.lock = 0;
+        h.label = batch[i];
+        h.upper = upper[i - reused].release();
+        store_rows<Metric>(data.rows_slice(i, 1), nodes.vector(s));
+        nodes.set_state(s, node_state::live);
+      } else {
+        for (std::size_t layer = 0; layer < former[i].size(); ++layer)
+          graph().repair(s, layer, former[i][layer], *sc);
+      }
+      graph().insert(s, *sc);
+      st.live.fetch_add(1, std::memory_order_release);
+    });
+  }
+
+  template <class Keep>
+  std::size_t search_impl(std::span<const float> query, std::size_t k, const search_params& params,
+                          std::span<neighbor> out, const Keep* keep) const {
+    std::shared_lock hold(state_->structure);
+    check::k_in_range(k, size());
+    check::output_size(out.size(), k);
+    scratch_lease<hnsw_detail::scratch> sc;
+    if (sc->query.size() < dim_) sc->query.resize(dim_);
+    const float* q = prepare_query<Metric>(query, dim_, sc->query).data();
+    const std::size_t ef = std::max(params.ef, k);
+    const hnsw_detail::node_store& nodes = store();
+    const bool tombstones = state_->tombstones.load(std::memory_order_acquire) > 0;
+
+    if constexpr (std::is_same_v<Keep, accept_all>) {
+      if (!tombstones) return beam_search(q, k, ef, hnsw_detail::any_node{}, *sc, out);
+      return beam_search(q, k, ef, [&](slot_t s) { return nodes.state(s) == node_state::live; }, *sc, out);
+    } else {
+      auto passes = [&](slot_t s) {
+        return nodes.state(s) == node_state::live && (*keep)(nodes.header(s).label);
+      };
+      if (!few_pass(passes, ef)) {
+        const std::size_t found = beam_search(q, k, ef, passes, *sc, out);
+        if (found == k) return found;
+      }
+      return exact_scan(q, k, passes, out);
+    }
+  }
+
+  template <class Returnable>
+  std::size_t beam_search(const float* q, std::size_t k, std::size_t ef, const Returnable& returnable,
+                          hnsw_detail::scratch& sc, std::span<neighbor> out) const {
+    const graph_type& g = graph();
+    g.beam(q, g.descend(q, 0, store().capacity()), ef, 0, returnable, sc);
+    const std::size_t n = std::min(k, sc.best.size());
+    for (std::size_t i = 0; i < n; ++i) out[i] = {store().header(sc.best[i].slot).label, sc.best[i].distance};
+    std::sort(out.begin(), out.begin() + n, closer);  // ties by label, as every index orders them
+    return n;
+  }
+
+  // Whether, by a sample of evenly spaced slots, few enough vectors pass that
+  // scanning them beats a filtered beam (filter_scan_ratio).
+  template <class Passes>
+  bool few_pass(const Passes& passes, std::size_t ef) const {
+    const std::size_t slots = store().capacity();
+    const std::size_t samples = std::min(slots, filter_sample);
+    std::size_t used = 0, pass = 0;
+    for (std::size_t i = 0; i < samples; ++i) {
+      const slot_t s = slot_t(i * slots / samples);
+      if (store().state(s) == node_state::empty) continue;
+      ++used;
+      pass += passes(s);
+    }
+    if (used == 0) return true;
+    const double expected = double(pass) / double(used) * double(size());
+    return expected * expected <= filter_scan_ratio * double(ef) * double(size());
+  }
+
+  template <class Passes>
+  std::size_t exact_scan(const float* q, std::size_t k, const Passes& passes, std::span<neighbor> out) const {
+    topk_heap heap(out, k);
+    const std::size_t slots = store().capacity();
+    float threshold = heap.threshold();
+    for (std::size_t s = 0; s < slots; ++s) {
+      if (!passes(slot_t(s))) continue;
+      const float d = graph().distance(q, slot_t(s));
+      if (d <= threshold && heap.push(s, d)) threshold = heap.threshold();
+    }
+    const std::size_t n = heap.sort();
+    for (std::size_t i = 0; i < n; ++i) out[i].label = store().header(slot_t(out[i].label)).label;
+    std::sort(out.begin(), out.begin() + n, closer);
+    return n;
+  }
+
+  std::size_t dim_;
+  build_params params_;
+  std::unique_ptr<state> state_;
+};
+
+}  // namespace annulus

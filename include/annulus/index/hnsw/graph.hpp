@@ -1,0 +1,295 @@
+// The layered graph of Malkov & Yashunin (HNSW, 2016/2018) over a node_store:
+// greedy descent through the upper layers, beam search on a layer, the
+// neighbour-selection heuristic, and insertion of one node. hnsw_index adds
+// labels, validation, deletion bookkeeping and the public calls on top.
+//
+// Any number of threads may search and insert at once: lists change only
+// under their node's lock and are read through atomics (node_store.hpp); a
+// node's vector and header are written before any list names it.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+#include "annulus/core/metric.hpp"
+#include "annulus/core/random.hpp"
+#include "annulus/core/visited.hpp"
+#include "annulus/index/hnsw/node_store.hpp"
+
+namespace annulus::hnsw_detail {
+
+struct candidate {
+  float distance;
+  slot_t slot;
+  friend bool operator<(const candidate& a, const candidate& b) {
+    return a.distance < b.distance || (a.distance == b.distance && a.slot < b.slot);
+  }
+  friend bool operator>(const candidate& a, const candidate& b) { return b < a; }
+};
+
+/// Per-thread buffers of one search or insertion, reused across calls.
+struct scratch {
+  visited_set visited;
+  std::vector<candidate> frontier;  // min-heap: nodes still to expand
+  std::vector<candidate> best;      // max-heap of the ef closest returnable nodes; sorted after a beam
+  std::vector<slot_t> fresh;        // unvisited neighbours of the node being expanded
+  std::vector<candidate> pool;      // neighbour selection input
+  std::vector<candidate> kept;      // neighbour selection output
+  std::vector<slot_t> linked;       // the new node's neighbours on the current layer
+  std::vector<float> query;         // a cosine query, normalised
+};
+
+/// Every node may be returned (no filter, no tombstones).
+struct any_node {
+  constexpr bool operator()(slot_t) const { return true; }
+};
+
+/// Levels above this are never drawn (probability m^-31).
+inline constexpr std::size_t max_level = 31;
+
+template <metric Metric>
+class graph {
+ public:
+  static constexpr std::uint64_t no_entry = ~std::uint64_t{0};
+
+  graph(std::size_t dim, std::size_t m, std::size_t ef_construction, std::uint64_t seed)
+      : store_(dim, m), ef_construction_(ef_construction), seed_(seed),
+        level_scale_(1.0 / std::log(double(m))), entry_(std::make_unique<entry_point>()) {}
+
+  node_store& store() { return store_; }
+  const node_store& store() const { return store_; }
+  std::size_t dim() const { return store_.dim(); }
+
+  float distance(const float* q, slot_t s) const { return Metric::distance(q, store_.vector(s), dim()); }
+
+  /// The level of slot s: floor(-ln(U) * mL) with U drawn from (seed, slot),
+  /// so it does not depend on insertion order or thread count.
+  std::size_t draw_level(slot_t s) const {
+    random_generator rng(seed_, s);
+    const double u = 1.0 - rng.uniform();  // (0, 1]
+    return std::min<std::size_t>(max_level, static_cast<std::size_t>(-std::log(u) * level_scale_));
+  }
+
+  /// (slot, top layer) of the entry point, or nullopt-like no_entry.
+  std::uint64_t entry() const { return entry_->packed.load(std::memory_order_acquire); }
+  static slot_t entry_slot(std::uint64_t e) { return static_cast<slot_t>(e & 0xffffffffu); }
+  static std::size_t entry_level(std::uint64_t e) { return static_cast<std::size_t>(e >> 32); }
+
+  /// Closest node to q on `layer` reachable greedily from `cur`.
+  candidate greedy(const float* q, candidate cur, std::size_t layer, std::size_t known) const {
+    for (bool moved = true; moved;) {
+      moved = false;
+      const link_list l = store_.links(cur.slot, layer);
+      for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
+        const slot_t s = l[i];
+        if (s >= known) continue;  // inserted after this search began
+        const float d = distance(q, s);
+        if (d < cur.distance) cur = {d, s}, moved = true;
+      }
+    }
+    return cur;
+  }
+
+  /// From the entry point down to layer 1: the closest node found for q.
+  candidate descend(const float* q, std::size_t to_layer, std::size_t known) const {
+    const std::uint64_t e = entry();
+    candidate cur{distance(q, entry_slot(e)), entry_slot(e)};
+    for (std::size_t layer = entry_level(e); layer > to_layer; --layer) cur = greedy(q, cur, layer, known);
+    return cur;
+  }
+
+  /// Beam search of width ef on `layer` from `start`; leaves the ef closest
+  /// nodes that satisfy `returnable` in sc.best, sorted closest first.
+  /// Nodes that fail `returnable` are still expanded (they route).
+  template <class Returnable>
+  void beam(const float* q, candidate start, std::size_t ef, std::size_t layer,
+            const Returnable& returnable, scratch& sc) const {
+    const std::size_t known = store_.capacity();
+    sc.visited.reset(known);
+    auto& frontier = sc.frontier;
+    auto& best = sc.best;
+    frontier.clear();
+    best.clear();
+    sc.visited.test_and_set(start.slot);
+    frontier.push_back(start);
+    float worst = std::numeric_limits<float>::infinity();
+    auto offer = [&](candidate c) {
+      frontier.push_back(c);
+      std::push_heap(frontier.begin(), frontier.end(), std::greater<>{});
+      if (!returnable(c.slot)) return;
+      best.push_back(c);
+      std::push_heap(best.begin(), best.end());
+      if (best.size() > ef) {
+        std::pop_heap(best.begin(), best.end());
+        best.pop_back();
+      }
+      if (best.size() == ef) worst = best.front().distance;
+    };
+    if (returnable(start.slot)) {
+      best.push_back(start);
+      if (best.size() == ef) worst = start.distance;
+    }
+    const std::size_t lines = store_.vector_lines();
+    while (!frontier.empty()) {
+      std::pop_heap(frontier.begin(), frontier.end(), std::greater<>{});
+      const candidate c = frontier.back();
+      frontier.pop_back();
+      if (c.distance > worst) break;
+      const link_list l = store_.links(c.slot, layer);
+      sc.fresh.clear();
+      for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
+        const slot_t s = l[i];
+        if (s < known && !sc.visited.test_and_set(s)) sc.fresh.push_back(s);
+      }
+      // Start every fetch now; the hardware streams the rest of each vector
+      // once its first lines arrive. The next vector is fetched whole while
+      // the current one is scored.
+      for (const slot_t s : sc.fresh) store_.prefetch_vector(s, 1);
+      for (std::size_t j = 0; j < sc.fresh.size(); ++j) {
+        if (j + 1 < sc.fresh.size()) store_.prefetch_vector(sc.fresh[j + 1], lines);
+        const slot_t s = sc.fresh[j];
+        const float d = distance(q, s);
+        if (d < worst) offer({d, s});
+      }
+    }
+    std::sort_heap(best.begin(), best.end());
+  }
+
+  /// The heuristic of the paper (its Algorithm 4 without extensions): walk
+  /// `pool` closest first and keep a candidate only if it is closer to the
+  /// base than to every candidate already kept, up to `max` of them. This
+  /// keeps links pointing in different directions, which is what lets greedy
+  /// search leave a cluster.
+  void select(const std::vector<candidate>& pool, std::size_t max, std::vector<candidate>& kept) const {
+    kept.clear();
+    for (const candidate& c : pool) {
+      if (kept.size() == max) break;
+      const float* v = store_.vector(c.slot);
+      bool diverse = true;
+      for (const candidate& k : kept)
+        if (Metric::distance(v, store_.vector(k.slot), dim()) < c.distance) {
+          diverse = false;
+          break;
+        }
+      if (diverse) kept.push_back(c);
+    }
+  }
+
+  /// Links slot s (vector, header and upper lists written; not yet linked)
+  /// into the graph at every layer up to its level.
+  void insert(slot_t s, scratch& sc) {
+    const std::size_t level = store_.header(s).level;
+    std::uint64_t e = entry();
+    if (e == no_entry) {
+      std::lock_guard lock(entry_->mutex);
+      e = entry();
+      if (e == no_entry) {
+        entry_->packed.store(pack(s, level), std::memory_order_release);
+        return;
+      }
+    }
+    const float* v = store_.vector(s);
+    const std::size_t known = store_.capacity();
+    const std::size_t top = entry_level(e);
+    candidate cur{distance(v, entry_slot(e)), entry_slot(e)};
+    for (std::size_t layer = top; layer > level; --layer) cur = greedy(v, cur, layer, known);
+    for (std::size_t layer = std::min(level, top) + 1; layer-- > 0;) {
+      beam(v, cur, ef_construction_, layer, any_node{}, sc);
+      sc.pool.clear();
+      for (const candidate& c : sc.best)
+        if (c.slot != s) sc.pool.push_back(c);
+      if (sc.pool.empty()) continue;
+      cur = sc.pool.front();
+      select(sc.pool, store_.m(), sc.kept);
+      sc.linked.clear();
+      for (const candidate& c : sc.kept) sc.linked.push_back(c.slot);
+      {
+        node_lock lock(store_.header(s));
+        store_.links(s, layer).assign(sc.linked);
+      }
+      for (const slot_t n : sc.linked) connect(n, s, layer, sc);  // reuses pool and kept
+    }
+    if (level > top) {
+      std::lock_guard lock(entry_->mutex);
+      if (level > entry_level(entry())) entry_->packed.store(pack(s, level), std::memory_order_release);
+    }
+  }
+
+  /// Adds a link from `from` to `to` on `layer`; a full list is re-selected
+  /// with the heuristic over its links plus the new one.
+  void connect(slot_t from, slot_t to, std::size_t layer, scratch& sc) {
+    node_lock lock(store_.header(from));
+    const link_list l = store_.links(from, layer);
+    if (l.contains(to)) return;
+    if (l.size() < l.max) {
+      l.push_back(to);
+      return;
+    }
+    const float* v = store_.vector(from);
+    sc.pool.clear();
+    for (std::uint32_t i = 0, n = l.size(); i < n; ++i) sc.pool.push_back({distance(v, l[i]), l[i]});
+    sc.pool.push_back({distance(v, to), to});
+    std::sort(sc.pool.begin(), sc.pool.end());
+    select(sc.pool, l.max, sc.kept);
+    l.assign(slots_of(sc.kept));
+  }
+
+  /// After slot `hole` lost its vector: each former neighbour that linked to
+  /// it drops the link and re-selects among its other links and the hole's
+  /// former neighbours, so the region stays connected.
+  void repair(slot_t hole, std::size_t layer, const std::vector<slot_t>& former, scratch& sc) {
+    for (const slot_t u : former) {
+      node_lock lock(store_.header(u));
+      const link_list l = store_.links(u, layer);
+      if (!l.contains(hole)) continue;
+      const float* v = store_.vector(u);
+      sc.pool.clear();
+      auto add = [&](slot_t x) {
+        if (x == u || x == hole) return;
+        for (const candidate& c : sc.pool)
+          if (c.slot == x) return;
+        sc.pool.push_back({distance(v, x), x});
+      };
+      for (std::uint32_t i = 0, n = l.size(); i < n; ++i) add(l[i]);
+      for (const slot_t x : former) add(x);
+      std::sort(sc.pool.begin(), sc.pool.end());
+      select(sc.pool, l.max, sc.kept);
+      l.assign(slots_of(sc.kept));
+    }
+  }
+
+ private:
+  struct entry_point {
+    std::atomic<std::uint64_t> packed{no_entry};
+    std::mutex mutex;  // taken only to set the first entry or raise the top level
+  };
+  static std::uint64_t pack(slot_t s, std::size_t level) { return (std::uint64_t{level} << 32) | s; }
+
+  struct slot_range {
+    const std::vector<candidate>& v;
+    struct iterator {
+      const candidate* p;
+      slot_t operator*() const { return p->slot; }
+      iterator& operator++() { return ++p, *this; }
+      bool operator!=(const iterator& o) const { return p != o.p; }
+    };
+    iterator begin() const { return {v.data()}; }
+    iterator end() const { return {v.data() + v.size()}; }
+  };
+  static slot_range slots_of(const std::vector<candidate>& v) { return {v}; }
+
+  node_store store_;
+  std::size_t ef_construction_;
+  std::uint64_t seed_;
+  double level_scale_;
+  std::unique_ptr<entry_point> entry_;
+};
+
+}  // namespace annulus::hnsw_detail

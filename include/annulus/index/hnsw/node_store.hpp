@@ -1,0 +1,191 @@
+// Where hnsw_index keeps its nodes: one fixed-size record per slot holding the
+// layer-0 links, the vector and a small header, so expanding a node and
+// scoring it touch one contiguous block.
+//
+//   offset 0    node_header (24 bytes): layer-0 link count, level, lock byte,
+//               state (empty / live / deleted), label, pointer to the
+//               upper-layer links
+//   offset 24   2m layer-0 links (32-bit slots)
+//   offset V    the vector (dim floats), V = the header and links rounded up
+//               to 64 bytes so a vector starts on a cache line
+//   record      V + dim floats, rounded up to 64 bytes
+//
+// Records live in segments that never move (segment 0 holds the first
+// `first` slots, segment b >= 1 holds first * 2^(b-1)), so the store grows
+// while searches read it. Segments are large_blocks: huge-page backed on
+// Linux, zero-filled, touched only when written.
+//
+// Concurrency: link counts and link entries are read and written through
+// std::atomic_ref (acquire/release: plain moves on x86), so a search may
+// read a list while an insert rewrites it and always sees valid slots. The
+// per-node lock byte serialises writers of one node's lists.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "annulus/core/labels.hpp"
+#include "annulus/core/large_block.hpp"
+
+namespace annulus::hnsw_detail {
+
+/// What a slot holds. Zero-filled memory reads as `empty`.
+enum node_state : std::uint8_t { empty = 0, live = 1, deleted = 2 };
+
+struct node_header {
+  std::uint32_t count;    // layer-0 links in use
+  std::uint8_t level;     // highest layer the node is on
+  std::uint8_t lock;      // spinlock over this node's link lists
+  std::uint8_t state;     // node_state, through atomic_ref; deleted nodes route but are never returned
+  std::uint8_t reserved;
+  label_t label;          // copy of the label map's entry, readable by searches without a lock
+  std::uint32_t* upper;   // layers 1..level, (1 + m) words each: count, then m links
+};
+static_assert(sizeof(node_header) == 24);
+
+/// One node's links on one layer.
+struct link_list {
+  std::uint32_t* count;
+  std::uint32_t* ids;
+  std::size_t max;  // room for this many links
+
+  std::uint32_t size() const {
+    return std::min<std::uint32_t>(std::atomic_ref(*count).load(std::memory_order_acquire),
+                                   static_cast<std::uint32_t>(max));
+  }
+  slot_t operator[](std::size_t i) const {
+    return std::atomic_ref(ids[i]).load(std::memory_order_acquire);
+  }
+  /// Writer side (under the node's lock): the new list, published entry by entry.
+  template <class Range>
+  void assign(const Range& slots) const {
+    std::uint32_t n = 0;
+    for (const slot_t s : slots) std::atomic_ref(ids[n++]).store(s, std::memory_order_release);
+    std::atomic_ref(*count).store(n, std::memory_order_release);
+  }
+  void push_back(slot_t s) const {
+    const std::uint32_t n = std::atomic_ref(*count).load(std::memory_order_relaxed);
+    std::atomic_ref(ids[n]).store(s, std::memory_order_release);
+    std::atomic_ref(*count).store(n + 1, std::memory_order_release);
+  }
+  bool contains(slot_t s) const {
+    for (std::uint32_t i = 0, n = size(); i < n; ++i)
+      if ((*this)[i] == s) return true;
+    return false;
+  }
+};
+
+class node_store {
+ public:
+  node_store(std::size_t dim, std::size_t m)
+      : dim_(dim), m_(m),
+        vector_offset_(round_up(sizeof(node_header) + 2 * m * sizeof(std::uint32_t), 64)),
+        stride_(vector_offset_ + round_up(dim * sizeof(float), 64)),
+        segments_(std::make_unique<segment_table>()) {}
+
+  std::size_t dim() const { return dim_; }
+  std::size_t m() const { return m_; }
+  std::size_t stride() const { return stride_; }
+  /// Slots with room allocated; may grow while a search runs.
+  std::size_t capacity() const { return segments_->capacity.load(std::memory_order_acquire); }
+  /// Bytes of node records allocated.
+  std::size_t bytes() const { return capacity() * stride_; }
+
+  /// Makes room for slots [0, n). Writer only. Throws std::bad_alloc, leaving
+  /// the store as it was.
+  void reserve(std::size_t n) {
+    segment_table& t = *segments_;
+    std::size_t cap = capacity();
+    if (n <= cap) return;
+    if (cap == 0) {
+      t.first = std::max<std::size_t>(n, min_first_segment);
+      install(0, t.first);
+      return;
+    }
+    for (std::size_t b = std::bit_width(cap / t.first); capacity() < n; ++b)
+      install(b, t.first << (b - 1));
+  }
+
+  std::byte* record(slot_t s) const {
+    const segment_table& t = *segments_;
+    if (s < t.first) return t.base0 + std::size_t{s} * stride_;  // every slot of a built index
+    const std::size_t b = std::bit_width(std::size_t{s} / t.first);
+    const std::size_t offset = s - (t.first << (b - 1));
+    return t.base[b].load(std::memory_order_acquire) + offset * stride_;
+  }
+  node_header& header(slot_t s) const { return *reinterpret_cast<node_header*>(record(s)); }
+  float* vector(slot_t s) const { return reinterpret_cast<float*>(record(s) + vector_offset_); }
+
+  node_state state(slot_t s) const {
+    return node_state(std::atomic_ref(header(s).state).load(std::memory_order_acquire));
+  }
+  void set_state(slot_t s, node_state v) const {
+    std::atomic_ref(header(s).state).store(v, std::memory_order_release);
+  }
+
+  link_list links(slot_t s, std::size_t layer) const {
+    node_header& h = header(s);
+    if (layer == 0)
+      return {&h.count, reinterpret_cast<std::uint32_t*>(record(s) + sizeof(node_header)), 2 * m_};
+    std::uint32_t* block = h.upper + (layer - 1) * (m_ + 1);
+    return {block, block + 1, m_};
+  }
+  /// Words of upper-layer links a node of `level` needs.
+  std::size_t upper_words(std::size_t level) const { return level * (m_ + 1); }
+
+  /// Starts fetching the first `lines` cache lines of slot s's vector.
+  void prefetch_vector(slot_t s, std::size_t lines) const {
+    const std::byte* p = record(s) + vector_offset_;
+    for (std::size_t i = 0; i < lines; ++i) __builtin_prefetch(p + 64 * i, 0, 3);
+  }
+  /// Cache lines one vector spans.
+  std::size_t vector_lines() const { return (stride_ - vector_offset_) / 64; }
+
+ private:
+  static constexpr std::size_t min_first_segment = 64;
+  static constexpr std::size_t max_segments = 40;  // first * 2^39 exceeds any 32-bit slot
+  static constexpr std::size_t round_up(std::size_t x, std::size_t a) { return (x + a - 1) / a * a; }
+
+  struct segment_table {
+    std::size_t first = 0;        // slots in segment 0
+    std::byte* base0 = nullptr;   // segment 0, read on every access without an atomic
+    std::array<std::atomic<std::byte*>, max_segments> base{};
+    std::array<large_block, max_segments> blocks;
+    std::atomic<std::size_t> capacity{0};
+  };
+
+  void install(std::size_t b, std::size_t slots) {
+    segment_table& t = *segments_;
+    t.blocks[b] = large_block(slots * stride_);
+    if (b == 0) t.base0 = t.blocks[0].data();
+    t.base[b].store(t.blocks[b].data(), std::memory_order_release);
+    t.capacity.store(t.capacity.load(std::memory_order_relaxed) + slots, std::memory_order_release);
+  }
+
+  std::size_t dim_, m_, vector_offset_, stride_;
+  std::unique_ptr<segment_table> segments_;
+};
+
+/// Spinlock over one node's lists: held for a few hundred ns while a list is
+/// rewritten, so spinning beats sleeping; one byte a node.
+class node_lock {
+ public:
+  explicit node_lock(node_header& h) : flag_(h.lock) {
+    while (flag_.exchange(1, std::memory_order_acquire) != 0)
+      while (flag_.load(std::memory_order_relaxed) != 0) std::this_thread::yield();
+  }
+  ~node_lock() { flag_.store(0, std::memory_order_release); }
+  node_lock(const node_lock&) = delete;
+  node_lock& operator=(const node_lock&) = delete;
+
+ private:
+  std::atomic_ref<std::uint8_t> flag_;
+};
+
+}  // namespace annulus::hnsw_detail
