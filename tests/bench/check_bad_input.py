@@ -28,7 +28,7 @@ cases = {
     "unknown index": (["--index", "hnws"], "unknown index 'hnws'"),
     "unknown peer": (["--peers", "faiss-hnws"], "unknown index 'faiss-hnws'"),
     "unknown build parameter": (["--index", "flat:nlist=4", "--peers", "none"], "unknown parameter nlist"),
-    "sweep of no chosen index": (["--sweep", "ef=1,2"], "no chosen index has the search parameter 'ef'"),
+    "sweep of no chosen index": (["--index", "flat", "--sweep", "ef=1,2"], "no chosen index has the search parameter 'ef'"),
     "missing data": (["--data", os.path.join(work, "nowhere")], "nowhere"),
     "dimension mismatch": (["--data", texmex("dims", base, [[1.0, 2.0]])], "dimension"),
     "truth for other queries": (["--data", texmex("gt", base, [[1.0, 2.0, 3.0]], [[0, 1], [2, 3]])],
