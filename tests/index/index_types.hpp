@@ -4,6 +4,7 @@
 #pragma once
 
 #include "annulus/index/flat.hpp"
+#include "annulus/index/hnsw.hpp"
 
 namespace annulus::testing {
 
@@ -17,8 +18,16 @@ struct test_setup<flat_index<M>> {
   static constexpr double min_recall = 1.0;
 };
 
+template <class M>
+struct test_setup<hnsw_index<M>> {
+  static typename hnsw_index<M>::build_params build() { return {.m = 12, .ef_construction = 100, .seed = 3}; }
+  static typename hnsw_index<M>::search_params search() { return {.ef = 64}; }
+  static constexpr double min_recall = 0.95;
+};
+
 }  // namespace annulus::testing
 
 #define ANNULUS_INDEX_TYPES \
   annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>, \
-      annulus::flat_index<annulus::cosine>
+      annulus::flat_index<annulus::cosine>, annulus::hnsw_index<annulus::l2>, \
+      annulus::hnsw_index<annulus::inner_product>, annulus::hnsw_index<annulus::cosine>

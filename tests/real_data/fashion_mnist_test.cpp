@@ -12,6 +12,7 @@
 #include "annulus/eval/recall.hpp"
 #include "annulus/index/concepts.hpp"
 #include "annulus/index/flat.hpp"
+#include "annulus/index/hnsw.hpp"
 #include "annulus/io/vecs.hpp"
 
 namespace fs = std::filesystem;
@@ -49,6 +50,22 @@ TEST_CASE("flat_index on Fashion-MNIST: tie-aware recall@10 = 1.0 on all queries
     const auto one = idx.search(queries.row(i), 10);
     REQUIRE(std::vector<neighbor>(got[i].begin(), got[i].end()) == one);
   }
+}
+
+TEST_CASE("hnsw_index on Fashion-MNIST: tie-aware recall@10 >= 0.98 at ef = 128", "[real_data][hnsw]") {
+  const fs::path dir = data_dir();
+  const std::size_t nq = query_count();
+  const auto base = read_fvecs(dir / "base.fvecs");
+  const auto queries = read_fvecs(dir / "query.fvecs", 0, nq);
+  const auto truth = read_ivecs(dir / "groundtruth.ivecs", 0, nq);
+  const auto truth_dist = read_fvecs(dir / "groundtruth_dist.fvecs", 0, nq);
+  const auto idx = hnsw_index<l2>::build(base, {.m = 16, .ef_construction = 200}, 0);
+  REQUIRE(idx.size() == 60000);
+  const result_matrix got = search_batch(idx, queries, 10, {.ef = 128}, 0);
+  const double recall = recall_at_k(got, truth, truth_dist, 10);
+  std::printf("hnsw_index<l2> m=16 ef_construction=200, Fashion-MNIST, %zu queries: tie-aware recall@10 "
+              "at ef=128 = %.6f\n", nq, recall);
+  CHECK(recall >= 0.98);
 }
 
 int main(int argc, char** argv) {

@@ -191,6 +191,26 @@ class hnsw_index {
     return out;
   }
 
+  /// The labels `label` links to on `layer` (for inspection and tests; may
+  /// include removed vectors, which still route). Throws invalid_argument for
+  /// an unknown label or a layer above level(label).
+  std::vector<label_t> neighbors(label_t label, std::size_t layer = 0) const {
+    std::lock_guard lock(state_->writer);
+    const slot_t s = slot_of(label, "neighbors");
+    if (layer > store().header(s).level)
+      throw invalid_argument("neighbors: label " + std::to_string(label) + " is on layers 0.." +
+                             std::to_string(store().header(s).level) + ", not " + std::to_string(layer));
+    std::vector<label_t> out;
+    const hnsw_detail::link_list l = store().links(s, layer);
+    for (std::uint32_t i = 0, n = l.size(); i < n; ++i) out.push_back(store().header(l[i]).label);
+    return out;
+  }
+  /// The highest layer `label` is on. Throws invalid_argument for an unknown label.
+  std::size_t level(label_t label) const {
+    std::lock_guard lock(state_->writer);
+    return store().header(slot_of(label, "level")).level;
+  }
+
   /// Bytes of heap memory the index holds: node records (allocated capacity),
   /// upper-layer links, label map and free list.
   std::size_t memory_bytes() const {
@@ -249,15 +269,20 @@ class hnsw_index {
   graph_type& graph() const { return state_->graph; }
   const hnsw_detail::node_store& store() const { return state_->graph.store(); }
 
-  void remove_locked(label_t label, const char* what) {
-    state& st = *state_;
-    const auto slot = st.labels.find(label);
+  slot_t slot_of(label_t label, const char* what) const {
+    const auto slot = state_->labels.find(label);
     if (!slot)
       throw invalid_argument(std::string(what) + ": label " + std::to_string(label) + " is not in the index");
+    return *slot;
+  }
+
+  void remove_locked(label_t label, const char* what) {
+    state& st = *state_;
+    const slot_t slot = slot_of(label, what);
     st.free.reserve(st.free.size() + 1);  // the only allocation: before any change
     st.labels.erase(label);
-    store().set_state(*slot, node_state::deleted);
-    st.free.push_back(*slot);
+    store().set_state(slot, node_state::deleted);
+    st.free.push_back(slot);
     st.tombstones.fetch_add(1, std::memory_order_release);
     st.live.fetch_sub(1, std::memory_order_release);
   }
@@ -305,9 +330,9 @@ class hnsw_index {
       // Searches may be reading the old vectors: overwrite them with none running.
       std::unique_lock hold(st.structure);
       for (std::size_t i = 0; i < reused; ++i) {
+        // The old links stay until the insert replaces them layer by layer:
+        // they still route, which matters when the slot is the entry point.
         hnsw_detail::node_header& h = nodes.header(slots[i]);
-        for (std::size_t layer = 0; layer <= h.level; ++layer)
-          nodes.links(slots[i], layer).assign(std::span<const slot_t>{});
         h.label = batch[i];
         store_rows<Metric>(data.rows_slice(i, 1), nodes.vector(slots[i]));
         nodes.set_state(slots[i], node_state::live);

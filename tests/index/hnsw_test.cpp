@@ -1,0 +1,259 @@
+// hnsw_index beyond the shared interface tests: recall per metric on
+// clustered data with uneven norms, deletion and slot reuse, updates, filters
+// at 1% and 50% selectivity, growth after build, a reproducible one-thread
+// build, exact memory accounting, bad input, and searches running while the
+// index changes.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "annulus/index/concepts.hpp"
+#include "annulus/index/hnsw.hpp"
+#include "support/data.hpp"
+#include "support/matchers.hpp"
+
+using namespace annulus;
+using annulus::testing::clustered;
+using annulus::testing::message_has;
+
+namespace {
+constexpr std::size_t dim = 32, k = 10;
+
+/// Recall@k of idx against a brute-force scan over the rows of `base` whose
+/// label (row number) passes `keep`; also fails the test on any result that
+/// does not pass.
+template <class M, class Keep>
+double filtered_recall(const hnsw_index<M>& idx, const matrix<float>& base, const matrix<float>& queries,
+                       std::size_t ef, const Keep& keep) {
+  std::vector<std::size_t> rows;
+  for (std::size_t i = 0; i < base.rows(); ++i)
+    if (keep(label_t(i))) rows.push_back(i);
+  matrix<float> kept(rows.size(), base.cols());
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    std::copy_n(base.row_ptr(rows[r]), base.cols(), kept.row_ptr(r));
+  const std::size_t kk = std::min(k, rows.size());
+  double recall = 0;
+  for (std::size_t i = 0; i < queries.rows(); ++i) {
+    auto truth = annulus::testing::brute_force<M>(kept.view(), queries.row_ptr(i), kk);
+    for (neighbor& t : truth) t.label = rows[t.label];
+    const auto got = idx.search(queries.row(i), k, {.ef = ef}, keep);
+    REQUIRE(got.size() == kk);
+    for (const neighbor& g : got) REQUIRE(keep(g.label));
+    recall += annulus::testing::overlap(truth, got);
+  }
+  return recall / double(queries.rows());
+}
+
+constexpr auto everything = [](label_t) { return true; };
+}  // namespace
+
+TEMPLATE_TEST_CASE("hnsw: recall@10 >= 0.95 at ef = 64 on clustered data", "[hnsw]", l2, inner_product,
+                   cosine) {
+  const auto base = clustered(5000, dim, 20, 1);
+  const auto queries = clustered(100, dim, 20, 2);
+  const auto idx = hnsw_index<TestType>::build(base.view(), {.m = 16, .ef_construction = 200});
+  const double recall = filtered_recall(idx, base, queries, 64, everything);
+  INFO("recall " << recall);
+  CHECK(recall >= 0.95);
+  // A wider beam never does worse here, and ef < k is raised to k.
+  CHECK(filtered_recall(idx, base, queries, 256, everything) >= recall);
+  CHECK(idx.search(queries.row(0), k, {.ef = 1}).size() == k);
+}
+
+TEST_CASE("hnsw: removed labels are never returned, and searches still route through them", "[hnsw]") {
+  const auto base = clustered(3000, dim, 12, 3);
+  const auto queries = clustered(60, dim, 12, 4);
+  auto idx = hnsw_index<l2>::build(base.view(), {.m = 12, .ef_construction = 100});
+  auto removed = [](label_t l) { return l % 3 == 0; };
+  for (label_t l = 0; l < base.rows(); ++l)
+    if (removed(l)) idx.remove(l);
+  CHECK(idx.size() == 2000);
+  CHECK_FALSE(idx.contains(0));
+  CHECK(idx.contains(1));
+  auto live = [&](label_t l) { return !removed(l); };
+  // Unfiltered search must skip tombstones.
+  for (std::size_t i = 0; i < queries.rows(); ++i) {
+    const auto got = idx.search(queries.row(i), k, {.ef = 64});
+    REQUIRE(got.size() == k);
+    for (const neighbor& g : got) REQUIRE(live(g.label));
+  }
+  CHECK(filtered_recall(idx, base, queries, 64, live) >= 0.95);
+  CHECK_THROWS_MATCHES(idx.remove(0), invalid_argument, message_has("label 0 is not in the index"));
+  CHECK_THROWS_MATCHES(idx.remove(5000), invalid_argument, message_has("label 5000 is not in the index"));
+}
+
+TEST_CASE("hnsw: adds reuse removed slots, so churn does not grow the index", "[hnsw]") {
+  const auto base = clustered(3000, dim, 12, 5);
+  const auto fresh = clustered(3000, dim, 12, 6);
+  const auto queries = clustered(60, dim, 12, 7);
+  auto idx = hnsw_index<l2>::build(base.view(), {.m = 12, .ef_construction = 100});
+  const std::size_t bytes = idx.memory_bytes();
+  // Three rounds: remove a third of what is there, add as many new vectors.
+  matrix<float> all(6000, dim);  // row r = the vector of label r
+  std::copy_n(base.data(), base.rows() * dim, all.data());
+  std::copy_n(fresh.data(), fresh.rows() * dim, all.data() + base.rows() * dim);
+  std::set<label_t> live;
+  for (label_t l = 0; l < 3000; ++l) live.insert(l);
+  label_t next = 3000;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<label_t> gone;
+    for (const label_t l : live)
+      if ((l * 7 + round) % 3 == 0 && gone.size() < 1000) gone.push_back(l);
+    for (const label_t l : gone) idx.remove(l), live.erase(l);
+    std::vector<label_t> labels;
+    for (std::size_t i = 0; i < gone.size(); ++i) labels.push_back(next + i);
+    idx.add(all.view().rows_slice(next, gone.size()), labels, 2);
+    for (const label_t l : labels) live.insert(l);
+    next += gone.size();
+  }
+  CHECK(idx.size() == 3000);
+  CHECK(idx.memory_bytes() <= bytes + 3000 * sizeof(label_t) * 8);  // label map only: no new records
+  auto is_live = [&](label_t l) { return live.count(l) == 1; };
+  const double recall = filtered_recall(idx, all, queries, 64, is_live);
+  INFO("recall after churn " << recall);
+  CHECK(recall >= 0.95);
+  for (std::size_t i = 0; i < queries.rows(); ++i)
+    for (const neighbor& g : idx.search(queries.row(i), k, {.ef = 64})) REQUIRE(is_live(g.label));
+}
+
+TEST_CASE("hnsw: update moves a label to a new vector", "[hnsw]") {
+  const auto base = clustered(1000, dim, 5, 8);
+  auto idx = hnsw_index<l2>::build(base.view());
+  std::vector<float> target(base.row(500).begin(), base.row(500).end());
+  idx.update(7, target);
+  const auto got = idx.search(target, 2);
+  REQUIRE(got.size() == 2);
+  std::set<label_t> labels{got[0].label, got[1].label};
+  CHECK(labels == std::set<label_t>{7, 500});
+  CHECK(got[0].distance == 0.f);
+  CHECK(got[1].distance == 0.f);
+  CHECK(idx.size() == 1000);
+  // The old vector of 7 is gone.
+  for (const neighbor& n : idx.search(base.row(7), 5)) CHECK((n.label != 7 || n.distance == 0.f));
+  CHECK_THROWS_MATCHES(idx.update(4242, target), invalid_argument, message_has("label 4242"));
+  CHECK_THROWS_AS(idx.update(7, std::vector<float>(dim + 1, 1.f)), dimension_mismatch);
+  CHECK(idx.contains(7));
+}
+
+TEST_CASE("hnsw: a filter is never violated, at 1% and 50% selectivity", "[hnsw][filter]") {
+  const auto base = clustered(4000, dim, 16, 9);
+  const auto queries = clustered(60, dim, 16, 10);
+  const auto idx = hnsw_index<cosine>::build(base.view(), {.m = 12, .ef_construction = 100});
+  auto half = [](label_t l) { return l % 2 == 1; };
+  auto one_percent = [](label_t l) { return l % 100 == 17; };  // 40 pass: the exact scan
+  CHECK(filtered_recall(idx, base, queries, 64, half) >= 0.95);
+  CHECK(filtered_recall(idx, base, queries, 64, one_percent) == 1.0);
+  // Fewer pass than k: all of them come back.
+  auto three = [](label_t l) { return l == 5 || l == 900 || l == 3999; };
+  const auto got = idx.search(queries.row(0), k, {.ef = 64}, three);
+  CHECK(got.size() == 3);
+  for (const neighbor& g : got) CHECK(three(g.label));
+  auto none = [](label_t) { return false; };
+  CHECK(idx.search(queries.row(0), k, {.ef = 64}, none).empty());
+  STATIC_REQUIRE(filterable_index<hnsw_index<cosine>, decltype(half)>);
+}
+
+TEST_CASE("hnsw: vectors added after build are found as well as the first ones", "[hnsw]") {
+  const auto base = clustered(4000, dim, 16, 11);
+  const auto queries = clustered(80, dim, 16, 12);
+  auto idx = hnsw_index<inner_product>::build(base.view().rows_slice(0, 1000), {.m = 12, .ef_construction = 100});
+  idx.add(base.view().rows_slice(1000, 2500), {}, 2);  // default labels continue: 1000..3499
+  for (std::size_t i = 3500; i < 4000; ++i) idx.add(base.row(i), label_t(i));
+  CHECK(idx.size() == 4000);
+  CHECK(filtered_recall(idx, base, queries, 64, everything) >= 0.95);
+}
+
+TEST_CASE("hnsw: one thread and one seed build the same graph", "[hnsw]") {
+  const auto base = clustered(1500, dim, 8, 13);
+  const hnsw_index<l2>::build_params p{.m = 8, .ef_construction = 50, .seed = 99};
+  const auto a = hnsw_index<l2>::build(base.view(), p, 1);
+  const auto b = hnsw_index<l2>::build(base.view(), p, 1);
+  bool upper = false;
+  for (label_t l = 0; l < base.rows(); ++l) {
+    REQUIRE(a.level(l) == b.level(l));
+    for (std::size_t layer = 0; layer <= a.level(l); ++layer) REQUIRE(a.neighbors(l, layer) == b.neighbors(l, layer));
+    upper = upper || a.level(l) > 0;
+  }
+  CHECK(upper);
+  // Another seed draws other levels.
+  const auto c = hnsw_index<l2>::build(base.view(), {.m = 8, .ef_construction = 50, .seed = 100}, 1);
+  std::size_t differ = 0;
+  for (label_t l = 0; l < base.rows(); ++l) differ += a.level(l) != c.level(l);
+  CHECK(differ > 0);
+  // Links respect the degree bounds: 2m on layer 0, m above.
+  for (label_t l = 0; l < base.rows(); ++l) {
+    REQUIRE(a.neighbors(l, 0).size() <= 16);
+    if (a.level(l) > 0) REQUIRE(a.neighbors(l, 1).size() <= 8);
+  }
+}
+
+TEST_CASE("hnsw: memory_bytes counts records, upper links and labels exactly", "[hnsw]") {
+  const auto base = clustered(2000, 20, 6, 14);
+  const std::size_t m = 10;
+  const auto idx = hnsw_index<l2>::build(base.view(), {.m = m});
+  // Record: 24-byte header + 2m links, rounded to 64; 20 floats rounded to 64.
+  const std::size_t record = (24 + 8 * m + 63) / 64 * 64 + (20 * 4 + 63) / 64 * 64;
+  std::size_t upper = 0;
+  for (label_t l = 0; l < base.rows(); ++l) upper += idx.level(l) * (m + 1) * 4;
+  // Row-number labels cost nothing beyond an empty label map.
+  CHECK(idx.memory_bytes() == 2000 * record + upper + label_map{}.memory_bytes());
+}
+
+TEST_CASE("hnsw: bad input throws and leaves the index as it was", "[hnsw]") {
+  CHECK_THROWS_MATCHES(hnsw_index<l2>(8, {.m = 1}), invalid_argument, message_has("m must be in 2..1024, got 1"));
+  CHECK_THROWS_MATCHES(hnsw_index<l2>(8, {.ef_construction = 0}), invalid_argument, message_has("ef_construction"));
+  CHECK_THROWS_MATCHES(hnsw_index<l2>(0), invalid_argument, message_has("got 0"));
+  hnsw_index<cosine> empty(4);
+  CHECK_THROWS_MATCHES(empty.search(std::vector<float>{1, 0, 0, 0}, 1), invalid_argument,
+                       message_has("exceeds the 0 vectors"));
+  const auto base = clustered(300, 8, 3, 15);
+  auto idx = hnsw_index<cosine>::build(base.view());
+  CHECK_THROWS_MATCHES(idx.add(std::vector<float>(8, 0.f), 999), invalid_argument, message_has("zero vector"));
+  CHECK_THROWS_MATCHES(idx.add(std::vector<float>(8, 1.f), 5), invalid_argument,
+                       message_has("label 5 is already in the index"));
+  CHECK_THROWS_AS(idx.add(std::vector<float>(7, 1.f), 999), dimension_mismatch);
+  CHECK_THROWS_MATCHES(idx.search(std::vector<float>(8, 0.f), 3), invalid_argument, message_has("zero vector"));
+  CHECK_THROWS_MATCHES(idx.neighbors(999), invalid_argument, message_has("label 999 is not in the index"));
+  CHECK(idx.size() == 300);
+  CHECK_FALSE(idx.contains(999));
+}
+
+TEST_CASE("hnsw: searches run while vectors are added, removed and updated", "[hnsw][threads]") {
+  const auto base = clustered(3000, 16, 8, 16);
+  const auto queries = clustered(40, 16, 8, 17);
+  auto idx = hnsw_index<l2>::build(base.view().rows_slice(0, 1000), {.m = 8, .ef_construction = 40});
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> searches{0};
+  std::vector<std::jthread> readers;
+  for (int t = 0; t < 2; ++t)
+    readers.emplace_back([&, t] {
+      while (!done.load()) {
+        for (std::size_t i = t; i < queries.rows(); i += 2) {
+          const auto got = idx.search(queries.row(i), 5, {.ef = 32});
+          for (const neighbor& g : got) REQUIRE(g.label < 3000);
+          const auto odd = idx.search(queries.row(i), 5, {.ef = 32}, [](label_t l) { return l % 2 == 1; });
+          for (const neighbor& g : odd) REQUIRE(g.label % 2 == 1);
+          ++searches;
+        }
+      }
+    });
+  // Grow past the initial capacity (new segments), remove, reuse, update.
+  for (std::size_t first = 1000; first < 3000; first += 250)
+    idx.add(base.view().rows_slice(first, 250), {}, 2);
+  for (label_t l = 0; l < 3000; l += 5) idx.remove(l);
+  std::vector<label_t> back;
+  for (label_t l = 0; l < 3000; l += 10) back.push_back(l);
+  matrix<float> again(back.size(), 16);
+  for (std::size_t i = 0; i < back.size(); ++i) std::copy_n(base.row_ptr(back[i]), 16, again.row_ptr(i));
+  idx.add(again.view(), back, 2);
+  for (label_t l = 1; l < 3000; l += 50) idx.update(l, base.row(l + 1));
+  done = true;
+  readers.clear();
+  CHECK(searches.load() > 0);
+  CHECK(idx.size() == 3000 - 600 + 300);
+}
