@@ -34,3 +34,23 @@ TEST_CASE("label_map: row numbers cost nothing until another label arrives", "[l
   CHECK_THROWS_WITH(m.check_new(2, dup), Catch::Contains("label 9 appears twice"));
   CHECK_THROWS_WITH(m.check_new(1, custom), Catch::Contains("2 labels given for 1 vectors"));
 }
+
+TEST_CASE("label_map: erase and assign reuse slots; default labels never repeat", "[labels]") {
+  label_map m;
+  m.append(4, {});
+  m.erase(1);
+  CHECK_FALSE(m.find(1));
+  CHECK(*m.find(2) == 2);
+  CHECK(m.size() == 4);  // slots handed out, the erased one included
+  // The next default label is 4 (vectors ever added), not a reused number.
+  CHECK(m.default_label(0) == 4);
+  m.assign(1, m.default_label(0));
+  CHECK(m.label(1) == 4);
+  CHECK(*m.find(4) == 1);
+  CHECK(m.default_label(0) == 5);
+  CHECK_NOTHROW(m.check_new(1, {}));
+  const std::vector<label_t> again{4};
+  CHECK_THROWS_WITH(m.check_new(1, again), Catch::Contains("label 4 is already in the index"));
+  const std::vector<label_t> old{1};
+  CHECK_NOTHROW(m.check_new(1, old));  // erased labels may come back
+}

@@ -136,3 +136,16 @@ TEST_CASE("recall_at_k: validation", "[eval][recall]") {
   CHECK_THROWS_AS(hits_at_k(one, row, short_dist, 2), dimension_mismatch);
   CHECK_THROWS_WITH(hits_at_k(one, row, short_dist, 2), Contains("3 ids but 2 distances"));
 }
+
+TEST_CASE("recall_at_k against exact results", "[eval][recall]") {
+  const auto exact = results_of({{1ull << 40, 5, 6}, {7, 8, 9}}, 3);
+  // 64-bit labels compare as labels; duplicates count once; order does not matter.
+  CHECK(recall_at_k(results_of({{6, 5, 1ull << 40}, {9, 9, 9}}, 3), exact, 3) == Approx(4.0 / 6));
+  CHECK(recall_at_k(results_of({{5, 1ull << 40}, {7}}, 3), exact, 2) == Approx(3.0 / 4));
+  // A filtered exact row with fewer than k asks only for what it has.
+  const auto short_truth = results_of({{3}, {4, 5, 6}}, 3);
+  CHECK(recall_at_k(results_of({{3, 8, 9}, {4, 5, 0}}, 3), short_truth, 3) == Approx(3.0 / 4));
+  CHECK_THROWS_WITH(recall_at_k(exact, exact, 4), Contains("exact results hold 3 neighbours per query, k = 4"));
+  CHECK_THROWS_AS(recall_at_k(results_of({{1}}, 3), exact, 3), dimension_mismatch);
+  CHECK_THROWS_AS(recall_at_k(exact, exact, 0), invalid_argument);
+}

@@ -29,6 +29,14 @@ std::size_t query_count() {
   const char* n = std::getenv("ANNULUS_REAL_DATA_QUERIES");
   return n ? std::size_t(std::stoul(n)) : 10000;
 }
+// ANNULUS_REAL_DATA_BASE=N builds the approximate indexes over the first N
+// base vectors only, with exact truth from flat_index on those N: the
+// sanitizer presets set it, since an instrumented HNSW build of all 60,000
+// takes minutes.
+std::size_t base_count() {
+  const char* n = std::getenv("ANNULUS_REAL_DATA_BASE");
+  return n ? std::size_t(std::stoul(n)) : 60000;
+}
 }  // namespace
 
 TEST_CASE("flat_index on Fashion-MNIST: tie-aware recall@10 = 1.0 on all queries", "[real_data]") {
@@ -54,17 +62,22 @@ TEST_CASE("flat_index on Fashion-MNIST: tie-aware recall@10 = 1.0 on all queries
 
 TEST_CASE("hnsw_index on Fashion-MNIST: tie-aware recall@10 >= 0.98 at ef = 128", "[real_data][hnsw]") {
   const fs::path dir = data_dir();
-  const std::size_t nq = query_count();
-  const auto base = read_fvecs(dir / "base.fvecs");
+  const std::size_t nq = query_count(), nb = base_count();
+  const auto base = read_fvecs(dir / "base.fvecs", 0, nb);
   const auto queries = read_fvecs(dir / "query.fvecs", 0, nq);
-  const auto truth = read_ivecs(dir / "groundtruth.ivecs", 0, nq);
-  const auto truth_dist = read_fvecs(dir / "groundtruth_dist.fvecs", 0, nq);
   const auto idx = hnsw_index<l2>::build(base, {.m = 16, .ef_construction = 200}, 0);
-  REQUIRE(idx.size() == 60000);
+  REQUIRE(idx.size() == nb);
   const result_matrix got = search_batch(idx, queries, 10, {.ef = 128}, 0);
-  const double recall = recall_at_k(got, truth, truth_dist, 10);
-  std::printf("hnsw_index<l2> m=16 ef_construction=200, Fashion-MNIST, %zu queries: tie-aware recall@10 "
-              "at ef=128 = %.6f\n", nq, recall);
+  double recall = 0;
+  if (nb == 60000) {
+    const auto truth = read_ivecs(dir / "groundtruth.ivecs", 0, nq);
+    const auto truth_dist = read_fvecs(dir / "groundtruth_dist.fvecs", 0, nq);
+    recall = recall_at_k(got, truth, truth_dist, 10);
+  } else {
+    recall = recall_at_k(got, search_batch(flat_index<l2>::build(base), queries, 10, {}, 0), 10);
+  }
+  std::printf("hnsw_index<l2> m=16 ef_construction=200, Fashion-MNIST (%zu base, %zu queries): "
+              "%srecall@10 at ef=128 = %.6f\n", nb, nq, nb == 60000 ? "tie-aware " : "", recall);
   CHECK(recall >= 0.98);
 }
 

@@ -113,4 +113,38 @@ inline double recall_at_k(const result_matrix& results, matrix_view<const std::i
   return detail::mean_recall(results, truth_ids, &truth_distances, k);
 }
 
+/// Plain recall@k of `results` against `exact`: the same queries answered by
+/// an exact index (flat_index through search_batch), labels compared as
+/// labels. A row of `exact` with fewer than k neighbours (a filter passed
+/// fewer) asks only for those. Throws invalid_argument if k == 0, exact holds
+/// fewer than k per query or there are no queries, dimension_mismatch if the
+/// two have different numbers of queries.
+inline double recall_at_k(const result_matrix& results, const result_matrix& exact, std::size_t k) {
+  if (k == 0) throw invalid_argument("recall: k must be at least 1, got 0");
+  if (exact.k() < k)
+    throw invalid_argument("recall: exact results hold " + std::to_string(exact.k()) +
+                           " neighbours per query, k = " + std::to_string(k) + " needs " + std::to_string(k));
+  if (exact.size() != results.size())
+    throw dimension_mismatch("recall: exact results have " + std::to_string(exact.size()) +
+                             " queries, results have " + std::to_string(results.size()));
+  if (results.size() == 0) throw invalid_argument("recall: no queries (0 result rows)");
+  std::size_t hits = 0, wanted = 0;
+  for (std::size_t q = 0; q < results.size(); ++q) {
+    const auto truth = exact[q].first(exact[q].size() < k ? exact[q].size() : k);
+    const auto got = results[q].first(results[q].size() < k ? results[q].size() : k);
+    wanted += truth.size();
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      bool seen = false;  // a label returned twice counts once
+      for (std::size_t j = 0; j < i && !seen; ++j) seen = got[j].label == got[i].label;
+      if (seen) continue;
+      for (const neighbor& t : truth)
+        if (t.label == got[i].label) {
+          ++hits;
+          break;
+        }
+    }
+  }
+  return wanted == 0 ? 1.0 : static_cast<double>(hits) / static_cast<double>(wanted);
+}
+
 }  // namespace annulus
