@@ -42,7 +42,8 @@ struct scratch {
   std::vector<slot_t> fresh;        // unvisited neighbours of the node being expanded
   std::vector<candidate> pool;      // neighbour selection input
   std::vector<candidate> kept;      // neighbour selection output
-  std::vector<slot_t> linked;       // the new node's neighbours on the current layer
+  std::vector<slot_t> linked;       // the new node's neighbours, top layer first
+  std::vector<std::size_t> linked_end;  // where each layer's part of `linked` ends
   std::vector<float> query;         // a cosine query, normalised
 };
 
@@ -200,21 +201,29 @@ class graph {
     const std::size_t top = entry_level(e);
     candidate cur{distance(v, entry_slot(e)), entry_slot(e)};
     for (std::size_t layer = top; layer > level; --layer) cur = greedy(v, cur, layer, known);
+    // Own lists first, on every layer, then the links back: whoever reaches s
+    // through a link back then finds it linked all the way down to layer 0.
+    sc.linked.clear();
+    sc.linked_end.clear();
     for (std::size_t layer = std::min(level, top) + 1; layer-- > 0;) {
       beam(v, cur, ef_construction_, layer, any_node{}, sc);
       sc.pool.clear();
       for (const candidate& c : sc.best)
         if (c.slot != s) sc.pool.push_back(c);
-      if (sc.pool.empty()) continue;
-      cur = sc.pool.front();
-      select(sc.pool, store_.m(), sc.kept);
-      sc.linked.clear();
-      for (const candidate& c : sc.kept) sc.linked.push_back(c.slot);
-      {
+      if (!sc.pool.empty()) {
+        cur = sc.pool.front();
+        select(sc.pool, store_.m(), sc.kept);
         node_lock lock(store_.header(s));
-        store_.links(s, layer).assign(sc.linked);
+        store_.links(s, layer).assign(slots_of(sc.kept));
+      } else {
+        sc.kept.clear();
       }
-      for (const slot_t n : sc.linked) connect(n, s, layer, sc);  // reuses pool and kept
+      for (const candidate& c : sc.kept) sc.linked.push_back(c.slot);
+      sc.linked_end.push_back(sc.linked.size());
+    }
+    for (std::size_t i = 0, begin = 0; i < sc.linked_end.size(); begin = sc.linked_end[i++]) {
+      const std::size_t layer = sc.linked_end.size() - 1 - i;
+      for (std::size_t j = begin; j < sc.linked_end[i]; ++j) connect(sc.linked[j], s, layer, sc);
     }
     if (level > top) {
       std::lock_guard lock(entry_->mutex);
