@@ -221,12 +221,13 @@ class hnsw_index {
 
   /// A filtered search scans the passing vectors exactly when the sampled
   /// estimate of how many pass, P, satisfies P^2 <= filter_scan_ratio * ef *
-  /// size(). Why: a beam that may return only a fraction p = P / size() of
-  /// the nodes visits about V / p of them, V being the nodes an unfiltered
-  /// beam of width ef visits; a scan computes P distances. V / ef measured
-  /// 12-20 on Fashion-MNIST and on the clustered test sets (m = 16), so the
-  /// break-even P^2 = V * size() sits near 16 * ef * size().
-  static constexpr double filter_scan_ratio = 16;
+  /// size(). The form: a beam that may return only a fraction p of the nodes
+  /// scores about c * ef / p of them, a scan scores P = p * size(), so they
+  /// cost the same where P^2 = c * ef * size(). The constant was measured on
+  /// Fashion-MNIST (m = 16, 200 queries, p from 0.5% to 20%, ef 32/64/128):
+  /// beam and scan took equal time at p = 5%, 7% and 10% for ef = 32, 64 and
+  /// 128, which is c = 4.6-4.7 each time (docs/benchmarks.md).
+  static constexpr double filter_scan_ratio = 5;
   /// Slots sampled for that estimate.
   static constexpr std::size_t filter_sample = 128;
 
@@ -419,12 +420,16 @@ class hnsw_index {
     return expected * expected <= filter_scan_ratio * double(ef) * double(size());
   }
 
+  static constexpr std::size_t scan_prefetch = 16;  // headers fetched ahead by the exact scan
+
   template <class Passes>
   std::size_t exact_scan(const float* q, std::size_t k, const Passes& passes, std::span<neighbor> out) const {
     topk_heap heap(out, k);
     const std::size_t slots = store().capacity();
     float threshold = heap.threshold();
     for (std::size_t s = 0; s < slots; ++s) {
+      // Headers are a record apart: too far for the hardware to guess.
+      if (s + scan_prefetch < slots) __builtin_prefetch(store().record(slot_t(s + scan_prefetch)), 0, 0);
       if (!passes(slot_t(s))) continue;
       const float d = graph().distance(q, slot_t(s));
       if (d <= threshold && heap.push(s, d)) threshold = heap.threshold();
