@@ -396,7 +396,9 @@ class hnsw_index {
                           hnsw_detail::scratch& sc, std::span<neighbor> out) const {
     const graph_type& g = graph();
     g.beam(q, g.descend(q, 0, store().capacity()), ef, 0, returnable, sc);
+    // The k closest, in any order (out is sorted below): linear in ef.
     const std::size_t n = std::min(k, sc.best.size());
+    std::nth_element(sc.best.begin(), sc.best.begin() + n, sc.best.end());
     for (std::size_t i = 0; i < n; ++i) out[i] = {store().header(sc.best[i].slot).label, sc.best[i].distance};
     std::sort(out.begin(), out.begin() + n, closer);  // ties by label, as every index orders them
     return n;

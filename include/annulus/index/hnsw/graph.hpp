@@ -38,7 +38,7 @@ struct candidate {
 struct scratch {
   visited_set visited;
   std::vector<candidate> frontier;  // min-heap: nodes still to expand
-  std::vector<candidate> best;      // max-heap of the ef closest returnable nodes; sorted after a beam
+  std::vector<candidate> best;      // max-heap of the ef closest returnable nodes
   std::vector<slot_t> fresh;        // unvisited neighbours of the node being expanded
   std::vector<candidate> pool;      // neighbour selection input
   std::vector<candidate> kept;      // neighbour selection output
@@ -107,7 +107,8 @@ class graph {
   }
 
   /// Beam search of width ef on `layer` from `start`; leaves the ef closest
-  /// nodes that satisfy `returnable` in sc.best, sorted closest first.
+  /// nodes that satisfy `returnable` in sc.best as a max-heap (farthest
+  /// first; std::sort_heap sorts it closest first).
   /// Nodes that fail `returnable` are still expanded (they route).
   template <class Returnable>
   void beam(const float* q, candidate start, std::size_t ef, std::size_t layer,
@@ -124,6 +125,8 @@ class graph {
     auto offer = [&](candidate c) {
       frontier.push_back(c);
       std::push_heap(frontier.begin(), frontier.end(), std::greater<>{});
+      // The closest unexpanded node is likely the next one expanded: fetch its links now.
+      if (layer == 0 && frontier.front().slot == c.slot) store_.prefetch_links(c.slot);
       if (!returnable(c.slot)) return;
       best.push_back(c);
       std::push_heap(best.begin(), best.end());
@@ -143,6 +146,7 @@ class graph {
       const candidate c = frontier.back();
       frontier.pop_back();
       if (c.distance > worst) break;
+      if (layer == 0 && !frontier.empty()) store_.prefetch_links(frontier.front().slot);
       const link_list l = store_.links(c.slot, layer);
       sc.fresh.clear();
       for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
@@ -160,7 +164,6 @@ class graph {
         if (d < worst) offer({d, s});
       }
     }
-    std::sort_heap(best.begin(), best.end());
   }
 
   /// The heuristic of the paper (its Algorithm 4 without extensions): walk
@@ -207,6 +210,7 @@ class graph {
     sc.linked_end.clear();
     for (std::size_t layer = std::min(level, top) + 1; layer-- > 0;) {
       beam(v, cur, ef_construction_, layer, any_node{}, sc);
+      std::sort_heap(sc.best.begin(), sc.best.end());
       sc.pool.clear();
       for (const candidate& c : sc.best)
         if (c.slot != s) sc.pool.push_back(c);

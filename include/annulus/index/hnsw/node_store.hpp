@@ -144,6 +144,11 @@ class node_store {
     const std::byte* p = record(s) + vector_offset_;
     for (std::size_t i = 0; i < lines; ++i) __builtin_prefetch(p + 64 * i, 0, 3);
   }
+  /// Starts fetching slot s's header and layer-0 links.
+  void prefetch_links(slot_t s) const {
+    const std::byte* p = record(s);
+    for (std::size_t i = 0; i < vector_offset_; i += 64) __builtin_prefetch(p + i, 0, 3);
+  }
   /// Cache lines one vector spans.
   std::size_t vector_lines() const { return (stride_ - vector_offset_) / 64; }
 
