@@ -148,6 +148,13 @@ TEST_CASE("hnsw: a filter is never violated, at 1% and 50% selectivity", "[hnsw]
   auto one_percent = [](label_t l) { return l % 100 == 17; };  // 40 pass: the exact scan
   CHECK(filtered_recall(idx, base, queries, 64, half) >= 0.95);
   CHECK(filtered_recall(idx, base, queries, 64, one_percent) == 1.0);
+  // Forcing either path: the scan is exact, the beam still never violates the filter.
+  for (std::size_t i = 0; i < 10; ++i) {
+    const auto scan = idx.search(queries.row(i), k, {.ef = 64, .filter_scan_ratio = 1e300}, half);
+    CHECK(annulus::testing::overlap(idx.search(queries.row(i), k, {.ef = 400}, half), scan) >= 0.9);
+    for (const neighbor& g : idx.search(queries.row(i), k, {.ef = 16, .filter_scan_ratio = -1}, one_percent))
+      REQUIRE(one_percent(g.label));
+  }
   // Fewer pass than k: all of them come back.
   auto three = [](label_t l) { return l == 5 || l == 900 || l == 3999; };
   const auto got = idx.search(queries.row(0), k, {.ef = 64}, three);

@@ -74,6 +74,11 @@ class hnsw_index {
   };
   struct search_params {
     std::size_t ef = 64;  ///< beam width on layer 0; raised to k if smaller
+    /// Filtered search only: scan the passing vectors exactly, instead of a
+    /// filtered beam, when P^2 <= filter_scan_ratio * ef * size(), P being
+    /// the estimated number that pass; 4 is the break-even measured on
+    /// Fashion-MNIST (the note above filter_sample). Negative: never scan up front.
+    double filter_scan_ratio = 4;
   };
 
   /// Empty index for `dim`-dimensional vectors. Throws invalid_argument on
@@ -168,7 +173,7 @@ class hnsw_index {
   /// As search, returning only vectors whose label passes `keep`. Nodes that
   /// fail still route the beam. When an estimate from a sample of the slots
   /// says few vectors pass, or the beam finds fewer than k, the passing
-  /// vectors are scanned exactly instead (see filter_scan_ratio). Returns
+  /// vectors are scanned exactly instead (search_params::filter_scan_ratio). Returns
   /// fewer than k when fewer than k pass. `keep` is called from the
   /// searching thread and must not modify this index.
   template <label_predicate Keep>
@@ -219,16 +224,14 @@ class hnsw_index {
            state_->labels.memory_bytes() + state_->free.capacity() * sizeof(slot_t);
   }
 
-  /// A filtered search scans the passing vectors exactly when the sampled
-  /// estimate of how many pass, P, satisfies P^2 <= filter_scan_ratio * ef *
-  /// size(). The form: a beam that may return only a fraction p of the nodes
-  /// scores about c * ef / p of them, a scan scores P = p * size(), so they
-  /// cost the same where P^2 = c * ef * size(). The constant was measured on
-  /// Fashion-MNIST (m = 16, 200 queries, p from 0.5% to 20%, ef 32/64/128):
-  /// beam and scan took equal time at p = 5%, 7% and 10% for ef = 32, 64 and
-  /// 128, which is c = 4.6-4.7 each time (docs/benchmarks.md).
-  static constexpr double filter_scan_ratio = 5;
-  /// Slots sampled for that estimate.
+  // filter_scan_ratio's form: a beam that may return only a fraction p of
+  // the nodes scores about c * ef / p of them, a scan scores P = p * size(),
+  // so they cost the same where P^2 = c * ef * size(). Measured on
+  // Fashion-MNIST (bench/hnsw_filter_bench.cpp; m = 16, p from 0.5% to 20%,
+  // ef 32/64/128): the two cross at p = 5%, 6% and 8% for ef = 32, 64 and
+  // 128, c = 4.5, 3.3 and 2.9 (docs/benchmarks.md); near the crossing either
+  // path is within 10-20% of the other, so 4 errs little either way.
+  /// Slots sampled to estimate how many vectors pass a filter.
   static constexpr std::size_t filter_sample = 128;
 
  private:
@@ -383,7 +386,7 @@ class hnsw_index {
       auto passes = [&](slot_t s) {
         return nodes.state(s) == node_state::live && (*keep)(nodes.header(s).label);
       };
-      if (!few_pass(passes, ef)) {
+      if (!few_pass(passes, ef, params.filter_scan_ratio)) {
         const std::size_t found = beam_search(q, k, ef, passes, *sc, out);
         if (found == k) return found;
       }
@@ -407,7 +410,7 @@ class hnsw_index {
   // Whether, by a sample of evenly spaced slots, few enough vectors pass that
   // scanning them beats a filtered beam (filter_scan_ratio).
   template <class Passes>
-  bool few_pass(const Passes& passes, std::size_t ef) const {
+  bool few_pass(const Passes& passes, std::size_t ef, double ratio) const {
     const std::size_t slots = store().capacity();
     const std::size_t samples = std::min(slots, filter_sample);
     std::size_t used = 0, pass = 0;
@@ -417,9 +420,10 @@ class hnsw_index {
       ++used;
       pass += passes(s);
     }
+    if (ratio < 0) return false;
     if (used == 0) return true;
     const double expected = double(pass) / double(used) * double(size());
-    return expected * expected <= filter_scan_ratio * double(ef) * double(size());
+    return expected * expected <= ratio * double(ef) * double(size());
   }
 
   static constexpr std::size_t scan_prefetch = 16;  // headers fetched ahead by the exact scan
