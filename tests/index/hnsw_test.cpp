@@ -134,7 +134,7 @@ TEST_CASE("hnsw: update moves a label to a new vector", "[hnsw]") {
   CHECK(got[1].distance == 0.f);
   CHECK(idx.size() == 1000);
   // The old vector of 7 is gone.
-  for (const neighbor& n : idx.search(base.row(7), 5)) CHECK((n.label != 7 || n.distance == 0.f));
+  for (const neighbor& n : idx.search(base.row(7), 5)) CHECK_FALSE((n.label == 7 && n.distance == 0.f));
   CHECK_THROWS_MATCHES(idx.update(4242, target), invalid_argument, message_has("label 4242"));
   CHECK_THROWS_AS(idx.update(7, std::vector<float>(dim + 1, 1.f)), dimension_mismatch);
   CHECK(idx.contains(7));
@@ -242,7 +242,16 @@ TEST_CASE("hnsw: searches run while vectors are added, removed and updated", "[h
       while (!done.load()) {
         for (std::size_t i = t; i < queries.rows(); i += 2) {
           const auto got = idx.search(queries.row(i), 5, {.ef = 32});
-          for (const neighbor& g : got) bad += g.label >= 3000;
+          for (const neighbor& g : got) {
+            // The distance must belong to the label's vector: row l, or row l + 1 after an update.
+            if (g.label >= 3000) { ++bad; continue; }
+            bool matches = false;
+            for (label_t row : {g.label, g.label + 1})
+              if (row < 3000)
+                matches = matches || std::abs(kernels::l2sq(queries.row_ptr(i), base.row_ptr(row), 16) -
+                                              g.distance) <= 1e-3f * (1 + g.distance);
+            bad += !matches;
+          }
           short_results += got.size() != 5;
           const auto odd = idx.search(queries.row(i), 5, {.ef = 32}, [](label_t l) { return l % 2 == 1; });
           for (const neighbor& g : odd) bad += g.label % 2 != 1;
@@ -264,6 +273,45 @@ TEST_CASE("hnsw: searches run while vectors are added, removed and updated", "[h
   readers.clear();
   CHECK(searches.load() > 0);
   CHECK(bad.load() == 0);
+  for (std::size_t i = 0; i < queries.rows(); ++i)
+    for (const neighbor& g : idx.search(queries.row(i), 20, {.ef = 64}))
+      CHECK((g.label % 5 != 0 || g.label % 10 == 0));  // removed and not added back: never returned
   CHECK(short_results.load() == 0);
   CHECK(idx.size() == 3000 - 600 + 300);
+}
+
+TEST_CASE("hnsw: removing every vector, entry point included, then adding again", "[hnsw]") {
+  const auto base = clustered(800, dim, 6, 18);
+  const auto queries = clustered(30, dim, 6, 19);
+  auto idx = hnsw_index<l2>::build(base.view(), {.m = 8, .ef_construction = 60});
+  for (label_t l = 0; l < 800; ++l) idx.remove(l);
+  CHECK(idx.size() == 0);
+  CHECK_THROWS_MATCHES(idx.search(queries.row(0), 1), invalid_argument, message_has("exceeds the 0 vectors"));
+  const std::size_t bytes = idx.memory_bytes();
+  // Default labels continue after every label ever given: 800..1599, in the old slots.
+  idx.add(base.view(), {}, 2);
+  CHECK(idx.size() == 800);
+  CHECK(idx.contains(800));
+  CHECK_FALSE(idx.contains(0));
+  CHECK(idx.memory_bytes() <= bytes + 800 * 64);  // no new records; the label map grew
+  auto shifted = [](label_t l) { return l >= 800; };
+  double recall = 0;
+  for (std::size_t i = 0; i < queries.rows(); ++i) {
+    const auto truth = annulus::testing::brute_force<l2>(base.view(), queries.row_ptr(i), k);
+    auto got = idx.search(queries.row(i), k, {.ef = 64});
+    for (neighbor& g : got) {
+      REQUIRE(shifted(g.label));
+      g.label -= 800;
+    }
+    recall += annulus::testing::overlap(truth, got);
+  }
+  CHECK(recall / double(queries.rows()) >= 0.95);
+  // The only vector: update it, then search for it.
+  hnsw_index<l2> one(dim);
+  one.add(base.row(0), 5);
+  one.update(5, base.row(1));
+  const auto hit = one.search(base.row(1), 1);
+  REQUIRE(hit.size() == 1);
+  CHECK(hit[0].label == 5);
+  CHECK(hit[0].distance == 0.f);
 }

@@ -1,8 +1,8 @@
 // Per-thread scratch that survives between calls, so hot paths allocate
 // nothing once warm: scratch_lease<T> hands out a T owned by the calling
-// thread and takes it back when the lease ends. Nested leases (a search run
-// from inside another search's callback) get distinct objects, so reentrancy
-// is safe; each nesting depth allocates its T once per thread.
+// thread and takes it back when the lease ends. Nested leases on one thread
+// (a search of one index from inside a callback of another's) get distinct
+// objects; each nesting depth allocates its T once per thread.
 #pragma once
 
 #include <memory>

@@ -26,7 +26,8 @@
 //
 // Threads: search (with or without a filter) is safe from any number of
 // threads, also while add, remove or update run; those three take one writer
-// lock, so they run one at a time (a batch add uses `threads` workers inside).
+// lock, so they run one at a time (a batch add uses `threads` workers inside),
+// and contains, neighbors, level, memory_bytes and reserve wait for it too.
 // A search that overlaps an add may or may not see the vectors being added.
 // Adds that reuse removed slots hold searches off while the reused vectors
 // are overwritten (microseconds per vector). Moving or destroying the index
@@ -82,7 +83,8 @@ class hnsw_index {
   };
 
   /// Empty index for `dim`-dimensional vectors. Throws invalid_argument on
-  /// dim = 0, m outside 2..1024 or ef_construction = 0.
+  /// dim = 0, m outside 2..1024 or ef_construction = 0, and what reserve
+  /// throws for initial_capacity.
   explicit hnsw_index(std::size_t dim, const build_params& params = {})
       : dim_(dim), params_(checked(dim, params)),
         state_(std::make_unique<state>(dim, params_)) {
@@ -110,8 +112,11 @@ class hnsw_index {
   const build_params& params() const { return params_; }
 
   /// Allocates room for n slots now, so adds up to that many do not grow the
-  /// store. Throws std::bad_alloc.
+  /// store. Throws capacity_error beyond 2^32 - 1 slots, std::bad_alloc.
   void reserve(std::size_t n) {
+    if (n > label_map::max_slots)
+      throw capacity_error("hnsw_index: room for " + std::to_string(n) + " vectors asked, the limit is " +
+                           std::to_string(label_map::max_slots));
     std::lock_guard lock(state_->writer);
     graph().store().reserve(n);
   }
@@ -128,7 +133,8 @@ class hnsw_index {
   /// Throws dimension_mismatch (wrong column count), invalid_argument (NaN or
   /// Inf, zero vector under cosine, label count, a label already present or
   /// repeated), capacity_error (more than 2^32 - 1 slots); then the index is
-  /// unchanged. Running out of memory midway can leave part of the batch added.
+  /// unchanged. Running out of memory midway (std::bad_alloc) can leave the
+  /// batch partly added and the index's counts inconsistent: rebuild then.
   void add(matrix_view<const float> data, std::span<const label_t> labels = {},
            std::size_t threads = 0) {
     validate_rows<Metric>("data", data, dim_);
@@ -142,16 +148,18 @@ class hnsw_index {
     add(row, std::span(&label, 1), 1);
   }
 
-  /// Removes `label`: searches stop returning it at once; its slot goes to
-  /// the next add. Throws invalid_argument if the label is not in the index.
+  /// Removes `label`: no search that starts after this returns it; its slot
+  /// goes to the next add. Throws invalid_argument if the label is not in the index.
   void remove(label_t label) {
     std::lock_guard lock(state_->writer);
     remove_locked(label, "remove");
   }
 
   /// Replaces the vector of `label` (removes it and adds `vector` under the
-  /// same label). Throws invalid_argument for an unknown label and what add
-  /// throws; then the index is unchanged.
+  /// same label; a search running meanwhile may miss the label or, with
+  /// k = size(), throw). Throws invalid_argument for an unknown label,
+  /// dimension_mismatch and invalid_argument for a bad vector; then the index
+  /// is unchanged.
   void update(label_t label, std::span<const float> vector) {
     const matrix_view<const float> row(vector.data(), 1, vector.size());
     validate_rows<Metric>("vector", row, dim_);
@@ -162,7 +170,8 @@ class hnsw_index {
 
   /// The k closest vectors to `query`, closest first, written to `out` (size
   /// >= k); returns how many (k, unless ef's beam met fewer live vectors).
-  /// Allocates nothing once the calling thread has searched before.
+  /// Allocates nothing once the calling thread has searched an index this
+  /// large with this ef before (per-thread scratch grows, then is reused).
   /// Throws dimension_mismatch, invalid_argument (k = 0, k > size(), output
   /// too small, NaN/Inf or, under cosine, zero query).
   std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
@@ -175,7 +184,9 @@ class hnsw_index {
   /// says few vectors pass, or the beam finds fewer than k, the passing
   /// vectors are scanned exactly instead (search_params::filter_scan_ratio). Returns
   /// fewer than k when fewer than k pass. `keep` is called from the
-  /// searching thread and must not modify this index.
+  /// searching thread while the search holds the index's shared lock: it
+  /// must not call any member of this index (a reusing add waiting for the
+  /// lock would deadlock with it).
   template <label_predicate Keep>
   std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
                      std::span<neighbor> out, const Keep& keep) const {
@@ -259,6 +270,12 @@ class hnsw_index {
     std::atomic<std::size_t> upper_words{0};
     mutable std::mutex writer;              // add, remove, update, reserve, memory_bytes
     mutable std::shared_mutex structure;    // exclusive only while reused slots are overwritten
+    // glibc's shared_mutex lets new readers in while a writer waits, so a
+    // stream of searches could hold a reusing add off forever: the add raises
+    // `overwriting` and holds `gate`, and searches that see the flag queue
+    // on the gate instead of taking the shared lock.
+    std::atomic<bool> overwriting{false};
+    mutable std::mutex gate;
   };
 
   static build_params checked(std::size_t dim, build_params p) {
@@ -332,6 +349,8 @@ class hnsw_index {
     st.free.resize(st.free.size() - reused);
     if (reused > 0) {
       // Searches may be reading the old vectors: overwrite them with none running.
+      std::lock_guard queue(st.gate);
+      st.overwriting.store(true, std::memory_order_seq_cst);
       std::unique_lock hold(st.structure);
       for (std::size_t i = 0; i < reused; ++i) {
         // The old links stay until the insert replaces them layer by layer:
@@ -342,6 +361,7 @@ class hnsw_index {
         nodes.set_state(slots[i], node_state::live);
       }
       st.tombstones.fetch_sub(reused, std::memory_order_release);
+      st.overwriting.store(false, std::memory_order_release);
     }
     st.upper_words.fetch_add(new_words);
 
@@ -369,6 +389,9 @@ class hnsw_index {
   template <class Keep>
   std::size_t search_impl(std::span<const float> query, std::size_t k, const search_params& params,
                           std::span<neighbor> out, const Keep* keep) const {
+    if (state_->overwriting.load(std::memory_order_acquire)) {
+      std::lock_guard wait(state_->gate);  // let the waiting overwrite go first
+    }
     std::shared_lock hold(state_->structure);
     check::k_in_range(k, size());
     check::output_size(out.size(), k);
@@ -411,6 +434,7 @@ class hnsw_index {
   // scanning them beats a filtered beam (filter_scan_ratio).
   template <class Passes>
   bool few_pass(const Passes& passes, std::size_t ef, double ratio) const {
+    if (ratio < 0) return false;
     const std::size_t slots = store().capacity();
     const std::size_t samples = std::min(slots, filter_sample);
     std::size_t used = 0, pass = 0;
@@ -420,9 +444,10 @@ class hnsw_index {
       ++used;
       pass += passes(s);
     }
-    if (ratio < 0) return false;
     if (used == 0) return true;
-    const double expected = double(pass) / double(used) * double(size());
+    // `used` counts tombstones too, so scale by every slot in use.
+    const double in_use = double(size() + state_->tombstones.load(std::memory_order_relaxed));
+    const double expected = double(pass) / double(used) * in_use;
     return expected * expected <= ratio * double(ef) * double(size());
   }
 

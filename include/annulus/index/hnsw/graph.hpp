@@ -256,7 +256,9 @@ class graph {
 
   /// After slot `hole` lost its vector: each former neighbour that linked to
   /// it drops the link and re-selects among its other links and the hole's
-  /// former neighbours, so the region stays connected.
+  /// former neighbours. Nodes that linked to the hole without being its
+  /// neighbours keep a link to whatever the slot holds next: a long edge,
+  /// harmless to correctness, slightly wasteful after heavy churn.
   void repair(slot_t hole, std::size_t layer, const std::vector<slot_t>& former, scratch& sc) {
     for (const slot_t u : former) {
       node_lock lock(store_.header(u));
