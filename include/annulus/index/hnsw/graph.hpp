@@ -16,6 +16,7 @@
 #include <functional>
 #include <limits>
 #include <mutex>
+#include <ranges>
 #include <vector>
 
 #include "annulus/core/metric.hpp"
@@ -287,18 +288,7 @@ class graph {
   };
   static std::uint64_t pack(slot_t s, std::size_t level) { return (std::uint64_t{level} << 32) | s; }
 
-  struct slot_range {
-    const std::vector<candidate>& v;
-    struct iterator {
-      const candidate* p;
-      slot_t operator*() const { return p->slot; }
-      iterator& operator++() { return ++p, *this; }
-      bool operator!=(const iterator& o) const { return p != o.p; }
-    };
-    iterator begin() const { return {v.data()}; }
-    iterator end() const { return {v.data() + v.size()}; }
-  };
-  static slot_range slots_of(const std::vector<candidate>& v) { return {v}; }
+  static auto slots_of(const std::vector<candidate>& v) { return std::views::transform(v, &candidate::slot); }
 
   node_store store_;
   std::size_t ef_construction_;
