@@ -316,7 +316,8 @@ class hnsw_index {
     if (n == 0) return;
     const hnsw_detail::node_store& nodes = store();
 
-    // Plan and allocate everything first, so a bad_alloc changes nothing.
+    // Plan and allocate what can be allocated up front (the label map may
+    // still allocate below; see add's note on running out of memory).
     const std::size_t reused = std::min(n, st.free.size());
     const std::size_t fresh = n - reused;
     const std::size_t first_fresh = st.labels.size();
@@ -327,9 +328,11 @@ class hnsw_index {
     for (std::size_t i = 0; i < n; ++i) batch[i] = labels.empty() ? st.labels.default_label(i) : labels[i];
     graph().store().reserve(first_fresh + fresh);
     std::vector<std::unique_ptr<std::uint32_t[]>> upper(fresh);
+    std::vector<std::uint8_t> levels(fresh);
     std::size_t new_words = 0;
     for (std::size_t i = 0; i < fresh; ++i) {
-      const std::size_t words = nodes.upper_words(graph().draw_level(slots[reused + i]));
+      levels[i] = static_cast<std::uint8_t>(graph().draw_level(slots[reused + i]));
+      const std::size_t words = nodes.upper_words(levels[i]);
       if (words) upper[i].reset(new std::uint32_t[words]());
       new_words += words;
     }
@@ -371,7 +374,7 @@ class hnsw_index {
       if (i >= reused) {
         hnsw_detail::node_header& h = nodes.header(s);
         h.count = 0;
-        h.level = static_cast<std::uint8_t>(graph().draw_level(s));
+        h.level = levels[i - reused];
         h.lock = 0;
         h.label = batch[i];
         h.upper = upper[i - reused].release();
