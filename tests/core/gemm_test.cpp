@@ -36,3 +36,35 @@ TEST_CASE("gemm::inner_products equals the scalar dot at every edge shape", "[ge
     }
   }
 }
+
+TEST_CASE("gemm: packed, batch and one-row products agree bit for bit", "[gemm]") {
+  random_generator rng(9);
+  gemm::workspace ws;
+  for (std::size_t d : {3u, 14u, 257u, 600u}) {
+    for (std::size_t nb : {5u, 16u, 70u}) {
+      matrix<float> a(13, d), b(nb, d);
+      for (std::size_t i = 0; i < a.size(); ++i) a.view().data()[i] = float(rng.normal());
+      for (std::size_t i = 0; i < b.size(); ++i) b.view().data()[i] = float(rng.normal());
+      const gemm::packed_matrix packed(b.view());
+      REQUIRE(packed.rows() == nb);
+      REQUIRE(packed.padded_rows() % gemm::panel_width == 0);
+      std::vector<float> row(d);
+      packed.row(nb - 1, row.data());
+      REQUIRE(std::vector<float>(b.row(nb - 1).begin(), b.row(nb - 1).end()) == row);
+
+      std::vector<float> direct(13 * nb), pre(13 * nb);
+      gemm::inner_products(a.view(), b.view(), direct.data(), nb, ws);
+      gemm::inner_products(a.view(), packed, pre.data(), nb);
+      REQUIRE(direct == pre);
+      std::vector<float, aligned_allocator<float>> one(packed.padded_rows());
+      for (std::size_t i = 0; i < 13; ++i) {
+        gemm::one_row_products(a.row_ptr(i), packed, one.data());
+        for (std::size_t j = 0; j < nb; ++j) {
+          INFO("d " << d << ", nb " << nb << ", row " << i << ", col " << j);
+          REQUIRE(one[j] == pre[i * nb + j]);
+        }
+        for (std::size_t j = nb; j < packed.padded_rows(); ++j) REQUIRE(one[j] == 0.f);
+      }
+    }
+  }
+}

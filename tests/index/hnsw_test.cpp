@@ -16,6 +16,7 @@
 #include "annulus/index/hnsw.hpp"
 #include "support/data.hpp"
 #include "support/matchers.hpp"
+#include "support/recall.hpp"
 
 using namespace annulus;
 using annulus::testing::clustered;
@@ -24,32 +25,12 @@ using annulus::testing::message_has;
 namespace {
 constexpr std::size_t dim = 32, k = 10;
 
-/// Recall@k of idx against a brute-force scan over the rows of `base` whose
-/// label (row number) passes `keep`; also fails the test on any result that
-/// does not pass.
 template <class M, class Keep>
 double filtered_recall(const hnsw_index<M>& idx, const matrix<float>& base, const matrix<float>& queries,
                        std::size_t ef, const Keep& keep) {
-  std::vector<std::size_t> rows;
-  for (std::size_t i = 0; i < base.rows(); ++i)
-    if (keep(label_t(i))) rows.push_back(i);
-  matrix<float> kept(rows.size(), base.cols());
-  for (std::size_t r = 0; r < rows.size(); ++r)
-    std::copy_n(base.row_ptr(rows[r]), base.cols(), kept.row_ptr(r));
-  const std::size_t kk = std::min(k, rows.size());
-  double recall = 0;
-  for (std::size_t i = 0; i < queries.rows(); ++i) {
-    auto truth = annulus::testing::brute_force<M>(kept.view(), queries.row_ptr(i), kk);
-    for (neighbor& t : truth) t.label = rows[t.label];
-    const auto got = idx.search(queries.row(i), k, {.ef = ef}, keep);
-    REQUIRE(got.size() == kk);
-    for (const neighbor& g : got) REQUIRE(keep(g.label));
-    recall += annulus::testing::overlap(truth, got);
-  }
-  return recall / double(queries.rows());
+  return annulus::testing::filtered_recall(idx, base, queries, {.ef = ef}, keep, k);
 }
-
-constexpr auto everything = [](label_t) { return true; };
+using annulus::testing::everything;
 }  // namespace
 
 TEMPLATE_TEST_CASE("hnsw: recall@10 >= 0.95 at ef = 64 on clustered data", "[hnsw]", l2, inner_product,

@@ -5,6 +5,8 @@
 
 #include "annulus/index/flat.hpp"
 #include "annulus/index/hnsw.hpp"
+#include "annulus/index/ivf_flat.hpp"
+#include "annulus/index/ivf_pq.hpp"
 
 namespace annulus::testing {
 
@@ -25,9 +27,29 @@ struct test_setup<hnsw_index<M>> {
   static constexpr double min_recall = 0.95;
 };
 
+template <class M>
+struct test_setup<ivf_flat_index<M>> {
+  static typename ivf_flat_index<M>::build_params build() { return {.nlist = 16}; }
+  static typename ivf_flat_index<M>::search_params search() { return {.nprobe = 6}; }
+  static constexpr double min_recall = 0.95;
+};
+
+template <class M>
+struct test_setup<ivf_pq_index<M>> {
+  // nbits = 7: the bad-input test builds over 200 vectors, fewer than 256.
+  static typename ivf_pq_index<M>::build_params build() {
+    return {.nlist = 16, .m = 8, .nbits = 7, .keep_vectors = true};
+  }
+  static typename ivf_pq_index<M>::search_params search() { return {.nprobe = 8, .refine_factor = 8}; }
+  static constexpr double min_recall = 0.9;
+};
+
 }  // namespace annulus::testing
 
 #define ANNULUS_INDEX_TYPES \
   annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>, \
       annulus::flat_index<annulus::cosine>, annulus::hnsw_index<annulus::l2>, \
-      annulus::hnsw_index<annulus::inner_product>, annulus::hnsw_index<annulus::cosine>
+      annulus::hnsw_index<annulus::inner_product>, annulus::hnsw_index<annulus::cosine>, \
+      annulus::ivf_flat_index<annulus::l2>, annulus::ivf_flat_index<annulus::inner_product>, \
+      annulus::ivf_flat_index<annulus::cosine>, annulus::ivf_pq_index<annulus::l2>, \
+      annulus::ivf_pq_index<annulus::inner_product>, annulus::ivf_pq_index<annulus::cosine>

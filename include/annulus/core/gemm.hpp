@@ -73,6 +73,7 @@ inline void tile(matrix_view<const float> a, std::size_t first, std::size_t k0, 
   for (std::size_t i = 0; i < MR; ++i) c0[i] = c1[i] = batch(0.f);
   for (std::size_t k = 0; k < kc; ++k, panel += panel_width) {
     const batch b0 = batch::load_aligned(panel), b1 = batch::load_aligned(panel + simd_width);
+#pragma GCC unroll 8  // the accumulators must stay in registers, also at -O2
     for (std::size_t i = 0; i < MR; ++i) {
       const batch av(rows[i][k]);
       c0[i] = xsimd::fma(av, b0, c0[i]);
@@ -96,27 +97,21 @@ inline void tile_rest(std::size_t rest, matrix_view<const float> a, std::size_t 
                       std::size_t out_stride, bool add, std::index_sequence<MR...>) {
   ((rest == MR + 1 ? tile<MR + 1>(a, first, k0, kc, panel, out, out_stride, add) : void()), ...);
 }
-}  // namespace detail
 
-/// out[i * out_stride + j] = <a_i, b_j> for every row i of `a` and j of `b`
-/// (same column count; out_stride >= b.rows()). Single-threaded: callers
-/// split the work over parallel_for. For full speed keep `a` (a few hundred
-/// rows) and `b` (about a hundred rows) within L2 together.
-inline void inner_products(matrix_view<const float> a, matrix_view<const float> b, float* out,
-                           std::size_t out_stride, workspace& ws) {
+// The tile loops of inner_products over `b` already packed: n_panels panels
+// of panel_width rows each (b_rows rows in all), d = a.cols() floats deep.
+inline void multiply(matrix_view<const float> a, const float* panels, std::size_t b_rows,
+                     float* out, std::size_t out_stride) {
   constexpr std::size_t nr = panel_width, mr = tile_rows;
   const std::size_t d = a.cols();
-  const std::size_t n_panels = (b.rows() + nr - 1) / nr;
-  float* panels = ws.panels(n_panels * nr * d);
-  for (std::size_t p = 0; p < n_panels; ++p)
-    detail::pack_panel(b, p * nr, std::min(nr, b.rows() - p * nr), panels + p * nr * d);
+  const std::size_t n_panels = (b_rows + nr - 1) / nr;
   // Dimension chunks of depth_block keep a panel's slice (16 KiB on AVX2) in
   // L1 while every row tile of a passes over it.
   for (std::size_t k0 = 0; k0 < d; k0 += depth_block) {
     const std::size_t kc = std::min(depth_block, d - k0);
     const bool add = k0 != 0;
     for (std::size_t p = 0; p < n_panels; ++p) {
-      const std::size_t cols = std::min(nr, b.rows() - p * nr);
+      const std::size_t cols = std::min(nr, b_rows - p * nr);
       const float* panel = panels + p * nr * d;
       for (std::size_t i = 0; i < a.rows(); i += mr) {
         const std::size_t rows = std::min(mr, a.rows() - i);
@@ -129,14 +124,115 @@ inline void inner_products(matrix_view<const float> a, matrix_view<const float> 
         if (!direct && add)
           for (std::size_t r = 0; r < rows; ++r) std::copy_n(dst + r * out_stride, cols, edge + r * nr);
         if (rows == mr)
-          detail::tile<mr>(a, i, k0, kc, panel, target, stride, add);
+          tile<mr>(a, i, k0, kc, panel, target, stride, add);
         else
-          detail::tile_rest(rows, a, i, k0, kc, panel, target, stride, add,
-                            std::make_index_sequence<mr - 1>{});
+          tile_rest(rows, a, i, k0, kc, panel, target, stride, add, std::make_index_sequence<mr - 1>{});
         if (!direct)
           for (std::size_t r = 0; r < rows; ++r) std::copy_n(edge + r * nr, cols, dst + r * out_stride);
       }
     }
+  }
+}
+
+// One row `q` against P consecutive panels: the per-output arithmetic of
+// tile (FMAs in dimension order from zero within a depth block, then added
+// to the partial sum), so one query gets bit for bit what a batch gets, with
+// 2P independent accumulators instead of tile's 2 x tile_rows.
+template <std::size_t P>
+inline void row_tile(const float* q, std::size_t k0, std::size_t kc, const float* panels,
+                     std::size_t panel_floats, float* out, bool add) {
+  batch c0[P], c1[P];
+  for (std::size_t p = 0; p < P; ++p) c0[p] = c1[p] = batch(0.f);
+  for (std::size_t k = k0; k < k0 + kc; ++k) {
+    const batch qv(q[k]);
+#pragma GCC unroll 8
+    for (std::size_t p = 0; p < P; ++p) {
+      const float* at = panels + p * panel_floats + k * panel_width;
+      c0[p] = xsimd::fma(qv, batch::load_aligned(at), c0[p]);
+      c1[p] = xsimd::fma(qv, batch::load_aligned(at + simd_width), c1[p]);
+    }
+  }
+  for (std::size_t p = 0; p < P; ++p) {
+    float* o = out + p * panel_width;
+    if (add) {
+      c0[p] += batch::load_aligned(o);
+      c1[p] += batch::load_aligned(o + simd_width);
+    }
+    c0[p].store_aligned(o);
+    c1[p].store_aligned(o + simd_width);
+  }
+}
+}  // namespace detail
+
+/// Rows of a matrix packed once into inner_products' panel layout, for a `b`
+/// that many calls multiply against (coarse centroids, PQ codebooks). Holds
+/// the only copy: row() reads a row back out.
+class packed_matrix {
+ public:
+  packed_matrix() = default;
+  explicit packed_matrix(matrix_view<const float> b)
+      : rows_(b.rows()), cols_(b.cols()), panels_(padded_rows() * b.cols()) {
+    for (std::size_t p = 0; p * panel_width < rows_; ++p)
+      detail::pack_panel(b, p * panel_width, std::min(panel_width, rows_ - p * panel_width),
+                         panels_.data() + p * panel_width * cols_);
+  }
+
+  std::size_t rows() const { return rows_; }
+  std::size_t cols() const { return cols_; }
+  /// Rows rounded up to whole panels: the room one_row_products writes.
+  std::size_t padded_rows() const { return (rows_ + panel_width - 1) / panel_width * panel_width; }
+  const float* panels() const { return panels_.data(); }
+  float at(std::size_t i, std::size_t k) const {
+    return panels_[(i / panel_width) * panel_width * cols_ + k * panel_width + i % panel_width];
+  }
+  /// Copies row i (cols() floats) to `out`.
+  void row(std::size_t i, float* out) const {
+    for (std::size_t k = 0; k < cols_; ++k) out[k] = at(i, k);
+  }
+  std::size_t memory_bytes() const { return panels_.capacity() * sizeof(float); }
+
+ private:
+  std::size_t rows_ = 0, cols_ = 0;
+  std::vector<float, aligned_allocator<float>> panels_;
+};
+
+/// out[i * out_stride + j] = <a_i, b_j> for every row i of `a` and j of `b`
+/// (same column count; out_stride >= b.rows()). Single-threaded: callers
+/// split the work over parallel_for. For full speed keep `a` (a few hundred
+/// rows) and `b` (about a hundred rows) within L2 together.
+inline void inner_products(matrix_view<const float> a, matrix_view<const float> b, float* out,
+                           std::size_t out_stride, workspace& ws) {
+  constexpr std::size_t nr = panel_width;
+  const std::size_t d = a.cols();
+  const std::size_t n_panels = (b.rows() + nr - 1) / nr;
+  float* panels = ws.panels(n_panels * nr * d);
+  for (std::size_t p = 0; p < n_panels; ++p)
+    detail::pack_panel(b, p * nr, std::min(nr, b.rows() - p * nr), panels + p * nr * d);
+  detail::multiply(a, panels, b.rows(), out, out_stride);
+}
+
+/// The same against a `b` packed beforehand.
+inline void inner_products(matrix_view<const float> a, const packed_matrix& b, float* out,
+                           std::size_t out_stride) {
+  detail::multiply(a, b.panels(), b.rows(), out, out_stride);
+}
+
+/// out[j] = <q, b_j> for one row q of b.cols() floats, equal bit for bit to
+/// row i of a batch inner_products. `out` is 64-byte aligned with room for
+/// b.padded_rows() floats (the padding rows come out as 0).
+inline void one_row_products(const float* q, const packed_matrix& b, float* out) {
+  constexpr std::size_t group = 4;  // panels per pass: 8 accumulators hide FMA latency
+  const std::size_t d = b.cols(), panel_floats = panel_width * d;
+  const std::size_t n_panels = b.padded_rows() / panel_width;
+  for (std::size_t k0 = 0; k0 < d; k0 += depth_block) {
+    const std::size_t kc = std::min(depth_block, d - k0);
+    std::size_t p = 0;
+    for (; p + group <= n_panels; p += group)
+      detail::row_tile<group>(q, k0, kc, b.panels() + p * panel_floats, panel_floats,
+                              out + p * panel_width, k0 != 0);
+    for (; p < n_panels; ++p)
+      detail::row_tile<1>(q, k0, kc, b.panels() + p * panel_floats, panel_floats,
+                          out + p * panel_width, k0 != 0);
   }
 }
 

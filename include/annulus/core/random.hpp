@@ -3,8 +3,12 @@
 // also depends on the C library's log/sin/cos. Same seed, same index bytes.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <numeric>
+#include <vector>
 
 namespace annulus {
 
@@ -71,5 +75,16 @@ class random_generator {
   double spare_ = 0;
   bool has_spare_ = false;
 };
+
+/// `count` (<= n) distinct numbers below n drawn with `rng`, in increasing
+/// order (training samples: a random subset read in data order).
+inline std::vector<std::size_t> random_subset(std::size_t n, std::size_t count, random_generator& rng) {
+  std::vector<std::size_t> rows(n);
+  std::iota(rows.begin(), rows.end(), std::size_t{0});
+  for (std::size_t i = 0; i < count; ++i) std::swap(rows[i], rows[i + rng.below(n - i)]);
+  rows.resize(count);
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
 
 }  // namespace annulus

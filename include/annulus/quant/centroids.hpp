@@ -1,0 +1,155 @@
+// A set of centroids (k-means' output, an IVF coarse quantizer, one PQ
+// sub-codebook) and the question every user of one asks: which centroids are
+// nearest to a point. Batches go through gemm::inner_products against the
+// centroids packed once; one point goes through gemm::one_row_products, which
+// computes the same sums in the same order, so a point ranks the centroids
+// identically either way (IVF batch and single searches probe the same lists).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "annulus/core/gemm.hpp"
+#include "annulus/core/kernels.hpp"
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/parallel.hpp"
+#include "annulus/core/topk.hpp"
+
+namespace annulus {
+
+/// How centroids are ranked for a point x: by ||x - c||^2 (l2) or by -<x, c>
+/// (inner_product, for maximum-inner-product probing). Both are computed as
+/// a key that differs from the ranked quantity only by a per-point constant:
+/// ||c||^2 - 2<x, c> under l2, -<x, c> under inner_product.
+enum class centroid_order { l2, inner_product };
+
+class centroid_table {
+ public:
+  centroid_table() = default;
+  /// Copies `rows` (k x d, k >= 1) into the packed layout.
+  explicit centroid_table(matrix_view<const float> rows) : packed_(rows), norms_(rows.rows()) {
+    kernels::norm_sq_many(rows, norms_.data());
+  }
+
+  std::size_t size() const { return packed_.rows(); }
+  std::size_t dim() const { return packed_.cols(); }
+  /// Copies centroid i (dim() floats) to `out`.
+  void row(std::size_t i, float* out) const { packed_.row(i, out); }
+  float norm_sq(std::size_t i) const { return norms_[i]; }
+  /// The centroids in gemm's packed layout.
+  const gemm::packed_matrix& packed() const { return packed_; }
+  /// Room score_one writes: size() rounded up to a whole panel.
+  std::size_t score_room() const { return packed_.padded_rows(); }
+
+  /// keys[c] = the ranking key of centroid c for the point x (see
+  /// centroid_order); `keys` is 64-byte aligned with score_room() floats.
+  void score_one(const float* x, centroid_order order, float* keys) const {
+    gemm::one_row_products(x, packed_, keys);
+    to_keys(keys, order);
+  }
+
+  /// The `count` (<= size()) best centroids of every row of `points`, best
+  /// first: ids[i * count + r] and their keys likewise (ties: smaller id).
+  /// Allocates its scratch per call (a batch call, not a hot path).
+  void nearest(matrix_view<const float> points, centroid_order order, std::size_t count,
+               std::uint32_t* ids, float* keys, std::size_t threads) const {
+    constexpr std::size_t block = 192;  // points per GEMM block (gemm.hpp: a few hundred rows)
+    const std::size_t blocks = (points.rows() + block - 1) / block;
+    const std::size_t workers = worker_count(blocks, threads);
+    std::vector<std::vector<float>> products(workers, std::vector<float>(block * size()));
+    std::vector<std::vector<neighbor>> best(workers, std::vector<neighbor>(count));
+    parallel_for(blocks, workers, [&](std::size_t b, std::size_t w) {
+      const std::size_t first = b * block, rows = std::min(block, points.rows() - first);
+      float* out = products[w].data();
+      gemm::inner_products(points.rows_slice(first, rows), packed_, out, size());
+      for (std::size_t i = 0; i < rows; ++i) {
+        float* dots = out + i * size();
+        if (count == 1) {  // assignment: fused keys and argmin
+          ids[first + i] = argmin(dots, order, keys[first + i]);
+          continue;
+        }
+        to_keys(dots, order);
+        select(dots, count, best[w], ids + (first + i) * count, keys + (first + i) * count);
+      }
+    });
+  }
+
+  /// The `count` best of keys[0, size()) into ids/out_keys, best first; `heap`
+  /// holds >= count neighbours of scratch.
+  void select(const float* keys, std::size_t count, std::span<neighbor> heap, std::uint32_t* ids,
+              float* out_keys) const {
+    topk_heap top(heap, count);
+    float threshold = top.threshold();
+    for (std::size_t c = 0; c < size(); ++c)
+      if (keys[c] <= threshold && top.push(c, keys[c])) threshold = top.threshold();
+    const std::size_t n = top.sort();
+    for (std::size_t r = 0; r < n; ++r) {
+      ids[r] = static_cast<std::uint32_t>(heap[r].label);
+      if (out_keys) out_keys[r] = heap[r].distance;
+    }
+  }
+
+  std::size_t memory_bytes() const {
+    return packed_.memory_bytes() + norms_.capacity() * sizeof(float);
+  }
+
+ private:
+  void to_keys(float* dots, centroid_order order) const {
+    if (order == centroid_order::l2)
+      for (std::size_t c = 0; c < size(); ++c) dots[c] = norms_[c] - 2.f * dots[c];
+    else
+      for (std::size_t c = 0; c < size(); ++c) dots[c] = -dots[c];
+  }
+
+  // The centroid with the smallest key given the dot products (the smaller
+  // index on ties): assignment (k-means, PQ encoding) asks this of every
+  // point. Two passes without a loop-carried blend: the minimum over four
+  // independent registers, then the first register holding it. Writes the
+  // key to `key`.
+  std::uint32_t argmin(const float* dots, centroid_order order, float& key) const {
+    using batch = kernels::batch;
+    constexpr std::size_t w = kernels::simd_width;
+    const std::size_t n = size(), full = n / w * w;
+    const bool l2 = order == centroid_order::l2;
+    auto key_at = [&](std::size_t c) { return l2 ? norms_[c] - 2.f * dots[c] : -dots[c]; };
+    auto keys_at = [&](std::size_t c) {
+      const batch d = batch::load_unaligned(dots + c);
+      return l2 ? batch::load_unaligned(norms_.data() + c) - batch(2.f) * d : -d;
+    };
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    batch m0(inf), m1(inf), m2(inf), m3(inf);
+    std::size_t c = 0;
+    for (; c + 4 * w <= full; c += 4 * w) {
+      m0 = xsimd::min(m0, keys_at(c));
+      m1 = xsimd::min(m1, keys_at(c + w));
+      m2 = xsimd::min(m2, keys_at(c + 2 * w));
+      m3 = xsimd::min(m3, keys_at(c + 3 * w));
+    }
+    for (; c < full; c += w) m0 = xsimd::min(m0, keys_at(c));
+    alignas(64) float lanes[w];
+    xsimd::min(xsimd::min(m0, m1), xsimd::min(m2, m3)).store_aligned(lanes);
+    float best = *std::min_element(lanes, lanes + w);
+    for (; c < n; ++c) best = std::min(best, key_at(c));
+    key = best;
+    // Second pass: the same expressions as the first (vector lanes, then the
+    // scalar tail), so equality finds what the minimum came from.
+    for (c = 0; c < full; c += w) {
+      const batch v = keys_at(c);
+      if (!xsimd::any(v == batch(best))) continue;
+      v.store_aligned(lanes);
+      return std::uint32_t(c + std::size_t(std::find(lanes, lanes + w, best) - lanes));
+    }
+    for (; c < n; ++c)
+      if (key_at(c) == best) return std::uint32_t(c);
+    return 0;  // unreachable: some key equals the minimum
+  }
+
+  gemm::packed_matrix packed_;
+  std::vector<float> norms_;
+};
+
+}  // namespace annulus
