@@ -87,10 +87,75 @@ index_entry hnsw_entry() {
   return e;
 }
 
+// nlist, train_size and seed as the FAISS IVF peers read them, so one
+// --build string configures both sides alike.
+template <class Params>
+Params ivf_build_params(const dataset& ds, const params& build, const std::string& name) {
+  Params p;
+  p.nlist = ivf_list_count(build, ds.base.rows(), name);
+  p.train_size = build.get_size("train_size", 0);
+  p.seed = build.get_size("seed", p.seed);
+  return p;
+}
+
+const std::vector<std::string> nprobe_sweep{"1", "2", "4", "8", "16", "32", "64", "128"},
+    nprobe_quick{"1", "4", "16"};
+
+index_entry ivf_flat_entry() {
+  index_entry e;
+  e.name = "ivf_flat";
+  e.library = "annulus";
+  e.default_build = params::parse("nlist=1024,seed=1234", "ivf_flat");
+  e.knob = "nprobe";
+  e.sweep = nprobe_sweep;
+  e.quick_sweep = nprobe_quick;
+  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+    return for_metric(ds.metric, [&]<class M>() {
+      using index = ivf_flat_index<M>;
+      const auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_flat");
+      return adapt(index::build(ds.base, p, threads), [](const params& search) {
+        typename index::search_params s;
+        s.nprobe = positive(search, "nprobe", s.nprobe);
+        return s;
+      });
+    });
+  };
+  return e;
+}
+
+// refine=R keeps the vectors and re-ranks k * R candidates (FAISS's
+// IndexRefineFlat with k_factor R); refine=0 is plain IVF-PQ.
+index_entry ivf_pq_entry() {
+  index_entry e;
+  e.name = "ivf_pq";
+  e.library = "annulus";
+  e.default_build = params::parse("nlist=1024,nbits=8,refine=4,seed=1234", "ivf_pq");
+  e.knob = "nprobe";
+  e.sweep = nprobe_sweep;
+  e.quick_sweep = nprobe_quick;
+  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+    return for_metric(ds.metric, [&]<class M>() {
+      using index = ivf_pq_index<M>;
+      auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_pq");
+      p.m = positive(build, "m", default_pq_m(ds.base.cols()));
+      p.nbits = positive(build, "nbits", p.nbits);
+      const std::size_t refine = build.get_size("refine", 4);
+      p.keep_vectors = refine > 0;
+      return adapt(index::build(ds.base, p, threads), [refine](const params& search) {
+        typename index::search_params s;
+        s.nprobe = positive(search, "nprobe", s.nprobe);
+        s.refine_factor = refine;
+        return s;
+      });
+    });
+  };
+  return e;
+}
+
 }  // namespace
 
 std::vector<index_entry> registry() {
-  std::vector<index_entry> all{flat_entry(), hnsw_entry()};
+  std::vector<index_entry> all{flat_entry(), hnsw_entry(), ivf_flat_entry(), ivf_pq_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));
   for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
   return all;

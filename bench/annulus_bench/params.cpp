@@ -1,9 +1,26 @@
 #include "params.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 namespace annulus::bench {
+
+std::size_t positive(const params& p, const std::string& key, std::size_t fallback) {
+  const std::size_t v = p.get_size(key, fallback);
+  if (v == 0) throw usage_error("parameter " + key + " must be positive");
+  return v;
+}
+
+std::size_t ivf_list_count(const params& build, std::size_t n, const std::string& name) {
+  const std::size_t asked = positive(build, "nlist", 1024);
+  const std::size_t most = std::max<std::size_t>(1, n / 39);
+  if (asked <= most) return asked;
+  std::fprintf(stderr, "%s: %zu base rows are too few for nlist=%zu (39 per list); using nlist=%zu\n",
+               name.c_str(), n, asked, most);
+  return most;
+}
 
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> out;

@@ -45,6 +45,14 @@ class params {
   mutable std::set<std::string> used_;
 };
 
+/// p.get_size(key, fallback), which must be positive (else usage_error).
+std::size_t positive(const params& p, const std::string& key, std::size_t fallback);
+
+/// The "nlist" build parameter (default 1024) of an IVF index over n rows,
+/// lowered so each list gets the 39 training points FAISS's k-means asks for
+/// (the quick dataset is too small for 1024 lists), with a note on stderr.
+std::size_t ivf_list_count(const params& build, std::size_t n, const std::string& name);
+
 /// Splits "a,b,c" on commas (empty pieces dropped).
 std::vector<std::string> split(const std::string& text, char sep);
 

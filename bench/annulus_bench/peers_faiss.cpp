@@ -116,11 +116,6 @@ class faiss_peer final : public bench_index {
   std::vector<faiss_id> ids_;
 };
 
-std::size_t positive(const params& p, const std::string& key, std::size_t fallback) {
-  const std::size_t v = p.get_size(key, fallback);
-  if (v == 0) throw usage_error("parameter " + key + " must be positive");
-  return v;
-}
 
 std::unique_ptr<bench_index> build_flat(const dataset& ds, const params&, std::size_t threads) {
   pin_peer_threads(threads);
@@ -137,16 +132,6 @@ std::unique_ptr<bench_index> build_flat(const dataset& ds, const params&, std::s
 
 // ---- IVF ----
 
-// nlist, lowered so each list gets the 39 training points FAISS's k-means
-// asks for (the quick dataset is too small for 1024 lists).
-std::size_t list_count(const params& build, std::size_t n, const std::string& name) {
-  const std::size_t asked = positive(build, "nlist", 1024);
-  const std::size_t most = std::max<std::size_t>(1, n / 39);
-  if (asked <= most) return asked;
-  std::fprintf(stderr, "%s: %zu base rows are too few for nlist=%zu (39 per list); using nlist=%zu\n",
-               name.c_str(), n, asked, most);
-  return most;
-}
 
 // Trains `index` on train_size rows of the (FAISS-ready) base drawn with
 // `seed`, then adds the whole base in row order. Default train_size is
@@ -156,12 +141,9 @@ void train_and_add(faiss::Index& index, const params& build, std::size_t nlist, 
                    std::size_t n, std::size_t d, std::uint64_t seed) {
   const std::size_t train = std::min(n, positive(build, "train_size", std::min(n, 256 * nlist)));
   std::vector<float> sample;
-  if (train < n) {  // partial Fisher-Yates, then row order for locality
-    std::vector<std::size_t> rows(n);
-    std::iota(rows.begin(), rows.end(), std::size_t{0});
+  if (train < n) {  // a seeded random subset, in row order for locality
     random_generator rng(seed);
-    for (std::size_t i = 0; i < train; ++i) std::swap(rows[i], rows[i + rng.below(n - i)]);
-    std::sort(rows.begin(), rows.begin() + std::ptrdiff_t(train));
+    const std::vector<std::size_t> rows = random_subset(n, train, rng);
     sample.resize(train * d);
     for (std::size_t i = 0; i < train; ++i) std::copy_n(base + rows[i] * d, d, &sample[i * d]);
   }
@@ -185,7 +167,7 @@ faiss_peer::knob_setter nprobe_knob(faiss::IndexIVF* ivf) {
 std::unique_ptr<bench_index> build_ivf_flat(const dataset& ds, const params& build, std::size_t threads) {
   pin_peer_threads(threads);
   const std::size_t n = ds.base.rows(), d = ds.base.cols();
-  const std::size_t nlist = list_count(build, n, "faiss-ivf-flat");
+  const std::size_t nlist = ivf_list_count(build, n, "faiss-ivf-flat");
   const std::uint64_t seed = build.get_size("seed", 1234);
   auto index = std::make_unique<faiss::IndexIVFFlat>(new faiss::IndexFlat(d, faiss_metric(ds.metric)), d,
                                                      nlist, faiss_metric(ds.metric));
@@ -198,20 +180,12 @@ std::unique_ptr<bench_index> build_ivf_flat(const dataset& ds, const params& bui
                                       [ivf] { return ivf_bytes(*ivf); });
 }
 
-// Default m: the fewest sub-quantizers that each cover at most 14 dimensions
-// (the smallest divisor of d that is >= d / 14): 784 -> 56, 128 -> 16,
-// 96 -> 8, 960 -> 80. Codes of d/14 bytes: roughly 1/56 of the float vector.
-std::size_t default_pq_m(std::size_t d) {
-  for (std::size_t m = 1; m < d; ++m)
-    if (d % m == 0 && d <= 14 * m) return m;
-  return d;
-}
 
 std::unique_ptr<bench_index> build_ivf_pq(const dataset& ds, const params& build, std::size_t threads) {
   pin_peer_threads(threads);
   const std::size_t n = ds.base.rows(), d = ds.base.cols();
-  const std::size_t nlist = list_count(build, n, "faiss-ivf-pq");
-  const std::size_t m = positive(build, "m", default_pq_m(d)), nbits = positive(build, "nbits", 8);
+  const std::size_t nlist = ivf_list_count(build, n, "faiss-ivf-pq");
+  const std::size_t m = positive(build, "m", annulus::default_pq_m(d)), nbits = positive(build, "nbits", 8);
   const std::size_t refine = build.get_size("refine", 4);
   const std::uint64_t seed = build.get_size("seed", 1234);
   if (d % m != 0)

@@ -12,12 +12,19 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
+#include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 
 #include "annulus/index/concepts.hpp"
 #include "annulus/index/flat.hpp"
 #include "annulus/index/hnsw.hpp"
+#include "annulus/index/ivf_flat.hpp"
+#include "annulus/index/ivf_pq.hpp"
+
+#include "annulus/quant/centroids.hpp"
+#include "annulus/quant/kmeans.hpp"
+#include "annulus/quant/pq.hpp"
 
 #include "annulus/eval/recall.hpp"
 #include "annulus/eval/synthetic.hpp"
