@@ -105,8 +105,7 @@ class ivf_flat_index {
     const std::vector<slot_t> slots = core_.slots().plan(rows.rows());
     std::vector<std::size_t> per_list(nlist());
     for (const std::uint32_t l : to) ++per_list[l];
-    for (std::size_t l = 0; l < nlist(); ++l)
-      if (per_list[l]) lists_.reserve_more(l, per_list[l]);  // may throw bad_alloc: nothing changed yet
+    lists_.reserve(per_list);  // may throw bad_alloc: nothing changed yet
     for (std::size_t i = 0; i < rows.rows(); ++i)
       std::copy_n(rows.row_ptr(i), dim(), lists_.append(to[i], slots[i]));
     core_.slots().commit(rows.rows(), labels);

@@ -137,8 +137,7 @@ class ivf_pq_index {
     // Everything that allocates, before the first change.
     std::vector<std::size_t> per_list(nlist());
     for (const std::uint32_t l : to) ++per_list[l];
-    for (std::size_t l = 0; l < nlist(); ++l)
-      if (per_list[l]) lists_.reserve_more(l, per_list[l]);
+    lists_.reserve(per_list);
     if (params_.keep_vectors) {
       const std::size_t top = *std::max_element(slots.begin(), slots.end()) + std::size_t{1};
       if (vectors_.size() < top * dim()) vectors_.resize(top * dim());

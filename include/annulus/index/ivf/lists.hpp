@@ -4,14 +4,25 @@
 // entry. Nothing maps a slot back to its list: erase scans the slot arrays
 // (4 bytes an entry, about a millisecond per million vectors), which keeps
 // the per-vector cost at the entry plus its slot.
+//
+// Entries live in arenas (core/large_block.hpp: huge pages from 2 MiB), not
+// one allocation per list: a probe streams through hundreds of KB of several
+// lists, and with 4 KiB pages every page is a TLB miss the hardware prefetcher
+// stops at (measured on Fashion-MNIST: scanning 8 lists of 70 vectors took
+// 136 us from huge pages, 165-174 us from 4 KiB pages). A batch add sizes all
+// its lists in one arena, exactly while they are empty (so a build wastes
+// nothing), else growing each by half. A list that outgrows its room moves
+// to fresh arena space; once the space left behind exceeds what is in use,
+// everything is copied into one new arena.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <span>
 #include <vector>
 
 #include "annulus/core/labels.hpp"
-#include "annulus/core/matrix.hpp"
+#include "annulus/core/large_block.hpp"
 
 namespace annulus::ivf {
 
@@ -24,27 +35,50 @@ class inverted_lists {
   std::size_t nlist() const { return lists_.size(); }
   std::size_t width() const { return width_; }
   std::size_t size(std::size_t l) const { return lists_[l].slots.size(); }
-  const T* entries(std::size_t l) const { return lists_[l].entries.data(); }
+  const T* entries(std::size_t l) const { return lists_[l].entries; }
   const slot_t* slots(std::size_t l) const { return lists_[l].slots.data(); }
 
-  /// Makes room for `extra` more entries in list l: exactly, while the list
-  /// is empty (a build sizes every list once), else growing by half.
-  void reserve_more(std::size_t l, std::size_t extra) {
-    list& li = lists_[l];
-    const std::size_t need = li.slots.size() + extra;
-    if (need <= li.slots.capacity()) return;
-    const std::size_t target = li.slots.empty() ? need : std::max(need, li.slots.capacity() * 3 / 2);
-    li.entries.reserve(target * width_);
-    li.slots.reserve(target);
+  /// Makes room for extra[l] more entries in every list l, allocating before
+  /// any change (a throw leaves the lists as they were).
+  void reserve(std::span<const std::size_t> extra) {
+    std::vector<std::size_t> target(nlist(), 0);
+    std::size_t needed = 0;
+    for (std::size_t l = 0; l < nlist(); ++l) {
+      const list& li = lists_[l];
+      const std::size_t need = li.slots.size() + extra[l];
+      if (need <= li.capacity) continue;
+      target[l] = li.slots.empty() ? need : std::max(need, li.capacity * 3 / 2);
+      needed += target[l];
+    }
+    if (needed == 0) return;
+    for (std::size_t l = 0; l < nlist(); ++l)
+      if (target[l]) lists_[l].slots.reserve(target[l]);
+    if (arena_free() < needed) {
+      const std::size_t live = in_use_ + needed;
+      const bool compact = dead_ > in_use_;
+      add_arena(compact ? live : std::max(needed, live / 2));
+      if (compact) {  // move every list, not only the growing ones
+        for (std::size_t l = 0; l < nlist(); ++l)
+          if (!target[l]) target[l] = lists_[l].capacity;
+        for (std::size_t l = 0; l < nlist(); ++l) move_list(l, target[l]);
+        large_block last = std::move(arenas_.back());
+        arenas_.clear();
+        arenas_.push_back(std::move(last));
+        dead_ = 0;
+        return;
+      }
+    }
+    for (std::size_t l = 0; l < nlist(); ++l)
+      if (target[l]) move_list(l, target[l]);
   }
 
-  /// Appends an entry for slot s to list l; returns its storage (width() values).
+  /// Appends an entry for slot s to list l, which has room (reserve);
+  /// returns its storage (width() values).
   T* append(std::size_t l, slot_t s) {
-    reserve_more(l, 1);
     list& li = lists_[l];
-    li.entries.resize(li.entries.size() + width_);
+    T* at = li.entries + li.slots.size() * width_;
     li.slots.push_back(s);
-    return li.entries.data() + li.entries.size() - width_;
+    return at;
   }
 
   /// Removes the entry of slot s (its list's last entry takes its place);
@@ -54,29 +88,54 @@ class inverted_lists {
       const auto it = std::find(li.slots.begin(), li.slots.end(), s);
       if (it == li.slots.end()) continue;
       const std::size_t i = std::size_t(it - li.slots.begin()), last = li.slots.size() - 1;
-      std::copy_n(li.entries.data() + last * width_, width_, li.entries.data() + i * width_);
+      std::copy_n(li.entries + last * width_, width_, li.entries + i * width_);
       li.slots[i] = li.slots[last];
       li.slots.pop_back();
-      li.entries.resize(last * width_);
       return true;
     }
     return false;
   }
 
+  /// Arena bytes (dead space included) plus slots and list headers.
   std::size_t memory_bytes() const {
     std::size_t bytes = lists_.capacity() * sizeof(list);
-    for (const list& li : lists_)
-      bytes += li.entries.capacity() * sizeof(T) + li.slots.capacity() * sizeof(slot_t);
+    for (const large_block& a : arenas_) bytes += a.size();
+    for (const list& li : lists_) bytes += li.slots.capacity() * sizeof(slot_t);
     return bytes;
   }
 
  private:
   struct list {
-    std::vector<T, aligned_allocator<T>> entries;
+    T* entries = nullptr;
+    std::size_t capacity = 0;  // entries room at `entries`
     std::vector<slot_t> slots;
   };
+
+  std::size_t arena_free() const { return arenas_.empty() ? 0 : arena_entries_ - arena_used_; }
+
+  void add_arena(std::size_t entries) {
+    arenas_.emplace_back(entries * width_ * sizeof(T));
+    arena_entries_ = entries;
+    arena_used_ = 0;
+  }
+
+  // Gives list l room for `capacity` entries in the current arena (which has it).
+  void move_list(std::size_t l, std::size_t capacity) {
+    list& li = lists_[l];
+    T* to = reinterpret_cast<T*>(arenas_.back().data()) + arena_used_ * width_;
+    std::copy_n(li.entries, li.slots.size() * width_, to);
+    dead_ += li.capacity;
+    in_use_ += capacity - li.capacity;
+    li.entries = to;
+    li.capacity = capacity;
+    arena_used_ += capacity;
+  }
+
   std::size_t width_ = 0;
   std::vector<list> lists_;
+  std::vector<large_block> arenas_;
+  std::size_t arena_entries_ = 0, arena_used_ = 0;  // the last arena's room and use, in entries
+  std::size_t in_use_ = 0, dead_ = 0;               // entries of room held by lists, and left behind
 };
 
 }  // namespace annulus::ivf
