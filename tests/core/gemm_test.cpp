@@ -68,3 +68,36 @@ TEST_CASE("gemm: packed, batch and one-row products agree bit for bit", "[gemm]"
     }
   }
 }
+
+TEST_CASE("gemm: bfloat16 panels hold rounded values and multiply like their unpacked floats", "[gemm]") {
+  CHECK(gemm::to_float(gemm::to_bf16(1.f)) == 1.f);
+  CHECK(gemm::to_float(gemm::to_bf16(-3.5f)) == -3.5f);
+  CHECK(gemm::to_float(gemm::to_bf16(1.f + 1.f / 512)) == 1.f);                 // ties go to even
+  CHECK(gemm::to_float(gemm::to_bf16(1.f + 3.f / 512)) == 1.f + 1.f / 128);
+  random_generator rng(10);
+  gemm::workspace ws;
+  for (std::size_t d : {5u, 300u}) {
+    for (std::size_t nb : {7u, 33u}) {
+      matrix<float> a(9, d), b(nb, d);
+      for (std::size_t i = 0; i < a.size(); ++i) a.view().data()[i] = float(rng.normal());
+      for (std::size_t i = 0; i < b.size(); ++i) b.view().data()[i] = float(rng.normal()) * 100.f;
+      const gemm::basic_packed_matrix<gemm::bf16> half(b.view());
+      const gemm::packed_matrix full = half.unpacked();
+      std::vector<float> row(d);
+      for (std::size_t i = 0; i < nb; ++i) {
+        half.row(i, row.data());
+        for (std::size_t k = 0; k < d; ++k) {
+          REQUIRE(row[k] == gemm::to_float(gemm::to_bf16(b(i, k))));
+          REQUIRE(full.at(i, k) == row[k]);
+        }
+      }
+      std::vector<float> batch(9 * nb);
+      gemm::inner_products(a.view(), full, batch.data(), nb);
+      std::vector<float, aligned_allocator<float>> one(half.padded_rows());
+      for (std::size_t i = 0; i < 9; ++i) {
+        gemm::one_row_products(a.row_ptr(i), half, one.data());
+        for (std::size_t j = 0; j < nb; ++j) REQUIRE(one[j] == batch[i * nb + j]);
+      }
+    }
+  }
+}

@@ -17,7 +17,10 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -43,20 +46,74 @@ class workspace {
   std::vector<float, aligned_allocator<float>> buf_;
 };
 
+/// bfloat16: a float's sign, exponent and top 7 mantissa bits (relative
+/// precision 2^-8, a float's range), for matrices read once per query where
+/// bandwidth, not precision, sets the speed (IVF coarse centroids).
+struct bf16 {
+  std::uint16_t bits;
+};
+/// Rounds to the nearest bfloat16 (ties to even); values are finite.
+inline bf16 to_bf16(float x) {
+  std::uint32_t u = std::bit_cast<std::uint32_t>(x);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return {static_cast<std::uint16_t>(u >> 16)};
+}
+inline float to_float(bf16 h) { return std::bit_cast<float>(std::uint32_t{h.bits} << 16); }
+inline float to_float(float x) { return x; }
+
 namespace detail {
 using kernels::batch;
 using kernels::simd_width;
 
+// Where element j (< panel_width) of a bf16 panel row is stored: the order
+// in which unpacking the row's words with zeros (a shuffle within each
+// 128-bit lane, no shift) yields elements [0, W) in one register and
+// [W, 2W) in the other, W = simd_width.
+constexpr std::size_t bf16_position(std::size_t j) {
+  const bool high = j >= simd_width;
+  const std::size_t e = high ? j - simd_width : j;
+  return e / 4 * 8 + (high ? 4 : 0) + e % 4;
+}
+
+// One panel row (panel_width elements, 64-byte aligned storage) as two
+// registers of floats: elements [0, W) and [W, 2W).
+inline void load_panel_row(const float* p, batch& lo, batch& hi) {
+  lo = batch::load_aligned(p);
+  hi = batch::load_aligned(p + simd_width);
+}
+inline void load_panel_row(const bf16* p, batch& lo, batch& hi) {
+#if defined(__AVX512F__)
+  if constexpr (simd_width == 16) {
+    const __m512i w = _mm512_load_si512(p), zero = _mm512_setzero_si512();
+    lo = batch(_mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, w)));
+    hi = batch(_mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, w)));
+    return;
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (simd_width == 8) {
+    const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p)), zero = _mm256_setzero_si256();
+    lo = batch(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, w)));
+    hi = batch(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, w)));
+    return;
+  }
+#endif
+  alignas(64) float tmp[panel_width];
+  for (std::size_t j = 0; j < panel_width; ++j) tmp[j] = to_float(p[bf16_position(j)]);
+  lo = batch::load_aligned(tmp);
+  hi = batch::load_aligned(tmp + simd_width);
+}
+
 // Rows [0, rows) of b into a dimension-major panel; rows past `rows` are zero.
-inline void pack_panel(matrix_view<const float> b, std::size_t first, std::size_t rows,
-                       float* panel) {
+template <class E>
+inline void pack_panel(matrix_view<const float> b, std::size_t first, std::size_t rows, E* panel) {
   const std::size_t d = b.cols();
   for (std::size_t j = 0; j < panel_width; ++j) {
-    if (j < rows) {
-      const float* src = b.row_ptr(first + j);
-      for (std::size_t k = 0; k < d; ++k) panel[k * panel_width + j] = src[k];
-    } else {
-      for (std::size_t k = 0; k < d; ++k) panel[k * panel_width + j] = 0.f;
+    const float* src = j < rows ? b.row_ptr(first + j) : nullptr;
+    for (std::size_t k = 0; k < d; ++k) {
+      const float x = src ? src[k] : 0.f;
+      if constexpr (std::is_same_v<E, bf16>) panel[k * panel_width + bf16_position(j)] = to_bf16(x);
+      else panel[k * panel_width + j] = x;
     }
   }
 }
@@ -138,39 +195,47 @@ inline void multiply(matrix_view<const float> a, const float* panels, std::size_
 // tile (FMAs in dimension order from zero within a depth block, then added
 // to the partial sum), so one query gets bit for bit what a batch gets, with
 // 2P independent accumulators instead of tile's 2 x tile_rows.
-template <std::size_t P>
-inline void row_tile(const float* q, std::size_t k0, std::size_t kc, const float* panels,
-                     std::size_t panel_floats, float* out, bool add) {
-  batch c0[P], c1[P];
-  for (std::size_t p = 0; p < P; ++p) c0[p] = c1[p] = batch(0.f);
-  for (std::size_t k = k0; k < k0 + kc; ++k) {
-    const batch qv(q[k]);
+// The whole depth in one pass (a stream per panel), keeping each depth
+// block's partial sum in registers and adding the blocks in the batch's
+// order, so the result is the batch's bit for bit.
+template <std::size_t P, class E>
+inline void row_tile(const float* q, std::size_t d, const E* panels, std::size_t panel_elems, float* out) {
+  batch t0[P], t1[P];
+  for (std::size_t k0 = 0; k0 < d; k0 += depth_block) {
+    batch c0[P], c1[P];
+    for (std::size_t p = 0; p < P; ++p) c0[p] = c1[p] = batch(0.f);
+    for (std::size_t k = k0, end = std::min(d, k0 + depth_block); k < end; ++k) {
+      const batch qv(q[k]);
 #pragma GCC unroll 8
+      for (std::size_t p = 0; p < P; ++p) {
+        batch lo, hi;
+        load_panel_row(panels + p * panel_elems + k * panel_width, lo, hi);
+        c0[p] = xsimd::fma(qv, lo, c0[p]);
+        c1[p] = xsimd::fma(qv, hi, c1[p]);
+      }
+    }
     for (std::size_t p = 0; p < P; ++p) {
-      const float* at = panels + p * panel_floats + k * panel_width;
-      c0[p] = xsimd::fma(qv, batch::load_aligned(at), c0[p]);
-      c1[p] = xsimd::fma(qv, batch::load_aligned(at + simd_width), c1[p]);
+      t0[p] = k0 == 0 ? c0[p] : c0[p] + t0[p];
+      t1[p] = k0 == 0 ? c1[p] : c1[p] + t1[p];
     }
   }
   for (std::size_t p = 0; p < P; ++p) {
-    float* o = out + p * panel_width;
-    if (add) {
-      c0[p] += batch::load_aligned(o);
-      c1[p] += batch::load_aligned(o + simd_width);
-    }
-    c0[p].store_aligned(o);
-    c1[p].store_aligned(o + simd_width);
+    t0[p].store_aligned(out + p * panel_width);
+    t1[p].store_aligned(out + p * panel_width + simd_width);
   }
 }
 }  // namespace detail
 
 /// Rows of a matrix packed once into inner_products' panel layout, for a `b`
 /// that many calls multiply against (coarse centroids, PQ codebooks). Holds
-/// the only copy: row() reads a row back out.
-class packed_matrix {
+/// the only copy: row() reads a row back out. E = bf16 stores each value
+/// rounded to bfloat16, half the bytes (one_row_products reads it directly;
+/// batches multiply against unpacked()).
+template <class E>
+class basic_packed_matrix {
  public:
-  packed_matrix() = default;
-  explicit packed_matrix(matrix_view<const float> b)
+  basic_packed_matrix() = default;
+  explicit basic_packed_matrix(matrix_view<const float> b)
       : rows_(b.rows()), cols_(b.cols()), panels_(padded_rows() * b.cols()) {
     for (std::size_t p = 0; p * panel_width < rows_; ++p)
       detail::pack_panel(b, p * panel_width, std::min(panel_width, rows_ - p * panel_width),
@@ -181,20 +246,36 @@ class packed_matrix {
   std::size_t cols() const { return cols_; }
   /// Rows rounded up to whole panels: the room one_row_products writes.
   std::size_t padded_rows() const { return (rows_ + panel_width - 1) / panel_width * panel_width; }
-  const float* panels() const { return panels_.data(); }
+  const E* panels() const { return panels_.data(); }
   float at(std::size_t i, std::size_t k) const {
-    return panels_[(i / panel_width) * panel_width * cols_ + k * panel_width + i % panel_width];
+    return to_float(panels_[(i / panel_width) * panel_width * cols_ + k * panel_width + position(i % panel_width)]);
   }
   /// Copies row i (cols() floats) to `out`.
   void row(std::size_t i, float* out) const {
     for (std::size_t k = 0; k < cols_; ++k) out[k] = at(i, k);
   }
-  std::size_t memory_bytes() const { return panels_.capacity() * sizeof(float); }
+  /// The same values as floats, same layout.
+  basic_packed_matrix<float> unpacked() const {
+    basic_packed_matrix<float> out;
+    out.rows_ = rows_;
+    out.cols_ = cols_;
+    out.panels_.resize(panels_.size());
+    for (std::size_t r = 0; r < panels_.size(); r += panel_width)
+      for (std::size_t j = 0; j < panel_width; ++j) out.panels_[r + j] = to_float(panels_[r + position(j)]);
+    return out;
+  }
+  std::size_t memory_bytes() const { return panels_.capacity() * sizeof(E); }
 
  private:
+  template <class>
+  friend class basic_packed_matrix;
+  static constexpr std::size_t position(std::size_t j) {
+    return std::is_same_v<E, bf16> ? detail::bf16_position(j) : j;
+  }
   std::size_t rows_ = 0, cols_ = 0;
-  std::vector<float, aligned_allocator<float>> panels_;
+  std::vector<E, aligned_allocator<E>> panels_;
 };
+using packed_matrix = basic_packed_matrix<float>;
 
 /// out[i * out_stride + j] = <a_i, b_j> for every row i of `a` and j of `b`
 /// (same column count; out_stride >= b.rows()). Single-threaded: callers
@@ -218,22 +299,19 @@ inline void inner_products(matrix_view<const float> a, const packed_matrix& b, f
 }
 
 /// out[j] = <q, b_j> for one row q of b.cols() floats, equal bit for bit to
-/// row i of a batch inner_products. `out` is 64-byte aligned with room for
-/// b.padded_rows() floats (the padding rows come out as 0).
-inline void one_row_products(const float* q, const packed_matrix& b, float* out) {
+/// row i of a batch inner_products (against b, or b.unpacked() for bf16).
+/// `out` is 64-byte aligned with room for b.padded_rows() floats (the
+/// padding rows come out as 0).
+template <class E>
+inline void one_row_products(const float* q, const basic_packed_matrix<E>& b, float* out) {
   constexpr std::size_t group = 4;  // panels per pass: 8 accumulators hide FMA latency
-  const std::size_t d = b.cols(), panel_floats = panel_width * d;
+  const std::size_t d = b.cols(), panel_elems = panel_width * d;
   const std::size_t n_panels = b.padded_rows() / panel_width;
-  for (std::size_t k0 = 0; k0 < d; k0 += depth_block) {
-    const std::size_t kc = std::min(depth_block, d - k0);
-    std::size_t p = 0;
-    for (; p + group <= n_panels; p += group)
-      detail::row_tile<group>(q, k0, kc, b.panels() + p * panel_floats, panel_floats,
-                              out + p * panel_width, k0 != 0);
-    for (; p < n_panels; ++p)
-      detail::row_tile<1>(q, k0, kc, b.panels() + p * panel_floats, panel_floats,
-                          out + p * panel_width, k0 != 0);
-  }
+  std::size_t p = 0;
+  for (; p + group <= n_panels; p += group)
+    detail::row_tile<group>(q, d, b.panels() + p * panel_elems, panel_elems, out + p * panel_width);
+  for (; p < n_panels; ++p)
+    detail::row_tile<1>(q, d, b.panels() + p * panel_elems, panel_elems, out + p * panel_width);
 }
 
 }  // namespace annulus::gemm

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "annulus/core/gemm.hpp"
@@ -27,12 +28,20 @@ namespace annulus {
 /// ||c||^2 - 2<x, c> under l2, -<x, c> under inner_product.
 enum class centroid_order { l2, inner_product };
 
-class centroid_table {
+/// E = float keeps the centroids exactly; E = gemm::bf16 rounds them to
+/// bfloat16 (half the bytes a query reads; see gemm::bf16) and every answer
+/// is then about the rounded centroids.
+template <class E>
+class basic_centroid_table {
  public:
-  centroid_table() = default;
+  basic_centroid_table() = default;
   /// Copies `rows` (k x d, k >= 1) into the packed layout.
-  explicit centroid_table(matrix_view<const float> rows) : packed_(rows), norms_(rows.rows()) {
-    kernels::norm_sq_many(rows, norms_.data());
+  explicit basic_centroid_table(matrix_view<const float> rows) : packed_(rows), norms_(rows.rows()) {
+    std::vector<float> row(rows.cols());
+    for (std::size_t i = 0; i < rows.rows(); ++i) {
+      packed_.row(i, row.data());
+      norms_[i] = kernels::norm_sq(row.data(), rows.cols());
+    }
   }
 
   std::size_t size() const { return packed_.rows(); }
@@ -41,7 +50,7 @@ class centroid_table {
   void row(std::size_t i, float* out) const { packed_.row(i, out); }
   float norm_sq(std::size_t i) const { return norms_[i]; }
   /// The centroids in gemm's packed layout.
-  const gemm::packed_matrix& packed() const { return packed_; }
+  const gemm::basic_packed_matrix<E>& packed() const { return packed_; }
   /// Room score_one writes: size() rounded up to a whole panel.
   std::size_t score_room() const { return packed_.padded_rows(); }
 
@@ -62,10 +71,16 @@ class centroid_table {
     const std::size_t workers = worker_count(blocks, threads);
     std::vector<std::vector<float>> products(workers, std::vector<float>(block * size()));
     std::vector<std::vector<neighbor>> best(workers, std::vector<neighbor>(count));
+    gemm::packed_matrix unpacked;
+    if constexpr (!std::is_same_v<E, float>) unpacked = packed_.unpacked();
+    const gemm::packed_matrix& centroids = [&]() -> const gemm::packed_matrix& {
+      if constexpr (std::is_same_v<E, float>) return packed_;
+      else return unpacked;
+    }();
     parallel_for(blocks, workers, [&](std::size_t b, std::size_t w) {
       const std::size_t first = b * block, rows = std::min(block, points.rows() - first);
       float* out = products[w].data();
-      gemm::inner_products(points.rows_slice(first, rows), packed_, out, size());
+      gemm::inner_products(points.rows_slice(first, rows), centroids, out, size());
       for (std::size_t i = 0; i < rows; ++i) {
         float* dots = out + i * size();
         if (count == 1) {  // assignment: fused keys and argmin
@@ -148,8 +163,9 @@ class centroid_table {
     return 0;  // unreachable: some key equals the minimum
   }
 
-  gemm::packed_matrix packed_;
+  gemm::basic_packed_matrix<E> packed_;
   std::vector<float> norms_;
 };
+using centroid_table = basic_centroid_table<float>;
 
 }  // namespace annulus
