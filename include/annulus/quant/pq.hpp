@@ -120,23 +120,21 @@ class product_quantizer {
   }
   static float lookup_add(const float* table, const std::uint8_t* code, std::size_t m,
                           std::size_t stride) {
-    // Eight sub-spaces at a time: widen eight code bytes to lane offsets and
-    // gather their eight table entries in one instruction.
-    using ibatch = xsimd::batch<std::int32_t>;
-    constexpr std::size_t w = kernels::simd_width;
-    alignas(64) std::int32_t lane_offsets[w];
-    for (std::size_t l = 0; l < w; ++l) lane_offsets[l] = std::int32_t(l * stride);
-    const ibatch lanes = ibatch::load_aligned(lane_offsets);
-    kernels::batch acc(0.f);
+    // Four independent sums hide the add latency. Not an AVX2 gather: on
+    // the Zen 3 we measure on, eight sub-spaces per vpgatherdps took 31 ns
+    // a 56-byte code against 19 ns for these scalar loads (gathers issue
+    // one load per lane anyway). SIMD pays with 4-bit codes, whose 16-entry
+    // tables fit a register (pshufb "fast scan"), not implemented yet.
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
     std::size_t j = 0;
-    for (; j + w <= m; j += w, table += w * stride) {
-      alignas(64) std::int32_t idx[w];
-      for (std::size_t l = 0; l < w; ++l) idx[l] = code[j + l];
-      acc += kernels::batch::gather(table, ibatch::load_aligned(idx) + lanes);
+    for (; j + 4 <= m; j += 4, table += 4 * stride) {
+      s0 += table[code[j]];
+      s1 += table[stride + code[j + 1]];
+      s2 += table[2 * stride + code[j + 2]];
+      s3 += table[3 * stride + code[j + 3]];
     }
-    float sum = xsimd::hadd(acc);
-    for (; j < m; ++j, table += stride) sum += table[code[j]];
-    return sum;
+    for (; j < m; ++j, table += stride) s0 += table[code[j]];
+    return (s0 + s1) + (s2 + s3);
   }
 
   /// Codebook bytes.
