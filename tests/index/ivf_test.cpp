@@ -159,7 +159,7 @@ TEST_CASE("ivf: training and untrained use are clear errors", "[ivf]") {
   CHECK(empty.size() == 0);
   empty.add(data.view());
   empty_pq.add(data.view());
-  CHECK_THROWS_MATCHES(empty.train(data.view()), invalid_argument, message_has("holds vectors"));
+  CHECK_THROWS_MATCHES(empty.train(data.view()), invalid_argument, message_has("holds (or held) vectors"));
   CHECK_THROWS_AS(empty_pq.train(data.view()), invalid_argument);
   CHECK_THROWS_MATCHES(empty.search(data.row(0), 3, {.nprobe = 0}), invalid_argument, message_has("nprobe"));
   CHECK_THROWS_MATCHES(empty_pq.search(data.row(0), 3, {.refine_factor = 2}), invalid_argument,

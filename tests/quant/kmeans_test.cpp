@@ -28,7 +28,7 @@ double objective(matrix_view<const float> data, const matrix<float>& centroids) 
 
 TEST_CASE("kmeans: the objective falls every iteration and ends below random centroids", "[kmeans]") {
   const auto data = annulus::testing::clustered(4000, 12, 16, 1);
-  const auto result = kmeans(data.view(), 32, {.iterations = 15, .tolerance = 0, .seed = 5});
+  const auto result = kmeans(data.view(), 32, {.iterations = 15, .tolerance = -1, .seed = 5});
   REQUIRE(result.centroids.rows() == 32);
   REQUIRE(result.centroids.cols() == 12);
   REQUIRE(result.objective.size() == 15);
@@ -61,14 +61,14 @@ TEST_CASE("kmeans: the same centroids on 1 and 2 threads, and for the same seed"
   CHECK(other.objective != one.objective);
 }
 
-TEST_CASE("kmeans: empty clusters take points from the largest cluster", "[kmeans]") {
+TEST_CASE("kmeans: empty clusters take the points farthest from their centroids", "[kmeans]") {
   // 40 points at 10 distinct places: random starts often pick the same place
   // twice, leaving a cluster empty that the repair must fill.
   matrix<float> data(40, 3);
   for (std::size_t i = 0; i < 40; ++i)
     for (std::size_t j = 0; j < 3; ++j) data(i, j) = float((i % 10) * 10 + j) + (i >= 20 ? 0.5f : 0.f);
   for (std::uint64_t seed = 0; seed < 20; ++seed) {
-    const auto result = kmeans(data.view(), 20, {.iterations = 20, .tolerance = 0, .seed = seed});
+    const auto result = kmeans(data.view(), 20, {.iterations = 20, .tolerance = -1, .seed = seed});
     // Every centroid sits on some data point's neighbourhood: none is left stranded.
     std::set<std::size_t> used;
     for (std::size_t i = 0; i < data.rows(); ++i) {

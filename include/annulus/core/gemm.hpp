@@ -82,7 +82,7 @@ inline void load_panel_row(const float* p, batch& lo, batch& hi) {
   hi = batch::load_aligned(p + simd_width);
 }
 inline void load_panel_row(const bf16* p, batch& lo, batch& hi) {
-#if defined(__AVX512F__)
+#if defined(__AVX512BW__)
   if constexpr (simd_width == 16) {
     const __m512i w = _mm512_load_si512(p), zero = _mm512_setzero_si512();
     lo = batch(_mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, w)));
@@ -174,7 +174,7 @@ inline void multiply(matrix_view<const float> a, const float* panels, std::size_
         const std::size_t rows = std::min(mr, a.rows() - i);
         float* dst = out + i * out_stride + p * nr;
         // A last, partial panel computes into `edge`, then copies its columns.
-        alignas(64) float edge[mr * nr];
+        alignas(64) float edge[mr * nr] = {};
         const bool direct = cols == nr;
         float* target = direct ? dst : edge;
         const std::size_t stride = direct ? out_stride : nr;

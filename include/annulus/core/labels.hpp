@@ -70,17 +70,29 @@ class label_map {
   }
 
   /// Appends after check_new passed; empty labels = the default labels.
+  /// On a throw (out of memory) the map is as it was.
   void append(std::size_t count, std::span<const label_t> labels) {
     if (!identity_) labels_.reserve(size_ + count);
-    for (std::size_t i = 0; i < count; ++i) {
-      const label_t l = labels.empty() ? added_ : labels[i];
-      if (identity_ && l != size_) leave_identity();
-      if (!identity_) {
-        slots_.emplace(l, static_cast<slot_t>(size_));
-        labels_.push_back(l);
+    const std::size_t size_before = size_, added_before = added_;
+    try {
+      for (std::size_t i = 0; i < count; ++i) {
+        const label_t l = labels.empty() ? added_ : labels[i];
+        if (identity_ && l != size_) leave_identity();
+        if (!identity_) {
+          slots_.emplace(l, static_cast<slot_t>(size_));
+          labels_.push_back(l);
+        }
+        ++size_;
+        ++added_;
       }
-      ++size_;
-      ++added_;
+    } catch (...) {
+      if (!identity_) {  // forget this call's labels; the table itself may stay
+        for (std::size_t s = size_before; s < labels_.size(); ++s) slots_.erase(labels_[s]);
+        labels_.resize(size_before);
+      }
+      size_ = size_before;
+      added_ = added_before;
+      throw;
     }
   }
 
@@ -111,13 +123,19 @@ class label_map {
     if (find(l))
       throw invalid_argument("label " + std::to_string(l) + " is already in the index");
   }
+  // Builds the table aside and swaps it in: running out of memory midway
+  // leaves the map as it was.
   void leave_identity() {
-    labels_.reserve(size_ + 1);
-    slots_.reserve(size_ + 1);
+    std::vector<label_t> labels;
+    std::unordered_map<label_t, slot_t> slots;
+    labels.reserve(size_ + 1);
+    slots.reserve(size_ + 1);
     for (std::size_t s = 0; s < size_; ++s) {
-      labels_.push_back(s);
-      slots_.emplace(label_t{s}, static_cast<slot_t>(s));
+      labels.push_back(s);
+      slots.emplace(label_t{s}, static_cast<slot_t>(s));
     }
+    labels_.swap(labels);
+    slots_.swap(slots);
     identity_ = false;
   }
 

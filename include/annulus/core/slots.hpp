@@ -47,13 +47,21 @@ class slot_directory {
     return out;
   }
 
-  /// Records an add that plan(count) planned, with check_new-approved labels.
+  /// Records an add that plan(count) planned, with check_new-approved
+  /// labels. On a throw (out of memory) nothing is recorded.
   void commit(std::size_t count, std::span<const label_t> labels) {
     const std::size_t reused = std::min(count, free_.size());
-    for (std::size_t i = 0; i < reused; ++i)
-      labels_.assign(free_[free_.size() - 1 - i],
-                     labels.empty() ? labels_.default_label(0) : labels[i]);
-    labels_.append(count - reused, labels.empty() ? labels : labels.subspan(reused));
+    std::size_t assigned = 0;
+    try {
+      for (; assigned < reused; ++assigned)
+        labels_.assign(free_[free_.size() - 1 - assigned],
+                       labels.empty() ? labels_.default_label(0) : labels[assigned]);
+      labels_.append(count - reused, labels.empty() ? labels : labels.subspan(reused));
+    } catch (...) {
+      for (std::size_t i = 0; i < assigned; ++i)
+        labels_.erase(labels_.label(free_[free_.size() - 1 - i]));
+      throw;
+    }
     free_.resize(free_.size() - reused);
   }
 
@@ -61,8 +69,8 @@ class slot_directory {
   /// invalid_argument (unknown label) before changing anything.
   slot_t release(label_t label, const char* what) {
     const slot_t s = slot_of(label, what);
-    free_.reserve(free_.size() + 1);  // the only allocation: before any change
-    labels_.erase(label);
+    free_.reserve(free_.size() + 1);  // may throw: nothing changed yet
+    labels_.erase(label);             // may build the label table; on a throw it did not
     free_.push_back(s);
     return s;
   }

@@ -11,7 +11,8 @@
 // search, are one GEMM pass over the batch (core/gemm.hpp).
 //
 // Memory: dim floats and a 4-byte slot per vector in the lists, the label
-// map (nothing while labels are row numbers), and nlist centroids.
+// map (nothing while labels are row numbers and nothing was removed; else
+// about 40 bytes a vector), and nlist centroids (bfloat16).
 //
 // Threads: const calls (search, search_batch) are safe from any number of
 // threads at once. train, add and remove are not safe alongside anything
@@ -67,18 +68,19 @@ class ivf_flat_index {
     ivf_flat_index idx(data.cols(), params);
     validate_rows<Metric>("data", data, idx.dim());
     const matrix<float> sample = idx.core_.training_sample(data, params.train_size, params.seed);
-    idx.core_.train_coarse(sample.view(), params.kmeans_iterations, params.seed, threads);
+    idx.core_.set_coarse(idx.core_.train_coarse(sample.view(), params.kmeans_iterations, params.seed, threads));
     idx.add(data, {}, threads);
     return idx;
   }
 
   /// Runs k-means over every row of `sample` (at least nlist rows) for the
-  /// coarse centroids. Throws invalid_argument if the index already holds
-  /// vectors, on too few rows or bad values; dimension_mismatch.
+  /// coarse centroids. Throws invalid_argument if vectors were ever added,
+  /// on too few rows or bad values; dimension_mismatch. A throw changes nothing.
   void train(matrix_view<const float> sample, std::size_t threads = 0) {
     validate_rows<Metric>("training data", sample, dim());
     matrix<float> copy;
-    core_.train_coarse(core_.stored_form(sample, copy), params_.kmeans_iterations, params_.seed, threads);
+    core_.set_coarse(core_.train_coarse(core_.stored_form(sample, copy), params_.kmeans_iterations,
+                                        params_.seed, threads));
   }
 
   bool trained() const { return core_.trained(); }
@@ -105,10 +107,10 @@ class ivf_flat_index {
     const std::vector<slot_t> slots = core_.slots().plan(rows.rows());
     std::vector<std::size_t> per_list(nlist());
     for (const std::uint32_t l : to) ++per_list[l];
-    lists_.reserve(per_list);  // may throw bad_alloc: nothing changed yet
-    for (std::size_t i = 0; i < rows.rows(); ++i)
+    lists_.reserve(per_list);                  // may throw bad_alloc: nothing changed yet
+    core_.slots().commit(rows.rows(), labels);  // may throw bad_alloc: then it recorded nothing
+    for (std::size_t i = 0; i < rows.rows(); ++i)  // cannot throw
       std::copy_n(rows.row_ptr(i), dim(), lists_.append(to[i], slots[i]));
-    core_.slots().commit(rows.rows(), labels);
   }
 
   /// Removes the vector labelled `label`. Throws invalid_argument if absent.

@@ -21,7 +21,9 @@
 // 4 bytes a vector and no per-list work.
 //
 // Memory per vector: m code bytes (+ 4 under l2) + a 4-byte slot in the
-// lists; with keep_vectors, 4 dim bytes more (memory_usage() shows each part).
+// lists; with keep_vectors, 4 dim bytes more (memory_usage() shows each part);
+// labels other than row numbers, or any remove, add a hash table entry
+// (about 40 bytes a vector).
 // Threads: as ivf_flat_index (searches concurrently; train/add/remove alone).
 #pragma once
 
@@ -100,8 +102,8 @@ class ivf_pq_index {
 
   /// Trains the coarse quantizer (k-means over every row of `sample`) and
   /// then the PQ on the sample's residuals. Throws invalid_argument if the
-  /// index holds vectors, on fewer rows than nlist or 2^nbits, or bad
-  /// values; dimension_mismatch.
+  /// index ever held vectors, on fewer rows than nlist or 2^nbits, or bad
+  /// values; dimension_mismatch. A throw changes nothing.
   void train(matrix_view<const float> sample, std::size_t threads = 0) {
     validate_rows<Metric>("training data", sample, dim());
     matrix<float> copy;
@@ -142,11 +144,11 @@ class ivf_pq_index {
       const std::size_t top = *std::max_element(slots.begin(), slots.end()) + std::size_t{1};
       if (vectors_.size() < top * dim()) vectors_.resize(top * dim());
     }
-    for (std::size_t i = 0; i < n; ++i) {
+    core_.slots().commit(n, labels);  // may throw bad_alloc: then it recorded nothing
+    for (std::size_t i = 0; i < n; ++i) {  // cannot throw
       std::copy_n(entries.data() + i * width, width, lists_.append(to[i], slots[i]));
       if (params_.keep_vectors) std::copy_n(rows.row_ptr(i), dim(), vectors_.data() + slots[i] * dim());
     }
-    core_.slots().commit(n, labels);
   }
 
   /// Removes the vector labelled `label`. Throws invalid_argument if absent.
@@ -239,25 +241,32 @@ class ivf_pq_index {
                              " training vectors for " + std::to_string(pq_.ksub()) +
                              " PQ centroids per sub-space (nbits = " + std::to_string(pq_.nbits()) +
                              "); need at least " + std::to_string(pq_.ksub()));
-    core_.train_coarse(sample, params_.kmeans_iterations, params_.seed, threads);
-    const std::vector<std::uint32_t> to = core_.coarse().assign(sample, threads);
+    // Both quantizers train into temporaries: a throw changes nothing.
+    ivf::coarse_quantizer<Metric> coarse =
+        core_.train_coarse(sample, params_.kmeans_iterations, params_.seed, threads);
+    const std::vector<std::uint32_t> to = coarse.assign(sample, threads);
     matrix<float> residuals(sample.rows(), dim());
-    residuals_of(sample, to, residuals.view().data());
+    residuals_of(coarse, sample, to, residuals.view().data());
     kmeans_params p;
     p.iterations = params_.pq_iterations;
     p.seed = params_.seed + 1;
     p.threads = threads;
-    pq_.train(residuals.view(), p);
+    product_quantizer pq(dim(), pq_.m(), pq_.nbits());
+    pq.train(residuals.view(), p);
+    core_.set_coarse(std::move(coarse));
+    pq_ = std::move(pq);
   }
 
   // out row i = rows row i - its list's centroid.
-  void residuals_of(matrix_view<const float> rows, const std::vector<std::uint32_t>& to, float* out) const {
-    std::vector<float> c(dim());
+  static void residuals_of(const ivf::coarse_quantizer<Metric>& coarse, matrix_view<const float> rows,
+                           const std::vector<std::uint32_t>& to, float* out) {
+    const std::size_t d = rows.cols();
+    std::vector<float> c(d);
     for (std::size_t i = 0; i < rows.rows(); ++i) {
-      core_.coarse().centroids().row(to[i], c.data());
+      coarse.centroids().row(to[i], c.data());
       const float* x = rows.row_ptr(i);
-      float* r = out + i * dim();
-      for (std::size_t j = 0; j < dim(); ++j) r[j] = x[j] - c[j];
+      float* r = out + i * d;
+      for (std::size_t j = 0; j < d; ++j) r[j] = x[j] - c[j];
     }
   }
 
@@ -267,7 +276,7 @@ class ivf_pq_index {
               std::size_t threads) const {
     const std::size_t n = rows.rows(), width = lists_.width(), m = pq_.code_size();
     matrix<float> residuals(n, dim());
-    residuals_of(rows, to, residuals.view().data());
+    residuals_of(core_.coarse(), rows, to, residuals.view().data());
     std::vector<std::uint8_t> codes(n * m);
     pq_.encode(residuals.view(), codes.data(), threads);
     parallel_for(n, threads, [&](std::size_t i, std::size_t) {
@@ -316,7 +325,8 @@ class ivf_pq_index {
     const float* table = sc.table.data();
     const std::size_t width = lists_.width(), m = pq_.code_size(), stride = pq_.table_stride();
     const bool refine = params.refine_factor > 0;
-    const std::size_t want = refine ? std::min(k * params.refine_factor, size()) : k;
+    const std::size_t want =
+        !refine ? k : (params.refine_factor >= size() / k ? size() : k * params.refine_factor);
     if (refine && sc.candidates.size() < want) sc.candidates.resize(want);
     std::span<neighbor> pool = refine ? std::span(sc.candidates).first(want) : out;
     const float q_norm = is_l2 ? kernels::norm_sq(q, dim()) : 0.f;

@@ -43,7 +43,7 @@ namespace annulus {
 struct kmeans_params {
   std::size_t iterations = 10;                 ///< Lloyd iterations at most (>= 1)
   std::size_t max_points_per_centroid = 256;   ///< training sample cap per centroid (>= 1)
-  double tolerance = 1e-4;  ///< stop once an iteration lowers the objective by less than this fraction
+  double tolerance = 1e-4;  ///< stop once an iteration lowers the objective by less than this fraction (< 0: never)
   std::uint64_t seed = 1234;
   std::size_t threads = 0;  ///< 0 = all cores
 };

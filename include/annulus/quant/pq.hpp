@@ -65,7 +65,8 @@ class product_quantizer {
 
   /// k-means with ksub centroids in each sub-space (seed + j for sub-space
   /// j), the sub-spaces trained in parallel on params.threads workers.
-  /// Throws invalid_argument on fewer than ksub() rows or a wrong dimension.
+  /// Throws invalid_argument on fewer than ksub() rows, dimension_mismatch
+  /// on a wrong dimension.
   void train(matrix_view<const float> data, kmeans_params params = {.iterations = 25}) {
     check::dimension("training data", data.cols(), dim_);
     if (data.rows() < ksub())
@@ -92,6 +93,7 @@ class product_quantizer {
   void encode(matrix_view<const float> rows, std::uint8_t* codes, std::size_t threads = 0) const {
     require_trained("encode");
     check::dimension("vectors to encode", rows.cols(), dim_);
+    if (rows.rows() == 0) return;
     std::vector<std::uint32_t> ids(rows.rows());
     std::vector<float> keys(rows.rows());
     for (std::size_t j = 0; j < m_; ++j) {

@@ -43,12 +43,12 @@ class core {
       throw invalid_argument(name_ + "::" + what + ": the index is not trained; call train(sample) or build(data)");
   }
 
-  /// Throws unless a train call may replace the quantizer: no vectors stored
-  /// yet (they were assigned to the old centroids).
+  /// Throws unless a train call may replace the quantizer: no vector ever
+  /// added (removed ones leave slots assigned to the old centroids' lists).
   void require_empty_for_training() const {
     if (slots_.slots() != 0)
-      throw invalid_argument(name_ + "::train: the index holds vectors assigned to its current "
-                                     "centroids; train an empty index (or build a new one)");
+      throw invalid_argument(name_ + "::train: the index holds (or held) vectors assigned to its "
+                                     "current centroids; train a new, empty index");
   }
 
   /// Rows in stored form: normalised copies under cosine (in `copy`), else the rows themselves.
@@ -68,7 +68,7 @@ class core {
                                 std::uint64_t seed) const {
     const std::size_t n = training_rows(data.rows(), nlist_, train_size);
     matrix<float> sample(n, dim_);
-    random_generator rng(seed, /*stream=*/1);
+    random_generator rng(seed);  // as the benchmark's FAISS peers draw theirs: the same rows
     const auto rows = n < data.rows() ? random_subset(data.rows(), n, rng)
                                       : std::vector<std::size_t>{};
     for (std::size_t i = 0; i < n; ++i)
@@ -76,9 +76,10 @@ class core {
     return sample;
   }
 
-  /// k-means for the coarse quantizer over a stored-form sample.
-  void train_coarse(matrix_view<const float> sample, std::size_t iterations, std::uint64_t seed,
-                    std::size_t threads) {
+  /// k-means for a coarse quantizer over a stored-form sample; set_coarse
+  /// installs it (train into a temporary, so a throw changes nothing).
+  coarse_quantizer<Metric> train_coarse(matrix_view<const float> sample, std::size_t iterations,
+                                        std::uint64_t seed, std::size_t threads) const {
     require_empty_for_training();
     check::dimension("training data", sample.cols(), dim_);
     training_rows(sample.rows(), nlist_, sample.rows());  // enough rows, or a clear error
@@ -88,8 +89,11 @@ class core {
     p.threads = threads;
     // The caller chose the sample: train on all of it.
     p.max_points_per_centroid = (sample.rows() + nlist_ - 1) / nlist_;
-    coarse_.train(sample, nlist_, p);
+    coarse_quantizer<Metric> q;
+    q.train(sample, nlist_, p);
+    return q;
   }
+  void set_coarse(coarse_quantizer<Metric>&& q) noexcept { coarse_ = std::move(q); }
 
   /// The checks every search starts with; returns the number of lists to probe.
   std::size_t check_search(std::size_t k, std::size_t out_size, std::size_t nprobe,

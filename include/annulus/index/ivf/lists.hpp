@@ -115,6 +115,7 @@ class inverted_lists {
 
   void add_arena(std::size_t entries) {
     arenas_.emplace_back(entries * width_ * sizeof(T));
+    dead_ += arena_free();  // the previous arena's unused tail
     arena_entries_ = entries;
     arena_used_ = 0;
   }
