@@ -56,7 +56,8 @@ TEMPLATE_TEST_CASE("ivf_pq: recall@10 with re-ranking, and without it a lower bu
                    inner_product, cosine) {
   const auto base = clustered(6000, dim, 20, 5);
   const auto queries = clustered(100, dim, 20, 6);
-  const auto idx = ivf_pq_index<TestType>::build(base.view(), {.nlist = 64, .m = 16, .keep_vectors = true});
+  const auto idx = ivf_pq_index<TestType>::build(
+      base.view(), {.nlist = 64, .m = 16, .keep_vectors = true, .pq_iterations = 8});
   STATIC_REQUIRE(mutable_index<ivf_pq_index<TestType>>);
   const double refined = filtered_recall(idx, base, queries, {.nprobe = 8, .refine_factor = 4}, everything, k);
   const double plain = filtered_recall(idx, base, queries, {.nprobe = 8}, everything, k);
@@ -95,7 +96,7 @@ TEST_CASE("ivf: removed labels are never returned, their slots are reused, filte
   const auto base = clustered(3000, dim, 12, 7);
   const auto queries = clustered(50, dim, 12, 8);
   auto flat = ivf_flat_index<l2>::build(base.view(), {.nlist = 32});
-  auto pq = ivf_pq_index<l2>::build(base.view(), {.nlist = 32, .m = 8, .keep_vectors = true});
+  auto pq = ivf_pq_index<l2>::build(base.view(), {.nlist = 32, .m = 8, .keep_vectors = true, .pq_iterations = 8});
   for (label_t l = 0; l < base.rows(); l += 2) {
     flat.remove(l);
     pq.remove(l);
@@ -170,9 +171,9 @@ TEST_CASE("ivf: training and untrained use are clear errors", "[ivf]") {
 }
 
 TEST_CASE("ivf_pq: memory is the codes, the slots and the l2 term per vector", "[ivf]") {
-  const auto base = clustered(5000, 64, 10, 10);
-  const auto l2_idx = ivf_pq_index<l2>::build(base.view(), {.nlist = 16, .m = 16});
-  const auto ip_idx = ivf_pq_index<inner_product>::build(base.view(), {.nlist = 16, .m = 16});
+  const auto base = clustered(5000, 32, 10, 10);
+  const auto l2_idx = ivf_pq_index<l2>::build(base.view(), {.nlist = 16, .m = 16, .pq_iterations = 3});
+  const auto ip_idx = ivf_pq_index<inner_product>::build(base.view(), {.nlist = 16, .m = 16, .pq_iterations = 3});
   // Lists built in one add are sized exactly: 16 code bytes + 4 slot bytes (+ 4 under l2).
   const double per_l2 = double(l2_idx.memory().lists) / 5000, per_ip = double(ip_idx.memory().lists) / 5000;
   CHECK(per_l2 == Approx(24).margin(0.5));
