@@ -201,6 +201,7 @@ inline void multiply(matrix_view<const float> a, const float* panels, std::size_
 template <std::size_t P, class E>
 inline void row_tile(const float* q, std::size_t d, const E* panels, std::size_t panel_elems, float* out) {
   batch t0[P], t1[P];
+  for (std::size_t p = 0; p < P; ++p) t0[p] = t1[p] = batch(0.f);  // overwritten by the first block
   for (std::size_t k0 = 0; k0 < d; k0 += depth_block) {
     batch c0[P], c1[P];
     for (std::size_t p = 0; p < P; ++p) c0[p] = c1[p] = batch(0.f);
