@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <span>
+#include <vector>
 
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/parallel.hpp"
@@ -46,6 +47,37 @@ concept mutable_index = index<I> && requires(I& idx, matrix_view<const float> ro
 /// A predicate over labels: true keeps the item.
 template <class P>
 concept label_predicate = std::predicate<const P&, label_t>;
+
+/// The predicate that keeps everything: indexes test for this type to skip
+/// their filtering work entirely.
+struct accept_all {
+  constexpr bool operator()(label_t) const { return true; }
+};
+
+/// The std::vector-returning forms of search, for an index (the derived
+/// class, which says `using vector_search<Index>::search;`) that has the
+/// span forms search(query, k, params, out[, keep]).
+template <class Index>
+class vector_search {
+ public:
+  template <class I = Index, class Params = typename I::search_params>
+  std::vector<neighbor> search(std::span<const float> query, std::size_t k, const Params& params = {}) const {
+    std::vector<neighbor> out(k);
+    out.resize(self().search(query, k, params, std::span<neighbor>(out)));
+    return out;
+  }
+  /// Only vectors whose label passes `keep`; may hold fewer than k.
+  template <label_predicate Keep, class I = Index, class Params = typename I::search_params>
+  std::vector<neighbor> search(std::span<const float> query, std::size_t k, const Params& params,
+                               const Keep& keep) const {
+    std::vector<neighbor> out(k);
+    out.resize(self().search(query, k, params, std::span<neighbor>(out), keep));
+    return out;
+  }
+
+ private:
+  const Index& self() const { return static_cast<const Index&>(*this); }
+};
 
 template <class I, class P>
 concept filterable_index =

@@ -32,11 +32,12 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
+#include "annulus/index/concepts.hpp"
 
 namespace annulus {
 
 template <metric Metric>
-class flat_index {
+class flat_index : public vector_search<flat_index<Metric>> {
  public:
   using metric_type = Metric;
   struct build_params {
@@ -101,12 +102,7 @@ class flat_index {
     return n;
   }
 
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
-                               const search_params& params = {}) const {
-    std::vector<neighbor> out(k);
-    out.resize(search(query, k, params, out));
-    return out;
-  }
+  using vector_search<flat_index>::search;  // the std::vector-returning forms
 
   /// Every row of `queries` at once, over `threads` workers (0 = all cores).
   /// Throws what search throws, before doing any work.

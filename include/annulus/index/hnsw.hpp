@@ -63,7 +63,7 @@
 namespace annulus {
 
 template <metric Metric>
-class hnsw_index {
+class hnsw_index : public vector_search<hnsw_index<Metric>> {
  public:
   using metric_type = Metric;
 
@@ -193,19 +193,7 @@ class hnsw_index {
     return search_impl(query, k, params, out, &keep);
   }
 
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
-                               const search_params& params = {}) const {
-    std::vector<neighbor> out(k);
-    out.resize(search(query, k, params, out));
-    return out;
-  }
-  template <label_predicate Keep>
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
-                               const search_params& params, const Keep& keep) const {
-    std::vector<neighbor> out(k);
-    out.resize(search(query, k, params, out, keep));
-    return out;
-  }
+  using vector_search<hnsw_index>::search;  // the std::vector-returning forms
 
   /// The labels `label` links to on `layer` (for inspection and tests; may
   /// include removed vectors, which still route). Throws invalid_argument for
@@ -248,9 +236,6 @@ class hnsw_index {
  private:
   using graph_type = hnsw_detail::graph<Metric>;
   using node_state = hnsw_detail::node_state;
-  struct accept_all {
-    constexpr bool operator()(label_t) const { return true; }
-  };
 
   struct state {
     state(std::size_t dim, const build_params& p) : graph(dim, p.m, p.ef_construction, p.seed) {}

@@ -40,7 +40,7 @@
 namespace annulus {
 
 template <metric Metric>
-class ivf_flat_index {
+class ivf_flat_index : public vector_search<ivf_flat_index<Metric>> {
  public:
   using metric_type = Metric;
   struct build_params {
@@ -126,7 +126,7 @@ class ivf_flat_index {
   /// nprobe = 0, NaN/Inf, zero query under cosine), dimension_mismatch.
   std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
                      std::span<neighbor> out) const {
-    return search_impl(query, k, params, out, static_cast<const keep_all*>(nullptr));
+    return search_impl(query, k, params, out, static_cast<const accept_all*>(nullptr));
   }
   /// The same over vectors whose label passes `keep` (applied in the list
   /// scan, before any distance); may return fewer than k.
@@ -135,19 +135,7 @@ class ivf_flat_index {
                      std::span<neighbor> out, const Keep& keep) const {
     return search_impl(query, k, params, out, &keep);
   }
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
-                               const search_params& params = {}) const {
-    std::vector<neighbor> out(k);
-    out.resize(search(query, k, params, out));
-    return out;
-  }
-  template <label_predicate Keep>
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
-                               const search_params& params, const Keep& keep) const {
-    std::vector<neighbor> out(k);
-    out.resize(search(query, k, params, out, keep));
-    return out;
-  }
+  using vector_search<ivf_flat_index>::search;  // the std::vector-returning forms
 
   /// Every row of `queries`: probes chosen for all of them in one GEMM pass,
   /// then the lists scanned on `threads` workers (0 = all cores). Same
@@ -165,7 +153,7 @@ class ivf_flat_index {
     core_.coarse().probe_batch(q, nprobe, lists.data(), keys.data(), threads);
     parallel_for(q.rows(), threads, [&](std::size_t i, std::size_t) {
       out.set_count(i, scan(q.row_ptr(i), k, {lists.data() + i * nprobe, nprobe}, out.row_storage(i),
-                            static_cast<const keep_all*>(nullptr)));
+                            static_cast<const accept_all*>(nullptr)));
     });
     return out;
   }
@@ -174,9 +162,6 @@ class ivf_flat_index {
   std::size_t memory_bytes() const { return lists_.memory_bytes() + core_.memory_bytes(); }
 
  private:
-  struct keep_all {
-    bool operator()(label_t) const { return true; }
-  };
   struct scratch {
     std::vector<float> query;
     ivf::probe_scratch probe;
@@ -203,7 +188,7 @@ class ivf_flat_index {
       const float* v = lists_.entries(l);
       const slot_t* slots = lists_.slots(l);
       for (std::size_t i = 0, n = lists_.size(l); i < n; ++i, v += dim()) {
-        if constexpr (!std::is_same_v<Keep, keep_all>)
+        if constexpr (!std::is_same_v<Keep, accept_all>)
           if (!(*keep)(core_.slots().label(slots[i]))) continue;
         const float d = Metric::distance(q, v, dim());
         if (d <= threshold && heap.push(slots[i], d)) threshold = heap.threshold();

@@ -51,7 +51,7 @@
 namespace annulus {
 
 template <metric Metric>
-class ivf_pq_index {
+class ivf_pq_index : public vector_search<ivf_pq_index<Metric>> {
  public:
   using metric_type = Metric;
   struct build_params {
@@ -166,7 +166,7 @@ class ivf_pq_index {
   /// query under cosine), dimension_mismatch.
   std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
                      std::span<neighbor> out) const {
-    return search_impl(query, k, params, out, static_cast<const keep_all*>(nullptr));
+    return search_impl(query, k, params, out, static_cast<const accept_all*>(nullptr));
   }
   /// The same over vectors whose label passes `keep` (applied in the list scan).
   template <label_predicate Keep>
@@ -174,19 +174,7 @@ class ivf_pq_index {
                      std::span<neighbor> out, const Keep& keep) const {
     return search_impl(query, k, params, out, &keep);
   }
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
-                               const search_params& params = {}) const {
-    std::vector<neighbor> out(k);
-    out.resize(search(query, k, params, out));
-    return out;
-  }
-  template <label_predicate Keep>
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k,
-                               const search_params& params, const Keep& keep) const {
-    std::vector<neighbor> out(k);
-    out.resize(search(query, k, params, out, keep));
-    return out;
-  }
+  using vector_search<ivf_pq_index>::search;  // the std::vector-returning forms
 
   /// Every row of `queries`: probes for all in one GEMM pass, then the lists
   /// scanned on `threads` workers (0 = all cores). Same results as search.
@@ -205,7 +193,7 @@ class ivf_pq_index {
       scratch_lease<scratch> sc;
       out.set_count(i, scan(q.row_ptr(i), k, params, {lists.data() + i * nprobe, nprobe},
                             keys.data() + i * nprobe, *sc, out.row_storage(i),
-                            static_cast<const keep_all*>(nullptr)));
+                            static_cast<const accept_all*>(nullptr)));
     });
     return out;
   }
@@ -224,9 +212,6 @@ class ivf_pq_index {
   static constexpr bool is_l2 = Metric::kind == metric_kind::l2;
   static constexpr std::size_t term_bytes = is_l2 ? sizeof(float) : 0;
 
-  struct keep_all {
-    bool operator()(label_t) const { return true; }
-  };
   struct scratch {
     std::vector<float> query;
     std::vector<float, aligned_allocator<float>> table;
@@ -343,7 +328,7 @@ class ivf_pq_index {
       const std::uint8_t* e = lists_.entries(l);
       const slot_t* slots = lists_.slots(l);
       for (std::size_t i = 0, n = lists_.size(l); i < n; ++i, e += width) {
-        if constexpr (!std::is_same_v<Keep, keep_all>)
+        if constexpr (!std::is_same_v<Keep, accept_all>)
           if (!(*keep)(core_.slots().label(slots[i]))) continue;
         const float ip = product_quantizer::lookup_add(table, e, m, stride);
         float d;
