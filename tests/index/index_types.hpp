@@ -7,6 +7,7 @@
 #include "annulus/index/hnsw.hpp"
 #include "annulus/index/ivf_flat.hpp"
 #include "annulus/index/ivf_pq.hpp"
+#include "annulus/index/kd_tree.hpp"
 
 namespace annulus::testing {
 
@@ -44,6 +45,13 @@ struct test_setup<ivf_pq_index<M>> {
   static constexpr double min_recall = 0.9;
 };
 
+template <class M>
+struct test_setup<kd_tree_index<M>> {
+  static typename kd_tree_index<M>::build_params build() { return {}; }
+  static typename kd_tree_index<M>::search_params search() { return {}; }
+  static constexpr double min_recall = 1.0;
+};
+
 }  // namespace annulus::testing
 
 #define ANNULUS_INDEX_TYPES \
@@ -52,4 +60,5 @@ struct test_setup<ivf_pq_index<M>> {
       annulus::hnsw_index<annulus::inner_product>, annulus::hnsw_index<annulus::cosine>, \
       annulus::ivf_flat_index<annulus::l2>, annulus::ivf_flat_index<annulus::inner_product>, \
       annulus::ivf_flat_index<annulus::cosine>, annulus::ivf_pq_index<annulus::l2>, \
-      annulus::ivf_pq_index<annulus::inner_product>, annulus::ivf_pq_index<annulus::cosine>
+      annulus::ivf_pq_index<annulus::inner_product>, annulus::ivf_pq_index<annulus::cosine>, \
+      annulus::kd_tree_index<annulus::l2>, annulus::kd_tree_index<annulus::cosine>

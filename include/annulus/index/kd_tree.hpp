@@ -1,0 +1,398 @@
+// kd_tree_index: exact (or bounded approximate) k-NN for low dimensions.
+//
+//   kd_tree_index<l2> idx = kd_tree_index<l2>::build(points);   // d = 2 .. ~16
+//   auto hits = idx.search(query, 10);                          // exact
+//   auto fast = idx.search(query, 10, {.max_leaves = 32});      // approximate
+//
+// Each inner node cuts its points on the dimension where their bounding box is
+// widest, at the box's midpoint (sliding to the nearest point when one side
+// would be empty), until a node holds at most leaf_size points. The points are
+// stored in tree order, so a leaf is one contiguous run of rows. A search goes
+// depth first, nearer child first, and enters the far child only while the
+// query's distance to that child's cell (kept incrementally, one dimension at a
+// time) can beat the current k-th distance: exact. `eps` > 0 prunes cells that
+// cannot beat it by a factor (1 + eps)^2 in squared distance; `max_leaves` > 0
+// switches to best-bin-first and stops after that many leaves.
+//
+// Where it pays: below about 16 dimensions on this kind of data; by a few
+// dozen dimensions every query visits most leaves and a flat scan is faster
+// (docs/benchmarks.md measures where on clustered data).
+//
+// Metrics: l2, and cosine (vectors normalised, searched by l2, which orders
+// unit vectors as cosine does). inner_product is refused: it is not a metric,
+// so no cell can be ruled out by its distance to the query. For maximum inner
+// product, use transform/mips.hpp (norm augmentation to l2) or an index that
+// ranks by inner product (hnsw, ivf_flat, flat).
+//
+// Adds after a build go to a tail that every search scans; once the tail holds
+// more than an eighth of the tree (and at least 256 points) the tree is
+// rebuilt over everything, so an add costs O(log n) amortised.
+//
+// Memory: the vectors (dim floats each), a 4-byte slot per vector, 20 bytes a
+// node (about 2n / leaf_size nodes), the label map.
+// Threads: const calls (search, search_batch) are safe from any number of
+// threads at once; add is not safe alongside anything else.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <queue>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "annulus/core/error.hpp"
+#include "annulus/core/kernels.hpp"
+#include "annulus/core/labels.hpp"
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/metric.hpp"
+#include "annulus/core/prepare.hpp"
+#include "annulus/core/scratch.hpp"
+#include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
+#include "annulus/index/concepts.hpp"
+
+namespace annulus {
+
+template <metric Metric>
+class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
+ public:
+  using metric_type = Metric;
+  struct build_params {
+    std::size_t leaf_size = 16;  ///< points per leaf at most (>= 1); duplicates may exceed it
+  };
+  struct search_params {
+    std::size_t max_leaves = 0;  ///< leaves visited at most (best-bin-first); 0 = no limit
+    float eps = 0.f;             ///< >= 0; a result is within (1 + eps) of the true distance
+  };
+
+  /// Empty index for vectors of `dim` (>= 1) floats.
+  /// Throws invalid_argument on dim 0, leaf_size 0, or Metric = inner_product.
+  explicit kd_tree_index(std::size_t dim, const build_params& params = {})
+      : dim_(dim), leaf_size_(params.leaf_size) {
+    if constexpr (Metric::kind == metric_kind::inner_product)
+      throw invalid_argument(
+          "kd_tree_index: inner_product is not a distance (no triangle inequality), so a kd-tree "
+          "cannot rule any cell out; use transform/mips.hpp to turn maximum inner product into "
+          "l2, or an index that ranks by inner product (flat, hnsw, ivf_flat)");
+    if (dim == 0) throw invalid_argument("kd_tree_index: dimension must be at least 1, got 0");
+    if (leaf_size_ == 0) throw invalid_argument("kd_tree_index: leaf_size must be at least 1, got 0");
+  }
+
+  /// A tree over every row of `data` (labels = row numbers). `threads` is
+  /// accepted for the common build signature; the build runs on one thread.
+  /// Throws invalid_argument on empty data, and what the constructor and add throw.
+  static kd_tree_index build(matrix_view<const float> data, const build_params& params = {},
+                             std::size_t threads = 0) {
+    (void)threads;
+    if (data.rows() == 0 || data.cols() == 0)
+      throw invalid_argument("kd_tree_index::build: empty data (" + std::to_string(data.rows()) +
+                             " x " + std::to_string(data.cols()) + ")");
+    kd_tree_index idx(data.cols(), params);
+    idx.add(data);
+    return idx;
+  }
+
+  std::size_t dim() const { return dim_; }
+  std::size_t size() const { return labels_.size(); }
+
+  /// Appends the rows of `data` with labels `labels` (empty = size(), size()+1, ...).
+  /// Throws dimension_mismatch, invalid_argument (NaN/Inf, zero vector under
+  /// cosine, label count or duplicate label), capacity_error. On a throw the
+  /// index is unchanged.
+  void add(matrix_view<const float> data, std::span<const label_t> labels = {}) {
+    validate_rows<Metric>("data", data, dim_);
+    labels_.check_new(data.rows(), labels);
+    if (data.rows() == 0) return;
+    const std::size_t old = size();
+    points_.resize((old + data.rows()) * dim_);  // may throw: nothing changed yet
+    slot_at_.resize(old + data.rows());
+    store_rows<Metric>(data, points_.data() + old * dim_);
+    for (std::size_t i = 0; i < data.rows(); ++i) slot_at_[old + i] = slot_t(old + i);
+    labels_.append(data.rows(), labels);
+    const std::size_t tail = size() - built_;
+    if (tail >= std::max<std::size_t>(rebuild_min_tail, built_ / 8)) rebuild();
+  }
+
+  /// The k closest stored vectors to `query`, closest first, written to `out`
+  /// (size >= k); returns k. Throws dimension_mismatch, invalid_argument (k = 0,
+  /// k > size(), output too small, eps < 0 or NaN, NaN/Inf or, under cosine,
+  /// zero query).
+  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
+                     std::span<neighbor> out) const {
+    return search(query, k, params, out, accept_all{});
+  }
+
+  /// Only vectors whose label passes `keep` (called once per vector met); may
+  /// return fewer than k.
+  template <label_predicate Keep>
+  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
+                     std::span<neighbor> out, const Keep& keep) const {
+    check::k_in_range(k, size());
+    check::output_size(out.size(), k);
+    if (!(params.eps >= 0.f))
+      throw invalid_argument("kd_tree_index: eps must be >= 0, got " + std::to_string(params.eps));
+    scratch_lease<search_scratch> sc;
+    sc->query.resize(dim_);
+    const std::span<const float> q = prepare_query<Metric>(query, dim_, sc->query);
+    topk_heap heap(out, k);
+    walk<Keep> w{*this, q.data(), heap, keep, (1.f + params.eps) * (1.f + params.eps)};
+    if (!nodes_.empty()) {
+      sc->offsets.assign(dim_, 0.f);
+      if (params.max_leaves == 0)
+        w.depth_first(0, 0.f, sc->offsets.data());
+      else
+        w.best_bin_first(params.max_leaves, *sc);
+    }
+    w.scan(built_, size());  // the tail of adds since the last build
+    const std::size_t n = heap.sort();
+    finish(out.first(n));
+    return n;
+  }
+
+  using vector_search<kd_tree_index>::search;  // the std::vector-returning forms
+
+  /// Bytes of heap memory the index holds (vectors, slots, nodes, labels).
+  std::size_t memory_bytes() const {
+    return points_.capacity() * sizeof(float) + slot_at_.capacity() * sizeof(slot_t) +
+           nodes_.capacity() * sizeof(node) + labels_.memory_bytes();
+  }
+
+  /// Nodes in the tree (leaves included); 0 before the first build.
+  std::size_t node_count() const { return nodes_.size(); }
+
+ private:
+  static constexpr std::size_t rebuild_min_tail = 256;
+  static constexpr std::uint32_t leaf_tag = std::numeric_limits<std::uint32_t>::max();
+
+  // Preorder: an inner node's left child follows it; `a` is its right child.
+  // A leaf's points are rows [a, b). low/high: the largest coordinate on the
+  // left and the smallest on the right along `dim`, so the gap between them
+  // counts towards the far child's cell distance.
+  struct node {
+    std::uint32_t dim;  // split dimension, or leaf_tag
+    std::uint32_t a, b;
+    float low, high;
+  };
+
+  struct search_scratch {
+    std::vector<float> query, offsets, saved;  // saved: offsets of queued cells
+    struct cell {
+      float distance;
+      std::uint32_t node;
+      std::uint32_t offsets;  // index into saved
+      bool operator>(const cell& o) const { return distance > o.distance; }
+    };
+    std::vector<cell> queue;
+  };
+
+  // One query's traversal: the tree, the query, the heap and the filter.
+  template <class Keep>
+  struct walk {
+    const kd_tree_index& t;
+    const float* q;
+    topk_heap& heap;
+    const Keep& keep;
+    float slack;  // (1 + eps)^2
+
+    bool worth(float cell_distance) const { return cell_distance * slack <= heap.threshold(); }
+
+    void scan(std::size_t begin, std::size_t end) const {
+      const std::size_t d = t.dim_;
+      const float* p = t.points_.data() + begin * d;
+      float threshold = heap.threshold();
+      for (std::size_t i = begin; i < end; ++i, p += d) {
+        const float dist = l2_distance(q, p, d);
+        if (dist > threshold) continue;
+        const slot_t s = t.slot_at_[i];
+        if constexpr (!std::is_same_v<Keep, accept_all>)
+          if (!keep(t.labels_.label(s))) continue;
+        if (heap.push(s, dist)) threshold = heap.threshold();
+      }
+    }
+
+    // `distance`: the query's squared distance to this node's cell, summed
+    // from offsets[j], its squared distance to the cell along dimension j.
+    void depth_first(std::uint32_t id, float distance, float* offsets) const {
+      const node& nd = t.nodes_[id];
+      if (nd.dim == leaf_tag) return scan(nd.a, nd.b);
+      const float to_low = q[nd.dim] - nd.low, to_high = nd.high - q[nd.dim];
+      const bool left_first = to_low < to_high;  // the query is nearer the left side
+      const float cut = left_first ? to_high : to_low;
+      depth_first(left_first ? id + 1 : nd.a, distance, offsets);
+      // cut > 0: low < high, and cut is the larger of two numbers summing to high - low.
+      const float saved = offsets[nd.dim];
+      const float far = distance - saved + cut * cut;
+      if (!worth(far)) return;
+      offsets[nd.dim] = cut * cut;
+      depth_first(left_first ? nd.a : id + 1, far, offsets);
+      offsets[nd.dim] = saved;
+    }
+
+    // Cells in order of distance, each entered at its root and walked down the
+    // nearer side while the farther sides wait in the queue; stops after
+    // max_leaves leaves or when no waiting cell can improve the result.
+    void best_bin_first(std::size_t max_leaves, search_scratch& sc) const {
+      const std::size_t d = t.dim_;
+      auto& queue = sc.queue;
+      queue.clear();
+      sc.saved.clear();
+      const auto push = [&](float distance, std::uint32_t id, const float* offsets) {
+        queue.push_back({distance, id, std::uint32_t(sc.saved.size())});
+        sc.saved.insert(sc.saved.end(), offsets, offsets + d);
+        std::push_heap(queue.begin(), queue.end(), std::greater<>());
+      };
+      push(0.f, 0, sc.offsets.data());
+      std::size_t leaves = 0;
+      while (!queue.empty() && (leaves < max_leaves || !heap.full())) {
+        std::pop_heap(queue.begin(), queue.end(), std::greater<>());
+        const auto c = queue.back();
+        queue.pop_back();
+        if (!worth(c.distance)) break;  // the nearest waiting cell cannot help
+        float* offsets = sc.offsets.data();
+        std::copy_n(sc.saved.data() + c.offsets, d, offsets);
+        std::uint32_t id = c.node;
+        while (t.nodes_[id].dim != leaf_tag) {
+          const node& nd = t.nodes_[id];
+          const float to_low = q[nd.dim] - nd.low, to_high = nd.high - q[nd.dim];
+          const bool left_first = to_low < to_high;
+          const float cut = left_first ? to_high : to_low;
+          const std::uint32_t near = left_first ? id + 1 : nd.a, far_id = left_first ? nd.a : id + 1;
+          const float saved = offsets[nd.dim];
+          const float far = c.distance + (cut * cut - saved);
+          if (worth(far)) {
+            offsets[nd.dim] = cut * cut;
+            push(far, far_id, offsets);
+            offsets[nd.dim] = saved;
+          }
+          id = near;
+        }
+        scan(t.nodes_[id].a, t.nodes_[id].b);
+        ++leaves;
+      }
+    }
+  };
+
+  // Squared l2 between a query and a stored row. Below a register's width a
+  // plain loop beats the SIMD kernel's padded tail (d = 2 .. 7).
+  static float l2_distance(const float* q, const float* p, std::size_t d) {
+    if (d >= kernels::simd_width) return kernels::l2sq(q, p, d);
+    float s = 0.f;
+    for (std::size_t j = 0; j < d; ++j) {
+      const float t = q[j] - p[j];
+      s += t * t;
+    }
+    return s;
+  }
+
+  // Heap entries hold slots and squared l2; give them labels and the
+  // metric's distance. Under cosine the rows are unit vectors, where
+  // ||q - v||^2 / 2 = 1 - cos(q, v), and halving keeps the order exactly.
+  void finish(std::span<neighbor> found) const {
+    for (neighbor& n : found) {
+      n.label = labels_.label(slot_t(n.label));
+      if constexpr (Metric::kind == metric_kind::cosine) n.distance *= 0.5f;
+    }
+  }
+
+  // Builds the tree over every stored row, reordering rows (and slot_at_) in
+  // place so each leaf's rows are contiguous.
+  void rebuild() {
+    std::vector<node> nodes;
+    nodes.reserve(2 * (size() / leaf_size_ + 1));
+    std::vector<float> low(dim_), high(dim_);
+    std::size_t max_depth = 16;
+    for (std::size_t n = size(); n > 1; n /= 2) max_depth += 2;
+    build_node(nodes, 0, size(), low, high, max_depth);
+    nodes_.swap(nodes);
+    built_ = size();
+  }
+
+  // Midpoint cuts adapt to clusters but can peel one point at a time off
+  // skewed data; past `depth_left` levels the cut moves to the median, which
+  // bounds the depth (and the recursion) by about 2 log2 n + 16.
+  void build_node(std::vector<node>& nodes, std::size_t begin, std::size_t end,
+                  std::vector<float>& low, std::vector<float>& high, std::size_t depth_left) {
+    const std::uint32_t id = std::uint32_t(nodes.size());
+    nodes.push_back({leaf_tag, std::uint32_t(begin), std::uint32_t(end), 0.f, 0.f});
+    if (end - begin <= leaf_size_) return;
+    bounding_box(begin, end, low, high);
+    std::size_t cut_dim = 0;
+    for (std::size_t j = 1; j < dim_; ++j)
+      if (high[j] - low[j] > high[cut_dim] - low[cut_dim]) cut_dim = j;
+    if (!(high[cut_dim] > low[cut_dim])) return;  // all points equal: one leaf
+    const float lo = low[cut_dim];
+    const float mid = depth_left > 0 ? lo + 0.5f * (high[cut_dim] - lo) : median(begin, end, cut_dim);
+    std::size_t split = partition(begin, end, cut_dim, [mid](float x) { return x < mid; });
+    if (split == begin)  // mid rounded onto the minimum: slide to it
+      split = partition(begin, end, cut_dim, [lo](float x) { return x <= lo; });
+    float left_max = -std::numeric_limits<float>::infinity();
+    float right_min = std::numeric_limits<float>::infinity();
+    for (std::size_t i = begin; i < split; ++i) left_max = std::max(left_max, at(i, cut_dim));
+    for (std::size_t i = split; i < end; ++i) right_min = std::min(right_min, at(i, cut_dim));
+    const std::size_t below = depth_left > 0 ? depth_left - 1 : 0;
+    build_node(nodes, begin, split, low, high, below);
+    const std::uint32_t right = std::uint32_t(nodes.size());
+    build_node(nodes, split, end, low, high, below);
+    nodes[id] = {std::uint32_t(cut_dim), right, 0, left_max, right_min};
+  }
+
+  float at(std::size_t row, std::size_t j) const { return points_[row * dim_ + j]; }
+
+  float median(std::size_t begin, std::size_t end, std::size_t j) const {
+    std::vector<float> values(end - begin);
+    for (std::size_t i = begin; i < end; ++i) values[i - begin] = at(i, j);
+    const auto mid = values.begin() + std::ptrdiff_t(values.size() / 2);
+    std::nth_element(values.begin(), mid, values.end());
+    return *mid;
+  }
+
+  void bounding_box(std::size_t begin, std::size_t end, std::vector<float>& low,
+                    std::vector<float>& high) const {
+    const float* p = points_.data() + begin * dim_;
+    std::copy_n(p, dim_, low.begin());
+    std::copy_n(p, dim_, high.begin());
+    for (std::size_t i = begin + 1; i < end; ++i) {
+      p += dim_;
+      for (std::size_t j = 0; j < dim_; ++j) {
+        low[j] = std::min(low[j], p[j]);
+        high[j] = std::max(high[j], p[j]);
+      }
+    }
+  }
+
+  // Moves rows whose coordinate `j` passes `left` before the others; returns
+  // the first row of the right side.
+  template <class Left>
+  std::size_t partition(std::size_t begin, std::size_t end, std::size_t j, Left left) {
+    std::size_t i = begin, r = end;
+    for (;;) {
+      while (i < r && left(at(i, j))) ++i;
+      while (i < r && !left(at(r - 1, j))) --r;
+      if (i >= r) return i;
+      swap_rows(i, r - 1);
+      ++i;
+      --r;
+    }
+  }
+
+  void swap_rows(std::size_t a, std::size_t b) {
+    std::swap_ranges(points_.begin() + std::ptrdiff_t(a * dim_),
+                     points_.begin() + std::ptrdiff_t((a + 1) * dim_),
+                     points_.begin() + std::ptrdiff_t(b * dim_));
+    std::swap(slot_at_[a], slot_at_[b]);
+  }
+
+  std::size_t dim_;
+  std::size_t leaf_size_;
+  std::size_t built_ = 0;          // rows [0, built_) are in the tree; the rest is the tail
+  std::vector<float> points_;      // rows in tree order, then the tail
+  std::vector<slot_t> slot_at_;    // row -> slot
+  std::vector<node> nodes_;
+  label_map labels_;
+};
+
+}  // namespace annulus
