@@ -64,9 +64,16 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
   struct build_params {
     std::size_t leaf_size = 16;  ///< points per leaf at most (>= 1); duplicates may exceed it
   };
+  /// What one search did, for seeing where the tree stops paying off.
+  struct search_stats {
+    std::size_t points = 0;  ///< distances computed (flat search computes size())
+    std::size_t leaves = 0;  ///< leaves scanned
+  };
   struct search_params {
     std::size_t max_leaves = 0;  ///< leaves visited at most (best-bin-first); 0 = no limit
+                                 ///< (more are visited while fewer than k were found)
     float eps = 0.f;             ///< >= 0; a result is within (1 + eps) of the true distance
+    search_stats* stats = nullptr;  ///< if set, receives this search's counts
   };
 
   /// Empty index for vectors of `dim` (>= 1) floats.
@@ -139,7 +146,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     sc->query.resize(dim_);
     const std::span<const float> q = prepare_query<Metric>(query, dim_, sc->query);
     topk_heap heap(out, k);
-    walk<Keep> w{*this, q.data(), heap, keep, (1.f + params.eps) * (1.f + params.eps)};
+    walk<Keep> w{*this, q.data(), heap, keep, (1.f + params.eps) * (1.f + params.eps), {}};
     if (!nodes_.empty()) {
       sc->offsets.assign(dim_, 0.f);
       if (params.max_leaves == 0)
@@ -147,7 +154,8 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
       else
         w.best_bin_first(params.max_leaves, *sc);
     }
-    w.scan(built_, size());  // the tail of adds since the last build
+    if (size() > built_) w.scan(built_, size());  // the tail of adds since the last build
+    if (params.stats) *params.stats = w.stats;
     const std::size_t n = heap.sort();
     finish(out.first(n));
     return n;
@@ -197,15 +205,18 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     topk_heap& heap;
     const Keep& keep;
     float slack;  // (1 + eps)^2
+    search_stats stats;
 
     bool worth(float cell_distance) const { return cell_distance * slack <= heap.threshold(); }
 
-    void scan(std::size_t begin, std::size_t end) const {
+    void scan(std::size_t begin, std::size_t end) {
+      stats.points += end - begin;
+      ++stats.leaves;
       const std::size_t d = t.dim_;
       const float* p = t.points_.data() + begin * d;
       float threshold = heap.threshold();
       for (std::size_t i = begin; i < end; ++i, p += d) {
-        const float dist = l2_distance(q, p, d);
+        const float dist = kernels::l2sq(q, p, d);
         if (dist > threshold) continue;
         const slot_t s = t.slot_at_[i];
         if constexpr (!std::is_same_v<Keep, accept_all>)
@@ -216,7 +227,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
 
     // `distance`: the query's squared distance to this node's cell, summed
     // from offsets[j], its squared distance to the cell along dimension j.
-    void depth_first(std::uint32_t id, float distance, float* offsets) const {
+    void depth_first(std::uint32_t id, float distance, float* offsets) {
       const node& nd = t.nodes_[id];
       if (nd.dim == leaf_tag) return scan(nd.a, nd.b);
       const float to_low = q[nd.dim] - nd.low, to_high = nd.high - q[nd.dim];
@@ -235,7 +246,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     // Cells in order of distance, each entered at its root and walked down the
     // nearer side while the farther sides wait in the queue; stops after
     // max_leaves leaves or when no waiting cell can improve the result.
-    void best_bin_first(std::size_t max_leaves, search_scratch& sc) const {
+    void best_bin_first(std::size_t max_leaves, search_scratch& sc) {
       const std::size_t d = t.dim_;
       auto& queue = sc.queue;
       queue.clear();
@@ -275,18 +286,6 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
       }
     }
   };
-
-  // Squared l2 between a query and a stored row. Below a register's width a
-  // plain loop beats the SIMD kernel's padded tail (d = 2 .. 7).
-  static float l2_distance(const float* q, const float* p, std::size_t d) {
-    if (d >= kernels::simd_width) return kernels::l2sq(q, p, d);
-    float s = 0.f;
-    for (std::size_t j = 0; j < d; ++j) {
-      const float t = q[j] - p[j];
-      s += t * t;
-    }
-    return s;
-  }
 
   // Heap entries hold slots and squared l2; give them labels and the
   // metric's distance. Under cosine the rows are unit vectors, where
