@@ -10,7 +10,6 @@
 // alternating, so a slow spell on a shared machine hits both. Results go to
 // --out (kd_vs_nanoflann.csv, dim_sweep.csv, dim_sweep.png with gnuplot).
 #include <annulus/annulus.hpp>
-#include <annulus/index/kd_tree.hpp>
 
 #include <CLI/CLI.hpp>
 

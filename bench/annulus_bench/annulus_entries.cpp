@@ -152,10 +152,40 @@ index_entry ivf_pq_entry() {
   return e;
 }
 
+// A kd-tree is for low dimensions; here it shows where it breaks. The sweep
+// is best-bin-first's leaf budget (exact search is the flat entry's job).
+index_entry kd_tree_entry() {
+  index_entry e;
+  e.name = "kd_tree";
+  e.library = "annulus";
+  e.default_build = params::parse("leaf_size=16", "kd_tree");
+  e.knob = "max_leaves";
+  e.sweep = {"1", "4", "16", "64", "256", "1024", "4096"};
+  e.quick_sweep = {"1", "16", "256"};
+  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+    return for_metric(ds.metric, [&]<class M>() -> std::unique_ptr<bench_index> {
+      if constexpr (M::kind == metric_kind::inner_product) {
+        throw usage_error("kd_tree: inner_product is not a distance a kd-tree can prune with; "
+                          "use --metric l2 or cosine, or another index");
+      } else {
+        typename kd_tree_index<M>::build_params p;
+        p.leaf_size = positive(build, "leaf_size", p.leaf_size);
+        return adapt(kd_tree_index<M>::build(ds.base, p, threads), [](const params& search) {
+          typename kd_tree_index<M>::search_params s;
+          s.max_leaves = positive(search, "max_leaves", 64);
+          return s;
+        });
+      }
+    });
+  };
+  return e;
+}
+
 }  // namespace
 
 std::vector<index_entry> registry() {
-  std::vector<index_entry> all{flat_entry(), hnsw_entry(), ivf_flat_entry(), ivf_pq_entry()};
+  std::vector<index_entry> all{flat_entry(),   hnsw_entry(),   ivf_flat_entry(),
+                               ivf_pq_entry(), kd_tree_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));
   for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
   return all;

@@ -21,6 +21,7 @@
 #include "annulus/index/hnsw.hpp"
 #include "annulus/index/ivf_flat.hpp"
 #include "annulus/index/ivf_pq.hpp"
+#include "annulus/index/kd_tree.hpp"
 
 #include "annulus/quant/centroids.hpp"
 #include "annulus/quant/kmeans.hpp"
