@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <queue>
 #include <span>
@@ -49,6 +50,7 @@
 #include "annulus/core/labels.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
+#include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/scratch.hpp"
 #include "annulus/core/topk.hpp"
@@ -89,17 +91,17 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     if (leaf_size_ == 0) throw invalid_argument("kd_tree_index: leaf_size must be at least 1, got 0");
   }
 
-  /// A tree over every row of `data` (labels = row numbers). `threads` is
-  /// accepted for the common build signature; the build runs on one thread.
+  /// A tree over every row of `data` (labels = row numbers), built on
+  /// `threads` workers (0 = all cores); the tree is the same for any count.
   /// Throws invalid_argument on empty data, and what the constructor and add throw.
   static kd_tree_index build(matrix_view<const float> data, const build_params& params = {},
                              std::size_t threads = 0) {
-    (void)threads;
     if (data.rows() == 0 || data.cols() == 0)
       throw invalid_argument("kd_tree_index::build: empty data (" + std::to_string(data.rows()) +
                              " x " + std::to_string(data.cols()) + ")");
     kd_tree_index idx(data.cols(), params);
-    idx.add(data);
+    idx.append(data, {});
+    idx.rebuild(threads);
     return idx;
   }
 
@@ -109,19 +111,18 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
   /// Appends the rows of `data` with labels `labels` (empty = size(), size()+1, ...).
   /// Throws dimension_mismatch, invalid_argument (NaN/Inf, zero vector under
   /// cosine, label count or duplicate label), capacity_error. On a throw the
-  /// index is unchanged.
-  void add(matrix_view<const float> data, std::span<const label_t> labels = {}) {
-    validate_rows<Metric>("data", data, dim_);
-    labels_.check_new(data.rows(), labels);
-    if (data.rows() == 0) return;
-    const std::size_t old = size();
-    points_.resize((old + data.rows()) * dim_);  // may throw: nothing changed yet
-    slot_at_.resize(old + data.rows());
-    store_rows<Metric>(data, points_.data() + old * dim_);
-    for (std::size_t i = 0; i < data.rows(); ++i) slot_at_[old + i] = slot_t(old + i);
-    labels_.append(data.rows(), labels);
+  /// index is unchanged. A rebuild runs on `threads` workers (0 = all cores);
+  /// if it runs out of memory the add has still happened: the tree is dropped,
+  /// every vector is found by scanning, and a later add builds it again.
+  void add(matrix_view<const float> data, std::span<const label_t> labels = {},
+           std::size_t threads = 0) {
+    append(data, labels);
     const std::size_t tail = size() - built_;
-    if (tail >= std::max<std::size_t>(rebuild_min_tail, built_ / 8)) rebuild();
+    if (tail < std::max<std::size_t>(rebuild_min_tail, built_ / 8)) return;
+    try {
+      rebuild(threads);
+    } catch (const std::exception&) {  // bad_alloc, or no thread to be had
+    }
   }
 
   /// The k closest stored vectors to `query`, closest first, written to `out`
@@ -297,25 +298,94 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     }
   }
 
+  // Stores the rows in the tail (validated; the index is unchanged on a throw).
+  void append(matrix_view<const float> data, std::span<const label_t> labels) {
+    validate_rows<Metric>("data", data, dim_);
+    labels_.check_new(data.rows(), labels);
+    if (data.rows() == 0) return;
+    const std::size_t old = size();
+    points_.resize((old + data.rows()) * dim_);  // may throw: size() is unchanged
+    slot_at_.resize(old + data.rows());
+    store_rows<Metric>(data, points_.data() + old * dim_);
+    for (std::size_t i = 0; i < data.rows(); ++i) slot_at_[old + i] = slot_t(old + i);
+    labels_.append(data.rows(), labels);
+  }
+
   // Builds the tree over every stored row, reordering rows (and slot_at_) in
-  // place so each leaf's rows are contiguous.
-  void rebuild() {
-    std::vector<node> nodes;
-    nodes.reserve(2 * (size() / leaf_size_ + 1));
-    std::vector<float> low(dim_), high(dim_);
+  // place so each leaf's rows are contiguous. The top levels are cut on one
+  // thread until the pieces are small enough to share out; the pieces (which
+  // own disjoint rows) are built in parallel and spliced into preorder. The
+  // cuts do not depend on who makes them, so neither does the tree.
+  // Out of memory midway leaves rows moved under the old tree: the tree is
+  // dropped (everything becomes tail, searched by scan) rather than left wrong.
+  void rebuild(std::size_t threads) {
+    const std::size_t workers = resolve_threads(threads);
+    const std::size_t piece = workers > 1 ? std::max<std::size_t>(size() / (8 * workers), 4096) : size();
     std::size_t max_depth = 16;
     for (std::size_t n = size(); n > 1; n /= 2) max_depth += 2;
-    build_node(nodes, 0, size(), low, high, max_depth);
-    nodes_.swap(nodes);
-    built_ = size();
+    try {
+      std::vector<node> top;
+      std::vector<subtree> pieces;
+      std::vector<float> low(dim_), high(dim_);
+      build_node(top, 0, size(), low, high, max_depth, piece, &pieces);
+      parallel_for(pieces.size(), workers, [&](std::size_t i, std::size_t) {
+        std::vector<float> lo(dim_), hi(dim_);
+        build_node(pieces[i].nodes, pieces[i].begin, pieces[i].end, lo, hi, pieces[i].depth_left,
+                   size(), nullptr);
+      });
+      std::vector<node> nodes;
+      nodes.reserve(top.size() + 2 * (size() / leaf_size_ + 1));
+      splice(top, 0, pieces, nodes);
+      nodes_.swap(nodes);
+      built_ = size();
+    } catch (...) {
+      nodes_.clear();
+      built_ = 0;
+      throw;
+    }
+  }
+
+  struct subtree {
+    std::size_t begin, end, depth_left;
+    std::vector<node> nodes;
+  };
+  static constexpr std::uint32_t piece_tag = leaf_tag - 1;  // top-level stand-in; a = piece number
+
+  // Copies the subtree of top[id] into `out` in preorder, pieces in place of
+  // their stand-ins; returns the top index after that subtree.
+  static std::uint32_t splice(const std::vector<node>& top, std::uint32_t id,
+                              const std::vector<subtree>& pieces, std::vector<node>& out) {
+    const node nd = top[id];
+    if (nd.dim == piece_tag) {
+      const std::uint32_t base = std::uint32_t(out.size());
+      for (node m : pieces[nd.a].nodes) {
+        if (m.dim != leaf_tag) m.a += base;
+        out.push_back(m);
+      }
+      return id + 1;
+    }
+    out.push_back(nd);
+    if (nd.dim == leaf_tag) return id + 1;
+    const std::size_t at = out.size() - 1;
+    const std::uint32_t right = splice(top, id + 1, pieces, out);
+    out[at].a = std::uint32_t(out.size());
+    return splice(top, right, pieces, out);
   }
 
   // Midpoint cuts adapt to clusters but can peel one point at a time off
   // skewed data; past `depth_left` levels the cut moves to the median, which
   // bounds the depth (and the recursion) by about 2 log2 n + 16.
+  // A range of at most `piece` rows (but not the whole) becomes a stand-in
+  // node and an entry of `pieces`, to be built later.
   void build_node(std::vector<node>& nodes, std::size_t begin, std::size_t end,
-                  std::vector<float>& low, std::vector<float>& high, std::size_t depth_left) {
+                  std::vector<float>& low, std::vector<float>& high, std::size_t depth_left,
+                  std::size_t piece, std::vector<subtree>* pieces) {
     const std::uint32_t id = std::uint32_t(nodes.size());
+    if (pieces && end - begin <= piece && end - begin < size()) {
+      nodes.push_back({piece_tag, std::uint32_t(pieces->size()), 0, 0.f, 0.f});
+      pieces->push_back({begin, end, depth_left, {}});
+      return;
+    }
     nodes.push_back({leaf_tag, std::uint32_t(begin), std::uint32_t(end), 0.f, 0.f});
     if (end - begin <= leaf_size_) return;
     bounding_box(begin, end, low, high);
@@ -333,9 +403,9 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     for (std::size_t i = begin; i < split; ++i) left_max = std::max(left_max, at(i, cut_dim));
     for (std::size_t i = split; i < end; ++i) right_min = std::min(right_min, at(i, cut_dim));
     const std::size_t below = depth_left > 0 ? depth_left - 1 : 0;
-    build_node(nodes, begin, split, low, high, below);
+    build_node(nodes, begin, split, low, high, below, piece, pieces);
     const std::uint32_t right = std::uint32_t(nodes.size());
-    build_node(nodes, split, end, low, high, below);
+    build_node(nodes, split, end, low, high, below, piece, pieces);
     nodes[id] = {std::uint32_t(cut_dim), right, 0, left_max, right_min};
   }
 
