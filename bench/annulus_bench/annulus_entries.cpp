@@ -181,11 +181,64 @@ index_entry kd_tree_entry() {
   return e;
 }
 
+index_entry rp_forest_entry() {
+  index_entry e;
+  e.name = "rp_forest";
+  e.library = "annulus";
+  e.default_build = params::parse("n_trees=16,leaf_size=32,seed=1234", "rp_forest");
+  e.knob = "search_k";
+  e.sweep = {"25", "50", "100", "200", "400", "800", "1600", "3200"};
+  e.quick_sweep = {"50", "400", "1600"};
+  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+    return for_metric(ds.metric, [&]<class M>() {
+      using index = rp_forest_index<M>;
+      typename index::build_params p;
+      p.n_trees = positive(build, "n_trees", p.n_trees);
+      p.leaf_size = positive(build, "leaf_size", p.leaf_size);
+      p.seed = build.get_size("seed", p.seed);
+      return adapt(index::build(ds.base, p, threads), [](const params& search) {
+        typename index::search_params s;
+        s.search_k = search.get_size("search_k", s.search_k);
+        return s;
+      });
+    });
+  };
+  return e;
+}
+
+// bucket_width=0 (the default) picks the E2LSH width from the data (l2 only).
+index_entry lsh_entry() {
+  index_entry e;
+  e.name = "lsh";
+  e.library = "annulus";
+  e.default_build = params::parse("tables=16,bits=12,seed=1234", "lsh");
+  e.knob = "probes";
+  e.sweep = {"0", "1", "2", "4", "8", "16", "32", "64"};
+  e.quick_sweep = {"0", "4", "32"};
+  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+    return for_metric(ds.metric, [&]<class M>() {
+      using index = lsh_index<M>;
+      typename index::build_params p;
+      p.tables = positive(build, "tables", p.tables);
+      p.bits = positive(build, "bits", p.bits);
+      p.bucket_width = float(build.get_double("bucket_width", p.bucket_width));
+      p.seed = build.get_size("seed", p.seed);
+      return adapt(index::build(ds.base, p, threads), [](const params& search) {
+        typename index::search_params s;
+        s.probes = search.get_size("probes", s.probes);
+        s.max_candidates = search.get_size("max_candidates", s.max_candidates);
+        return s;
+      });
+    });
+  };
+  return e;
+}
+
 }  // namespace
 
 std::vector<index_entry> registry() {
-  std::vector<index_entry> all{flat_entry(),   hnsw_entry(),   ivf_flat_entry(),
-                               ivf_pq_entry(), kd_tree_entry()};
+  std::vector<index_entry> all{flat_entry(),    hnsw_entry(),      ivf_flat_entry(), ivf_pq_entry(),
+                               kd_tree_entry(), rp_forest_entry(), lsh_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));
   for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
   return all;

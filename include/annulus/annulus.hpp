@@ -22,6 +22,8 @@
 #include "annulus/index/ivf_flat.hpp"
 #include "annulus/index/ivf_pq.hpp"
 #include "annulus/index/kd_tree.hpp"
+#include "annulus/index/lsh.hpp"
+#include "annulus/index/rp_forest.hpp"
 
 #include "annulus/quant/centroids.hpp"
 #include "annulus/quant/kmeans.hpp"

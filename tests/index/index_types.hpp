@@ -8,6 +8,8 @@
 #include "annulus/index/ivf_flat.hpp"
 #include "annulus/index/ivf_pq.hpp"
 #include "annulus/index/kd_tree.hpp"
+#include "annulus/index/lsh.hpp"
+#include "annulus/index/rp_forest.hpp"
 
 namespace annulus::testing {
 
@@ -52,6 +54,21 @@ struct test_setup<kd_tree_index<M>> {
   static constexpr double min_recall = 1.0;
 };
 
+template <class M>
+struct test_setup<rp_forest_index<M>> {
+  // search_k = 1000 of 3000: recall 0.97-1.0 (inner_product lowest).
+  static typename rp_forest_index<M>::build_params build() { return {.n_trees = 16, .leaf_size = 32, .seed = 3}; }
+  static typename rp_forest_index<M>::search_params search() { return {.search_k = 1000}; }
+  static constexpr double min_recall = 0.95;
+};
+
+template <class M>
+struct test_setup<lsh_index<M>> {
+  static typename lsh_index<M>::build_params build() { return {.tables = 16, .bits = 12, .seed = 3}; }
+  static typename lsh_index<M>::search_params search() { return {.probes = 16}; }
+  static constexpr double min_recall = 0.95;
+};
+
 }  // namespace annulus::testing
 
 #define ANNULUS_INDEX_TYPES \
@@ -61,4 +78,7 @@ struct test_setup<kd_tree_index<M>> {
       annulus::ivf_flat_index<annulus::l2>, annulus::ivf_flat_index<annulus::inner_product>, \
       annulus::ivf_flat_index<annulus::cosine>, annulus::ivf_pq_index<annulus::l2>, \
       annulus::ivf_pq_index<annulus::inner_product>, annulus::ivf_pq_index<annulus::cosine>, \
-      annulus::kd_tree_index<annulus::l2>, annulus::kd_tree_index<annulus::cosine>
+      annulus::kd_tree_index<annulus::l2>, annulus::kd_tree_index<annulus::cosine>, \
+      annulus::rp_forest_index<annulus::l2>, annulus::rp_forest_index<annulus::inner_product>, \
+      annulus::rp_forest_index<annulus::cosine>, annulus::lsh_index<annulus::l2>, \
+      annulus::lsh_index<annulus::inner_product>, annulus::lsh_index<annulus::cosine>

@@ -1,0 +1,506 @@
+// lsh_index: locality-sensitive hashing with multi-probe. L tables each hash
+// a vector by K random projections: under cosine and inner_product the signs
+// (random-hyperplane SimHash: K bits), under l2 p-stable buckets (E2LSH:
+// h = floor((a.v + b) / w) per projection, K of them combined into one key).
+// A query looks in its own bucket of every table and in `probes` more per
+// table (query-directed multi-probe, after Lv et al. 2007), then ranks the
+// distinct vectors found exactly.
+//
+//   auto idx = lsh_index<cosine>::build(data, {.tables = 16, .bits = 12});
+//   auto hits = idx.search(query, 10, {.probes = 32});
+//   idx.add(more);  // hashed into a small sorted side table per table
+//
+// inner_product uses SimHash too, which estimates the angle, not the inner
+// product: a long vector at a wider angle can beat a short one in the same
+// bucket, so recall drops as norms spread. Augmenting the vectors for
+// maximum inner product search (MIPS: append sqrt(M^2 - |x|^2), query 0) and
+// searching them under cosine removes that; annulus does not do it here.
+//
+// Memory: the vectors (dim floats each), per table a 4-byte slot per vector
+// plus per bucket an 8-byte key, a 4-byte offset and 8 bytes of hash map;
+// L*K hyperplanes of dim floats; the label map as flat_index.
+//
+// Threads: build and add hash on `threads` workers; const calls are safe from
+// any number of threads at once; add and remove are not safe alongside
+// anything else.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "annulus/core/error.hpp"
+#include "annulus/core/gemm.hpp"
+#include "annulus/core/kernels.hpp"
+#include "annulus/core/labels.hpp"
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/metric.hpp"
+#include "annulus/core/parallel.hpp"
+#include "annulus/core/prepare.hpp"
+#include "annulus/core/random.hpp"
+#include "annulus/core/scratch.hpp"
+#include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
+#include "annulus/core/visited.hpp"
+#include "annulus/index/concepts.hpp"
+
+namespace annulus {
+
+namespace lsh_detail {
+
+// One hash table: buckets in CSR form (built by rebuild), found through an
+// open-addressing map from key to bucket, plus the adds since the last
+// rebuild as a sorted (key, slot) array.
+struct table {
+  std::vector<std::uint64_t> keys;     // bucket b's key
+  std::vector<std::uint32_t> offsets;  // bucket b holds slots[offsets[b], offsets[b + 1])
+  std::vector<slot_t> slots;
+  std::vector<std::uint32_t> map;      // bucket + 1 (0 = empty), linear probing; a power of two
+  std::vector<std::pair<std::uint64_t, slot_t>> pending;
+
+  std::size_t entries() const { return slots.size() + pending.size(); }
+
+  std::span<const slot_t> bucket(std::uint64_t key) const {
+    if (map.empty()) return {};
+    const std::size_t mask = map.size() - 1;
+    for (std::size_t h = mix64(key) & mask;; h = (h + 1) & mask) {
+      const std::uint32_t b = map[h];
+      if (b == 0) return {};
+      if (keys[b - 1] == key) return {slots.data() + offsets[b - 1], offsets[b] - offsets[b - 1]};
+    }
+  }
+
+  // Rebuilds the CSR part from everything (CSR and pending entries).
+  void rebuild() {
+    std::vector<std::pair<std::uint64_t, slot_t>> all;
+    all.reserve(entries());
+    for (std::size_t b = 0; b < keys.size(); ++b)
+      for (std::uint32_t i = offsets[b]; i < offsets[b + 1]; ++i) all.emplace_back(keys[b], slots[i]);
+    all.insert(all.end(), pending.begin(), pending.end());
+    std::sort(all.begin(), all.end());
+    std::vector<std::uint64_t> new_keys;
+    std::vector<std::uint32_t> new_offsets;
+    std::vector<slot_t> new_slots(all.size());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (i == 0 || all[i].first != all[i - 1].first) {
+        new_keys.push_back(all[i].first);
+        new_offsets.push_back(std::uint32_t(i));
+      }
+      new_slots[i] = all[i].second;
+    }
+    new_offsets.push_back(std::uint32_t(all.size()));
+    std::vector<std::uint32_t> new_map(std::bit_ceil(std::max<std::size_t>(2 * new_keys.size(), 16)), 0);
+    const std::size_t mask = new_map.size() - 1;
+    for (std::size_t b = 0; b < new_keys.size(); ++b) {
+      std::size_t h = mix64(new_keys[b]) & mask;
+      while (new_map[h] != 0) h = (h + 1) & mask;
+      new_map[h] = std::uint32_t(b + 1);
+    }
+    keys.swap(new_keys);
+    offsets.swap(new_offsets);
+    slots.swap(new_slots);
+    map.swap(new_map);
+    pending.clear();
+    pending.shrink_to_fit();
+  }
+
+  std::size_t memory_bytes() const {
+    return keys.capacity() * 8 + offsets.capacity() * 4 + slots.capacity() * sizeof(slot_t) + map.capacity() * 4 +
+           pending.capacity() * sizeof(pending[0]);
+  }
+};
+
+// A perturbation of one hash coordinate and what it costs (Lv et al.: the
+// squared distance of the projection to the boundary it crosses).
+struct perturbation {
+  float cost;
+  std::uint32_t coordinate;
+  std::int32_t delta;  // E2LSH: -1 or +1; SimHash: flip
+};
+
+struct probe_set {
+  float cost;
+  std::uint64_t members;  // bits over the sorted perturbations
+  std::uint32_t last;     // highest member
+};
+constexpr bool costlier(const probe_set& a, const probe_set& b) { return a.cost > b.cost; }
+
+struct scratch {
+  std::vector<float> query;
+  std::vector<float, aligned_allocator<float>> proj;  // L*K projections, padded
+  std::vector<perturbation> perturbations;
+  std::vector<probe_set> heap;
+  std::vector<slot_t> candidates;
+  visited_set visited;
+};
+
+}  // namespace lsh_detail
+
+template <metric Metric>
+class lsh_index : public vector_search<lsh_index<Metric>> {
+ public:
+  using metric_type = Metric;
+  /// SimHash (sign bits) under cosine and inner_product, E2LSH under l2.
+  static constexpr bool simhash = Metric::kind != metric_kind::l2;
+  struct build_params {
+    std::size_t tables = 16;  ///< L, hash tables, >= 1
+    std::size_t bits = 12;    ///< K, projections per table, 1..64
+    /// E2LSH bucket width w (l2 only; ignored otherwise), > 0; 0 = from the
+    /// first add: the w at which a vector shares its home bucket with about
+    /// bucket_mates (128) others per table, estimated on up to 2,048 of its rows.
+    float bucket_width = 0;
+    std::uint64_t seed = 1234;  ///< hyperplanes, offsets, key multipliers and the width sample
+  };
+  struct search_params {
+    std::size_t probes = 0;          ///< buckets probed per table beyond the query's own
+    std::size_t max_candidates = 0;  ///< stop collecting after this many distinct candidates; 0 = no cap
+  };
+  /// Bucket mates per table the automatic E2LSH width aims at (see bucket_width).
+  static constexpr std::size_t bucket_mates = 128;
+
+  /// Empty index for vectors of `dim` floats. Throws invalid_argument on dim
+  /// 0, tables 0, bits 0 or above 64, or a negative or non-finite width.
+  explicit lsh_index(std::size_t dim, const build_params& params = {})
+      : dim_(dim), tables_(params.tables), bits_(params.bits), seed_(params.seed) {
+    if (dim == 0) throw invalid_argument("lsh_index: dimension must be at least 1, got 0");
+    if (params.tables == 0) throw invalid_argument("lsh_index: tables must be at least 1, got 0");
+    if (params.tables > 4096)
+      throw invalid_argument("lsh_index: tables must be at most 4096, got " + std::to_string(params.tables));
+    if (params.bits == 0 || params.bits > 64)
+      throw invalid_argument("lsh_index: bits must be in 1..64, got " + std::to_string(params.bits));
+    if (!std::isfinite(params.bucket_width) || params.bucket_width < 0)
+      throw invalid_argument("lsh_index: bucket_width must be finite and >= 0 (0 = from the data), got " +
+                             std::to_string(params.bucket_width));
+    width_ = params.bucket_width;
+    random_generator rng(seed_, 0);
+    matrix<float> planes(tables_ * bits_, dim_);
+    for (std::size_t i = 0; i < planes.size(); ++i) planes.data()[i] = float(rng.normal());
+    hyper_ = gemm::packed_matrix(planes.view());
+    if constexpr (!simhash) {
+      shift_.resize(tables_ * bits_);
+      mult_.resize(tables_ * bits_);
+      for (float& u : shift_) u = float(rng.uniform());
+      for (std::uint64_t& m : mult_) m = rng() | 1;
+    }
+    tables_data_.resize(tables_);
+  }
+
+  /// An index over every row of `data` (labels = row numbers), hashed on
+  /// `threads` workers (0 = all cores). Throws invalid_argument on empty data
+  /// or bad parameters, and what add throws.
+  static lsh_index build(matrix_view<const float> data, const build_params& params = {}, std::size_t threads = 0) {
+    if (data.rows() == 0 || data.cols() == 0)
+      throw invalid_argument("lsh_index::build: empty data (" + std::to_string(data.rows()) + " x " +
+                             std::to_string(data.cols()) + ")");
+    lsh_index idx(data.cols(), params);
+    idx.add(data, {}, threads);
+    return idx;
+  }
+
+  std::size_t dim() const { return dim_; }
+  std::size_t size() const { return labels_.size() - removed_; }
+  bool contains(label_t label) const { return labels_.find(label).has_value(); }
+  /// The E2LSH bucket width in use (0 under SimHash, or before the first add).
+  float bucket_width() const { return width_; }
+
+  /// Appends the rows of `data` with `labels` (empty = continuing row
+  /// numbers). Their entries go to each table's sorted side array, which is
+  /// merged into the CSR buckets (one sort per table) once it holds more than
+  /// max(1024, 1/8 of the table). Throws dimension_mismatch,
+  /// invalid_argument (NaN/Inf, zero vector under cosine, label count or
+  /// duplicate label), capacity_error; on a throw the index answers as before.
+  void add(matrix_view<const float> data, std::span<const label_t> labels = {}, std::size_t threads = 0) {
+    validate_rows<Metric>("data", data, dim_);
+    labels_.check_new(data.rows(), labels);
+    if (data.rows() == 0) return;
+    const std::size_t old = labels_.size(), rows = data.rows();
+    vectors_.resize((old + rows) * dim_);  // may throw: the slots beyond labels_ are unused
+    dead_.resize(old + rows, 0);
+    store_rows<Metric>(data, vectors_.data() + old * dim_);
+    const matrix_view<const float> stored(vectors_.data() + old * dim_, rows, dim_);
+    const float width = width_ != 0 || simhash ? width_ : pick_width(stored);
+
+    // Keys of every new row in every table: projections block by block (GEMM).
+    std::vector<std::uint64_t> keys(rows * tables_);
+    constexpr std::size_t block = 256;
+    const std::size_t blocks = (rows + block - 1) / block;
+    const std::size_t lk = tables_ * bits_;
+    parallel_for(blocks, threads, [&](std::size_t b, std::size_t) {
+      const std::size_t first = b * block, n = std::min(block, rows - first);
+      std::vector<float> proj(n * lk);
+      gemm::inner_products(stored.rows_slice(first, n), hyper_, proj.data(), lk);
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t t = 0; t < tables_; ++t)
+          keys[(first + i) * tables_ + t] = home_key(proj.data() + i * lk, t, width, nullptr);
+    });
+    // Room first (a throw here changes nothing); then entries that name slots
+    // beyond labels_ until the labels are committed: searches skip those, so
+    // a throw in a rebuild (out of memory) leaves the index answering as before.
+    for (lsh_detail::table& tb : tables_data_) tb.pending.reserve(tb.pending.size() + rows);
+    parallel_for(tables_, threads, [&](std::size_t t, std::size_t) {
+      lsh_detail::table& tb = tables_data_[t];
+      const std::size_t before = tb.pending.size();
+      for (std::size_t i = 0; i < rows; ++i) tb.pending.emplace_back(keys[i * tables_ + t], slot_t(old + i));
+      std::sort(tb.pending.begin() + std::ptrdiff_t(before), tb.pending.end());
+      std::inplace_merge(tb.pending.begin(), tb.pending.begin() + std::ptrdiff_t(before), tb.pending.end());
+      if (tb.pending.size() > std::max<std::size_t>(1024, tb.slots.size() / 8)) tb.rebuild();
+    });
+    labels_.append(rows, labels);
+    width_ = width;
+  }
+
+  /// Removes the vector labelled `label` (a tombstone: its entries stay in
+  /// the tables and are skipped). Throws invalid_argument if absent.
+  void remove(label_t label) {
+    const auto s = labels_.find(label);
+    if (!s) throw invalid_argument("lsh_index::remove: label " + std::to_string(label) + " is not in the index");
+    labels_.erase(label);
+    dead_[*s] = 1;
+    ++removed_;
+  }
+
+  /// The k closest among the vectors in the probed buckets, closest first,
+  /// into `out` (size >= k); returns k. If the probed buckets hold fewer
+  /// than k vectors, up to three rounds of more probes follow (2p + 8, then
+  /// 4x), then an exact scan of the rest, so k still come back.
+  /// Allocates nothing once the thread is warm. Throws dimension_mismatch,
+  /// invalid_argument (k = 0, k > size(), out too small, NaN/Inf, zero query
+  /// under cosine).
+  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
+                     std::span<neighbor> out) const {
+    return search_impl(query, k, params, out, static_cast<const accept_all*>(nullptr));
+  }
+  /// The same over vectors whose label passes `keep`, applied before a
+  /// candidate is scored or counted against max_candidates. May return fewer than k.
+  template <label_predicate Keep>
+  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
+                     std::span<neighbor> out, const Keep& keep) const {
+    return search_impl(query, k, params, out, &keep);
+  }
+  using vector_search<lsh_index>::search;  // the std::vector-returning forms
+
+  /// Heap bytes: vectors, hyperplanes, tables, labels, tombstones.
+  std::size_t memory_bytes() const {
+    std::size_t bytes = vectors_.capacity() * sizeof(float) + hyper_.memory_bytes() + shift_.capacity() * 4 +
+                        mult_.capacity() * 8 + dead_.capacity() + labels_.memory_bytes();
+    for (const lsh_detail::table& t : tables_data_) bytes += sizeof(t) + t.memory_bytes();
+    return bytes;
+  }
+
+ private:
+  static constexpr std::size_t max_perturbations = 64;  // cheapest ones a probe set draws from
+
+  const float* vec(slot_t s) const { return vectors_.data() + std::size_t(s) * dim_; }
+
+  // E2LSH coordinate j of table t: floor(p / w + u), and its position in the bucket.
+  std::int64_t coordinate(float p, std::size_t j, float width, float& frac) const {
+    const float x = std::clamp(p / width + shift_[j], -1e15f, 1e15f);
+    const float f = std::floor(x);
+    frac = x - f;
+    return std::int64_t(f);
+  }
+
+  // The key of table t from the L*K projections `proj`; with `pert`, also the
+  // table's perturbations and their costs (unsorted).
+  std::uint64_t home_key(const float* proj, std::size_t t, float width,
+                         std::vector<lsh_detail::perturbation>* pert) const {
+    std::uint64_t key = 0;
+    const float* p = proj + t * bits_;
+    for (std::size_t j = 0; j < bits_; ++j) {
+      if constexpr (simhash) {
+        key |= std::uint64_t(p[j] > 0) << j;
+        if (pert) pert->push_back({p[j] * p[j], std::uint32_t(j), 0});
+      } else {
+        float frac;
+        key += std::uint64_t(coordinate(p[j], t * bits_ + j, width, frac)) * mult_[t * bits_ + j];
+        if (pert) {
+          pert->push_back({frac * frac, std::uint32_t(j), -1});
+          pert->push_back({(1 - frac) * (1 - frac), std::uint32_t(j), +1});
+        }
+      }
+    }
+    return key;
+  }
+
+  // Width rule for build_params::bucket_width = 0 (stored rows of the first
+  // add): the w at which a vector shares its home bucket with about
+  // bucket_mates others per table, estimated on up to 2,048 sampled rows
+  // hashed by every table, by bisection on log w.
+  float pick_width(matrix_view<const float> rows) const {
+    const std::size_t n = rows.rows();
+    if (n < 2) return std::max(kernels::norm(rows.row_ptr(0), dim_), 1e-6f);
+    random_generator rng(seed_, 1);
+    const std::size_t s = std::min<std::size_t>(n, 2048), lk = tables_ * bits_;
+    const std::vector<std::size_t> rows_taken = random_subset(n, s, rng);
+    matrix<float> sample(s, dim_);
+    for (std::size_t i = 0; i < s; ++i) std::copy_n(rows.row_ptr(rows_taken[i]), dim_, sample.row_ptr(i));
+    std::vector<float> proj(s * lk);
+    gemm::inner_products(sample.view(), hyper_, proj.data(), lk);
+    const double want = double(bucket_mates) * double(s - 1) / double(n - 1);  // mates within the sample
+    std::vector<std::uint64_t> keys(s);
+    const auto mates = [&](float w) {  // mean bucket mates of a sampled row, over the tables
+      double pairs = 0;
+      for (std::size_t t = 0; t < tables_; ++t) {
+        for (std::size_t i = 0; i < s; ++i) keys[i] = home_key(proj.data() + i * lk, t, w, nullptr);
+        std::sort(keys.begin(), keys.end());
+        for (std::size_t i = 0, j; i < s; i = j) {
+          for (j = i; j < s && keys[j] == keys[i]; ++j) {}
+          pairs += double(j - i) * double(j - i - 1);
+        }
+      }
+      return pairs / double(s * tables_);
+    };
+    double mean_abs = 0;
+    for (const float p : proj) mean_abs += std::fabs(p);
+    float lo = float(std::max(mean_abs / double(proj.size()), 1e-20)), hi = lo;
+    for (int i = 0; i < 60 && mates(lo) > want; ++i) lo /= 2;
+    for (int i = 0; i < 60 && mates(hi) < want; ++i) hi *= 2;
+    for (int i = 0; i < 12; ++i) {
+      const float mid = std::sqrt(lo * hi);
+      (mates(mid) < want ? lo : hi) = mid;
+    }
+    return std::sqrt(lo * hi);
+  }
+
+  void prefetch(slot_t s) const {
+    const char* p = reinterpret_cast<const char*>(vec(s));
+    for (std::size_t b = 0; b < dim_ * sizeof(float); b += 64) __builtin_prefetch(p + b, 0, 3);
+  }
+
+  template <class Keep>
+  bool take(slot_t s, lsh_detail::scratch& sc, const Keep* keep) const {
+    if (s >= labels_.size() || sc.visited.test_and_set(s)) return false;
+    if (removed_ != 0 && dead_[s]) return false;
+    if constexpr (!std::is_same_v<Keep, accept_all>)
+      if (!(*keep)(labels_.label(s))) return false;
+    sc.candidates.push_back(s);
+    return true;
+  }
+
+  template <class Keep>
+  void collect(const lsh_detail::table& tb, std::uint64_t key, lsh_detail::scratch& sc, const Keep* keep) const {
+    for (const slot_t s : tb.bucket(key)) take(s, sc, keep);
+    if (tb.pending.empty()) return;
+    auto it = std::lower_bound(tb.pending.begin(), tb.pending.end(), std::pair<std::uint64_t, slot_t>(key, 0));
+    for (; it != tb.pending.end() && it->first == key; ++it) take(it->second, sc, keep);
+  }
+
+  // The key after applying probe set `ps` (bits over sc.perturbations) to
+  // `key`; false if the set moves one coordinate both ways (E2LSH).
+  bool perturbed_key(std::uint64_t key, std::size_t t, const lsh_detail::probe_set& ps,
+                     const std::vector<lsh_detail::perturbation>& pert, std::uint64_t& out) const {
+    std::uint64_t touched = 0;
+    for (std::uint64_t m = ps.members; m != 0; m &= m - 1) {
+      const lsh_detail::perturbation& p = pert[std::size_t(std::countr_zero(m))];
+      const std::uint64_t bit = std::uint64_t{1} << p.coordinate;
+      if (touched & bit) return false;
+      touched |= bit;
+      if constexpr (simhash)
+        key ^= bit;
+      else
+        key += std::uint64_t(std::int64_t(p.delta)) * mult_[t * bits_ + p.coordinate];
+    }
+    out = key;
+    return true;
+  }
+
+  // Collects the candidates of every table's home bucket and `probes` more
+  // per table, up to `cap`.
+  template <class Keep>
+  void gather(std::size_t probes, std::size_t cap, lsh_detail::scratch& sc, const Keep* keep) const {
+    for (std::size_t t = 0; t < tables_ && sc.candidates.size() < cap; ++t) {
+      const lsh_detail::table& tb = tables_data_[t];
+      sc.perturbations.clear();
+      const std::uint64_t home = home_key(sc.proj.data(), t, width_, probes ? &sc.perturbations : nullptr);
+      collect(tb, home, sc, keep);
+      if (probes == 0) continue;
+      // Probe sets in increasing cost: a min-heap grown by "shift" (replace
+      // the last member by the next perturbation) and "expand" (add it).
+      std::vector<lsh_detail::perturbation>& pert = sc.perturbations;
+      const std::size_t m = std::min(pert.size(), max_perturbations);
+      std::partial_sort(pert.begin(), pert.begin() + std::ptrdiff_t(m), pert.end(),
+                        [](const auto& a, const auto& b) { return a.cost < b.cost; });
+      sc.heap.assign(1, {pert[0].cost, 1, 0});
+      std::size_t probed = 0;
+      for (std::size_t steps = 0; probed < probes && !sc.heap.empty() && steps < 4 * probes + 64;
+           ++steps) {
+        std::pop_heap(sc.heap.begin(), sc.heap.end(), lsh_detail::costlier);
+        const lsh_detail::probe_set ps = sc.heap.back();
+        sc.heap.pop_back();
+        if (ps.last + 1 < m) {
+          const std::uint64_t next = std::uint64_t{1} << (ps.last + 1);
+          sc.heap.push_back({ps.cost - pert[ps.last].cost + pert[ps.last + 1].cost,
+                             (ps.members & ~(std::uint64_t{1} << ps.last)) | next, ps.last + 1});
+          std::push_heap(sc.heap.begin(), sc.heap.end(), lsh_detail::costlier);
+          sc.heap.push_back({ps.cost + pert[ps.last + 1].cost, ps.members | next, ps.last + 1});
+          std::push_heap(sc.heap.begin(), sc.heap.end(), lsh_detail::costlier);
+        }
+        std::uint64_t key;
+        if (!perturbed_key(home, t, ps, pert, key)) continue;
+        collect(tb, key, sc, keep);
+        ++probed;
+        if (sc.candidates.size() >= cap) break;
+      }
+    }
+  }
+
+  template <class Keep>
+  std::size_t search_impl(std::span<const float> query, std::size_t k, const search_params& params,
+                          std::span<neighbor> out, const Keep* keep) const {
+    check::k_in_range(k, size());
+    check::output_size(out.size(), k);
+    scratch_lease<lsh_detail::scratch> lease;
+    lsh_detail::scratch& sc = *lease;
+    if (sc.query.size() < dim_) sc.query.resize(dim_);
+    const float* q = prepare_query<Metric>(query, dim_, sc.query).data();
+    if (sc.proj.size() < hyper_.padded_rows()) sc.proj.resize(hyper_.padded_rows());
+    gemm::one_row_products(q, hyper_, sc.proj.data());
+    sc.visited.reset(labels_.size());
+    sc.candidates.clear();
+    const std::size_t cap = params.max_candidates != 0 ? std::max(params.max_candidates, k) : std::size_t(-1);
+
+    gather(params.probes, cap, sc, keep);
+    // Too few in the buckets: more probes (the visited set skips what was
+    // seen), and as a last resort the rest of the index, exactly.
+    for (std::size_t round = 0, probes = 2 * params.probes + 8; sc.candidates.size() < k && round < 3;
+         ++round, probes *= 4)
+      gather(probes, cap, sc, keep);
+    if (sc.candidates.size() < k)
+      for (std::size_t s = 0; s < labels_.size(); ++s) take(slot_t(s), sc, keep);
+
+    topk_heap heap(out, k);
+    float threshold = heap.threshold();
+    const std::size_t n = std::min(sc.candidates.size(), cap);
+    if (n != 0) prefetch(sc.candidates[0]);
+    for (std::size_t j = 0; j < n; ++j) {
+      if (j + 1 < n) prefetch(sc.candidates[j + 1]);
+      const float d = Metric::distance(q, vec(sc.candidates[j]), dim_);
+      if (d <= threshold && heap.push(sc.candidates[j], d)) threshold = heap.threshold();
+    }
+    const std::size_t found = heap.sort();
+    for (std::size_t r = 0; r < found; ++r) out[r].label = labels_.label(slot_t(out[r].label));
+    return found;
+  }
+
+  std::size_t dim_, tables_, bits_;
+  std::uint64_t seed_;
+  float width_ = 0;
+  gemm::packed_matrix hyper_;          // L*K hyperplanes, table-major
+  std::vector<float> shift_;           // E2LSH offsets b / w, uniform in [0, 1)
+  std::vector<std::uint64_t> mult_;    // E2LSH: key = sum of coordinate * multiplier (mod 2^64)
+  std::vector<lsh_detail::table> tables_data_;
+  std::vector<float, aligned_allocator<float>> vectors_;  // slot-major (normalised under cosine)
+  std::vector<std::uint8_t> dead_;                         // 1 = removed (tombstone), per slot
+  std::size_t removed_ = 0;
+  label_map labels_;
+};
+
+}  // namespace annulus
