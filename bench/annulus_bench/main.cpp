@@ -118,6 +118,10 @@ int run(int argc, char** argv) {
   app.add_option("--repeat", opt.repeat, "runs per measurement, medians reported (default 3)")
       ->check(CLI::PositiveNumber);
   app.add_flag("--quick", quick, "small default dataset and short sweeps, for smoke runs");
+  std::string report;
+  app.add_option("--report", report, "print a report on the dataset instead of benchmarking: "
+                 "geometry (norm statistics, dot vs cosine / l2 top-k agreement; eval/geometry.hpp)")
+      ->check(CLI::IsMember({"geometry"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -179,6 +183,11 @@ int run(int argc, char** argv) {
   const dataset ds = load_dataset(req);
   std::fprintf(stderr, "dataset %s: %zu x %zu, %zu queries, %s\n", ds.name.c_str(), ds.base.rows(),
                ds.base.cols(), ds.queries.rows(), std::string(annulus::metric_name(ds.metric)).c_str());
+  if (report == "geometry") {
+    std::printf("%s", annulus::geometry(ds.base.view(), ds.queries.view(), {.k = opt.k, .threads = opt.threads})
+                          .summary().c_str());
+    return 0;
+  }
 
   std::size_t steps = 0;
   for (const selection& c : chosen) steps += 1 + std::max<std::size_t>(1, c.sweep.size());

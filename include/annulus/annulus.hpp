@@ -29,6 +29,9 @@
 #include "annulus/quant/kmeans.hpp"
 #include "annulus/quant/pq.hpp"
 
+#include "annulus/transform/mips.hpp"
+
+#include "annulus/eval/geometry.hpp"
 #include "annulus/eval/recall.hpp"
 #include "annulus/eval/synthetic.hpp"
 #include "annulus/io/vecs.hpp"
