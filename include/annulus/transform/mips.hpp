@@ -44,6 +44,7 @@
 #include "annulus/core/error.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
+#include "annulus/core/scratch.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/concepts.hpp"
@@ -301,7 +302,9 @@ class mips_index : public vector_search<mips_index<Inner>> {
                           std::span<neighbor> out, const Keep* keep) const {
     check::dimension("query", query.size(), dim_);
     check::finite("query", query);
-    thread_local std::vector<float> buf;  // grows once per thread, then reused
+    // Per-thread and per nesting depth (a filter may search again), reused.
+    scratch_lease<std::vector<float>> lease;
+    std::vector<float>& buf = *lease;
     if (buf.size() < dim_ + 1) buf.resize(dim_ + 1);
     std::copy(query.begin(), query.end(), buf.begin());
     buf[dim_] = 0.f;
