@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "annulus/index/flat.hpp"
@@ -77,6 +78,58 @@ TEST_CASE("kd_tree: exact search equals flat search", "[kd_tree]") {
   }
 }
 
+TEST_CASE("kd_tree: exact on decimal grids, where cell bounds and distances round differently", "[kd_tree]") {
+  // Coordinates in multiples of 0.1 make many distances tie or nearly tie
+  // after rounding; every k from 1 to n and leaf sizes from 1 up.
+  random_generator rng(77, 0);
+  for (std::size_t trial = 0; trial < 200; ++trial) {
+    const std::size_t d = 1 + trial % 5, n = 20 + rng.below(280), leaf = 1 + rng.below(8);
+    matrix<float> base(n, d), queries(25, d);
+    for (std::size_t i = 0; i < base.size(); ++i) base.data()[i] = float(rng.below(5)) * 0.1f;
+    for (std::size_t i = 0; i < queries.size(); ++i) queries.data()[i] = float(rng.below(5)) * 0.1f;
+    const auto tree = kd_tree_index<l2>::build(base.view(), {.leaf_size = leaf});
+    const auto flat = flat_index<l2>::build(base.view());
+    for (std::size_t i = 0; i < queries.rows(); ++i) {
+      const std::size_t k = i == 0 ? n : 1 + rng.below(n);
+      INFO("trial " << trial << ", d " << d << ", n " << n << ", leaf " << leaf << ", k " << k);
+      const auto got = tree.search(queries.row(i), k), want = flat.search(queries.row(i), k);
+      if (got != want) FAIL_CHECK("the tree and flat search differ");  // one assertion per failure only
+    }
+  }
+}
+
+TEST_CASE("kd_tree: the same tree on any thread count", "[kd_tree][threads]") {
+  const auto base = annulus::testing::clustered(70000, 3, 16, 21);  // pieces of 4,375 rows on 2 threads
+  const auto queries = annulus::testing::clustered(50, 3, 16, 22);
+  const auto one = kd_tree_index<l2>::build(base.view(), {}, 1);
+  const auto two = kd_tree_index<l2>::build(base.view(), {}, 2);
+  REQUIRE(one.node_count() == two.node_count());
+  for (std::size_t i = 0; i < queries.rows(); ++i) {
+    kd_tree_index<l2>::search_stats a, b;
+    REQUIRE(one.search(queries.row(i), 10, {.stats = &a}) == two.search(queries.row(i), 10, {.stats = &b}));
+    CHECK(a.points == b.points);
+    CHECK(a.leaves == b.leaves);
+  }
+}
+
+TEST_CASE("kd_tree: small indexes, d = 1, k = n, filters that keep nothing", "[kd_tree]") {
+  kd_tree_index<l2> grown(1);  // fewer than 256 adds: no tree yet, the tail is scanned
+  matrix<float> line(100, 1);
+  for (std::size_t i = 0; i < 100; ++i) line(i, 0) = float(i);
+  grown.add(line.view());
+  CHECK(grown.node_count() == 0);
+  const std::vector<float> q{41.2f};
+  const auto hits = grown.search(q, 3);
+  REQUIRE(hits.size() == 3);
+  CHECK((hits[0].label == 41 && hits[1].label == 42 && hits[2].label == 40));
+  const auto built = kd_tree_index<l2>::build(line.view(), {.leaf_size = 4});
+  CHECK(built.node_count() > 1);
+  CHECK(built.search(q, 100) == annulus::flat_index<l2>::build(line.view()).search(q, 100));
+  const auto none = [](label_t) { return false; };
+  CHECK(built.search(q, 5, {}, none).empty());
+  CHECK(built.search(q, 5, {.max_leaves = 2}, none).empty());
+}
+
 TEST_CASE("kd_tree: all points equal, and skewed data that defeats midpoint cuts", "[kd_tree]") {
   matrix<float> same(500, 3);
   for (std::size_t i = 0; i < 500; ++i)
@@ -144,6 +197,16 @@ TEST_CASE("kd_tree: max_leaves and eps trade recall monotonically", "[kd_tree]")
     INFO("eps " << eps);
     CHECK(recall / double(queries.rows()) >= 0.5);
   }
+  // eps prunes: fewer points scored than exact search.
+  kd_tree_index<l2>::search_stats exact, loose;
+  std::size_t exact_points = 0, loose_points = 0;
+  for (std::size_t i = 0; i < queries.rows(); ++i) {
+    tree.search(queries.row(i), 10, {.stats = &exact});
+    tree.search(queries.row(i), 10, {.eps = 1.f, .stats = &loose});
+    exact_points += exact.points;
+    loose_points += loose.points;
+  }
+  CHECK(loose_points * 2 < exact_points);
 }
 
 TEST_CASE("kd_tree: filtered search equals a scan of the kept points", "[kd_tree]") {
@@ -165,5 +228,6 @@ TEST_CASE("kd_tree: refuses inner product and bad parameters", "[kd_tree]") {
   CHECK_THROWS_MATCHES(kd_tree_index<l2>(0), invalid_argument, message_has("got 0"));
   const auto base = annulus::testing::clustered(100, 3, 2, 9);
   const auto tree = kd_tree_index<l2>::build(base.view());
-  CHECK_THROWS_MATCHES(tree.search(base.row(0), 3, {.eps = -1.f}), invalid_argument, message_has("eps"));
+  for (float bad : {-1.f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(), 3e19f})
+    CHECK_THROWS_MATCHES(tree.search(base.row(0), 3, {.eps = bad}), invalid_argument, message_has("eps"));
 }

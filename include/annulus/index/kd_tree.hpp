@@ -25,16 +25,18 @@
 // ranks by inner product (hnsw, ivf_flat, flat).
 //
 // Adds after a build go to a tail that every search scans; once the tail holds
-// more than an eighth of the tree (and at least 256 points) the tree is
-// rebuilt over everything, so an add costs O(log n) amortised.
+// a 32nd of the tree (and at least 256 points) the tree is rebuilt over
+// everything, so an add costs O(log n) amortised.
 //
 // Memory: the vectors (dim floats each), a 4-byte slot per vector, 20 bytes a
-// node (about 2n / leaf_size nodes), the label map.
+// node (about 2n / leaf_size nodes), the label map; per searching thread a
+// few dim-float buffers (best-bin-first: dim + 3 floats per waiting cell).
 // Threads: const calls (search, search_batch) are safe from any number of
 // threads at once; add is not safe alongside anything else.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -74,8 +76,12 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
   struct search_params {
     std::size_t max_leaves = 0;  ///< leaves visited at most (best-bin-first); 0 = no limit
                                  ///< (more are visited while fewer than k were found)
-    float eps = 0.f;             ///< >= 0; a result is within (1 + eps) of the true distance
-    search_stats* stats = nullptr;  ///< if set, receives this search's counts
+    /// >= 0 and finite: the k-th result is within (1 + eps) of the true k-th
+    /// in Euclidean distance, so (1 + eps)^2 in the squared l2 returned.
+    float eps = 0.f;
+    /// If set, receives this search's counts. One search at a time: not
+    /// through search_batch, and not shared between threads.
+    search_stats* stats = nullptr;
   };
 
   /// Empty index for vectors of `dim` (>= 1) floats.
@@ -118,7 +124,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
            std::size_t threads = 0) {
     append(data, labels);
     const std::size_t tail = size() - built_;
-    if (tail < std::max<std::size_t>(rebuild_min_tail, built_ / 8)) return;
+    if (tail < std::max<std::size_t>(rebuild_min_tail, built_ / rebuild_fraction)) return;
     try {
       rebuild(threads);
     } catch (const std::exception&) {  // bad_alloc, or no thread to be had
@@ -134,20 +140,26 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     return search(query, k, params, out, accept_all{});
   }
 
-  /// Only vectors whose label passes `keep` (called once per vector met); may
-  /// return fewer than k.
+  /// Only vectors whose label passes `keep` (called at most once a vector,
+  /// and only for those close enough to enter the results); may return
+  /// fewer than k.
   template <label_predicate Keep>
   std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
                      std::span<neighbor> out, const Keep& keep) const {
     check::k_in_range(k, size());
     check::output_size(out.size(), k);
-    if (!(params.eps >= 0.f))
-      throw invalid_argument("kd_tree_index: eps must be >= 0, got " + std::to_string(params.eps));
+    const float slack = (1.f + params.eps) * (1.f + params.eps);
+    if (!(params.eps >= 0.f) || !std::isfinite(slack))
+      throw invalid_argument("kd_tree_index: eps must be finite and >= 0, got " + std::to_string(params.eps));
     scratch_lease<search_scratch> sc;
     sc->query.resize(dim_);
     const std::span<const float> q = prepare_query<Metric>(query, dim_, sc->query);
     topk_heap heap(out, k);
-    walk<Keep> w{*this, q.data(), heap, keep, (1.f + params.eps) * (1.f + params.eps), {}};
+    // A cell's distance and a point's are rounded differently: shrinking the
+    // cell's by a few ulps per dimension keeps every cell that might hold a
+    // point at (or tied with) the k-th distance, so exact search is exact.
+    const float rounding = 1.f - float(4 * dim_ + 16) * std::numeric_limits<float>::epsilon();
+    walk<Keep> w{*this, q.data(), heap, keep, slack * std::max(rounding, 0.5f), {}};
     if (!nodes_.empty()) {
       sc->offsets.assign(dim_, 0.f);
       if (params.max_leaves == 0)
@@ -174,7 +186,10 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
   std::size_t node_count() const { return nodes_.size(); }
 
  private:
-  static constexpr std::size_t rebuild_min_tail = 256;
+  // Every search scans the tail, up to n/32 rows: at low d that is more work
+  // than the tree search itself, the price of a rebuild only every n/32 adds
+  // (tens of us an add, amortised, at n = 10^6).
+  static constexpr std::size_t rebuild_min_tail = 256, rebuild_fraction = 32;
   static constexpr std::uint32_t leaf_tag = std::numeric_limits<std::uint32_t>::max();
 
   // Preorder: an inner node's left child follows it; `a` is its right child.
@@ -205,10 +220,11 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     const float* q;
     topk_heap& heap;
     const Keep& keep;
-    float slack;  // (1 + eps)^2
+    float slack;  // (1 + eps)^2, times the rounding allowance
     search_stats stats;
 
-    bool worth(float cell_distance) const { return cell_distance * slack <= heap.threshold(); }
+    // NaN (inf - inf with coordinates near the float limit) counts as worth it.
+    bool worth(float cell_distance) const { return !(cell_distance * slack > heap.threshold()); }
 
     void scan(std::size_t begin, std::size_t end) {
       stats.points += end - begin;
@@ -320,7 +336,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
   // dropped (everything becomes tail, searched by scan) rather than left wrong.
   void rebuild(std::size_t threads) {
     const std::size_t workers = resolve_threads(threads);
-    const std::size_t piece = workers > 1 ? std::max<std::size_t>(size() / (8 * workers), 4096) : size();
+    const std::size_t piece = workers > 1 ? std::max<std::size_t>(size() / 8 / workers, 4096) : size();
     std::size_t max_depth = 16;
     for (std::size_t n = size(); n > 1; n /= 2) max_depth += 2;
     try {
@@ -394,7 +410,8 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
       if (high[j] - low[j] > high[cut_dim] - low[cut_dim]) cut_dim = j;
     if (!(high[cut_dim] > low[cut_dim])) return;  // all points equal: one leaf
     const float lo = low[cut_dim];
-    const float mid = depth_left > 0 ? lo + 0.5f * (high[cut_dim] - lo) : median(begin, end, cut_dim);
+    // 0.5 lo + 0.5 hi: hi - lo can overflow near the float limit.
+    const float mid = depth_left > 0 ? 0.5f * lo + 0.5f * high[cut_dim] : median(begin, end, cut_dim);
     std::size_t split = partition(begin, end, cut_dim, [mid](float x) { return x < mid; });
     if (split == begin)  // mid rounded onto the minimum: slide to it
       split = partition(begin, end, cut_dim, [lo](float x) { return x <= lo; });
