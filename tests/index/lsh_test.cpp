@@ -5,6 +5,7 @@
 // removals after build, and bad parameters.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <vector>
 
 #include "annulus/index/concepts.hpp"
@@ -131,8 +132,34 @@ TEST_CASE("lsh: bad parameters", "[lsh]") {
                        message_has("tables must be at least 1, got 0"));
   CHECK_THROWS_MATCHES(lsh_index<l2>::build(data.view(), {.bucket_width = -1.f}), invalid_argument,
                        message_has("bucket_width"));
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()})
+    CHECK_THROWS_MATCHES(lsh_index<l2>(8, {.bucket_width = bad}), invalid_argument, message_has("bucket_width"));
+  CHECK_THROWS_MATCHES(lsh_index<l2>(8, {.tables = 4097}), invalid_argument, message_has("4096"));
   CHECK_THROWS_AS(lsh_index<inner_product>(0), invalid_argument);
   // 64 bits and one table work (a full-width SimHash key).
   const auto idx = lsh_index<inner_product>::build(data.view(), {.tables = 1, .bits = 64});
   CHECK(idx.search(data.row(0), 5, {.probes = 8}).size() == 5);
+}
+
+TEST_CASE("lsh: the automatic l2 width survives zero vectors and piles of duplicates", "[lsh]") {
+  // All-zero rows (valid under l2): every projection is 0; the width must
+  // still be a positive number, and later adds must hash with it.
+  lsh_index<l2> zeros(8, {.tables = 4, .bits = 5});
+  zeros.add(matrix<float>(300, 8).view());
+  CHECK(zeros.bucket_width() > 0);
+  const auto later = clustered(2000, 8, 4, 31);
+  zeros.add(later.view());
+  CHECK(zeros.bucket_width() > 0);
+  CHECK(zeros.search(later.row(0), 5, {.probes = 4}).size() == 5);
+
+  // 30% copies of one row: the width is set by the other rows (the median
+  // row's bucket mates), within a small factor of the width without them.
+  const auto base = clustered(4000, 16, 8, 32);
+  matrix<float> piled = base;
+  for (std::size_t i = 0; i < 1200; ++i) std::copy_n(base.row_ptr(0), 16, piled.row_ptr(i * 3 + 1));
+  const auto clean = lsh_index<l2>::build(base.view(), {.tables = 8, .bits = 8});
+  const auto dup = lsh_index<l2>::build(piled.view(), {.tables = 8, .bits = 8});
+  INFO("width " << clean.bucket_width() << " without duplicates, " << dup.bucket_width() << " with");
+  CHECK(dup.bucket_width() > clean.bucket_width() / 4);
+  CHECK(dup.bucket_width() < clean.bucket_width() * 4);
 }

@@ -134,4 +134,13 @@ TEST_CASE("rp_forest: bad parameters and duplicates", "[rp_forest]") {
   const auto idx = rp_forest_index<l2>::build(same.view(), {.n_trees = 2, .leaf_size = 4});
   CHECK(idx.search(same.row(0), 200, {.search_k = 1}).size() == 200);
   CHECK(idx.search(same.row(0), 5, {.search_k = 1}).size() == 5);
+  // Added one at a time, they alternate sides of the unsplittable nodes.
+  rp_forest_index<l2> grown(8, {.n_trees = 2, .leaf_size = 4});
+  for (std::size_t i = 0; i < same.rows(); ++i) grown.add(same.view().rows_slice(i, 1));
+  const auto all = grown.search(same.row(0), 200, {.search_k = 1});
+  REQUIRE(all.size() == 200);
+  for (const neighbor& n : all) CHECK(n.distance == 0.f);
+  CHECK_THROWS_MATCHES(rp_forest_index<l2>(8, {.n_trees = 65537}), invalid_argument, message_has("65536"));
+  CHECK_THROWS_MATCHES(rp_forest_index<l2>(8, {.leaf_size = (1u << 20) + 1}), invalid_argument,
+                       message_has("at most"));
 }

@@ -17,8 +17,10 @@
 // searching them under cosine removes that; annulus does not do it here.
 //
 // Memory: the vectors (dim floats each), per table a 4-byte slot per vector
-// plus per bucket an 8-byte key, a 4-byte offset and 8 bytes of hash map;
-// L*K hyperplanes of dim floats; the label map as flat_index.
+// plus per bucket an 8-byte key, a 4-byte offset and 8 bytes of hash map,
+// and 16 bytes per entry added since the table's last merge; L*K hyperplanes
+// of dim floats; the label map as flat_index. Removed vectors are tombstones
+// (floats and entries stay, never returned, never reclaimed).
 //
 // Threads: build and add hash on `threads` workers; const calls are safe from
 // any number of threads at once; add and remove are not safe alongside
@@ -151,11 +153,12 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   /// SimHash (sign bits) under cosine and inner_product, E2LSH under l2.
   static constexpr bool simhash = Metric::kind != metric_kind::l2;
   struct build_params {
-    std::size_t tables = 16;  ///< L, hash tables, >= 1
+    std::size_t tables = 16;  ///< L, hash tables, 1..4096
     std::size_t bits = 12;    ///< K, projections per table, 1..64
     /// E2LSH bucket width w (l2 only; ignored otherwise), > 0; 0 = from the
     /// first add: the w at which a vector shares its home bucket with about
-    /// bucket_mates (128) others per table, estimated on up to 2,048 of its rows.
+    /// bucket_mates (128) others per table, estimated on up to 2,048 of its rows
+    /// (a first add of one row: that row's norm).
     float bucket_width = 0;
     std::uint64_t seed = 1234;  ///< hyperplanes, offsets, key multipliers and the width sample
   };
@@ -167,7 +170,8 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   static constexpr std::size_t bucket_mates = 128;
 
   /// Empty index for vectors of `dim` floats. Throws invalid_argument on dim
-  /// 0, tables 0, bits 0 or above 64, or a negative or non-finite width.
+  /// 0, tables 0 or above 4096, bits 0 or above 64, or a negative or
+  /// non-finite width.
   explicit lsh_index(std::size_t dim, const build_params& params = {})
       : dim_(dim), tables_(params.tables), bits_(params.bits), seed_(params.seed) {
     if (dim == 0) throw invalid_argument("lsh_index: dimension must be at least 1, got 0");
@@ -331,9 +335,12 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   }
 
   // Width rule for build_params::bucket_width = 0 (stored rows of the first
-  // add): the w at which a vector shares its home bucket with about
-  // bucket_mates others per table, estimated on up to 2,048 sampled rows
-  // hashed by every table, by bisection on log w.
+  // add): the w at which the median sampled row shares its home bucket with
+  // about bucket_mates others (per table), estimated on up to 2,048 sampled
+  // rows hashed by every table, by bisection on log w. The median, not the
+  // mean: a pile of duplicates would otherwise shrink w until every other
+  // vector sat alone. w stays within 2^-30 .. 2^30 of the mean |projection|
+  // (1 when every projection is 0: one bucket is all there is).
   float pick_width(matrix_view<const float> rows) const {
     const std::size_t n = rows.rows();
     if (n < 2) return std::max(kernels::norm(rows.row_ptr(0), dim_), 1e-6f);
@@ -345,29 +352,35 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     std::vector<float> proj(s * lk);
     gemm::inner_products(sample.view(), hyper_, proj.data(), lk);
     const double want = double(bucket_mates) * double(s - 1) / double(n - 1);  // mates within the sample
-    std::vector<std::uint64_t> keys(s);
-    const auto mates = [&](float w) {  // mean bucket mates of a sampled row, over the tables
-      double pairs = 0;
+    std::vector<double> per_row(s);
+    std::vector<std::pair<std::uint64_t, std::size_t>> tagged(s);
+    const auto mates = [&](double w) {  // median over sampled rows of their mean bucket mates
+      std::fill(per_row.begin(), per_row.end(), 0.0);
       for (std::size_t t = 0; t < tables_; ++t) {
-        for (std::size_t i = 0; i < s; ++i) keys[i] = home_key(proj.data() + i * lk, t, w, nullptr);
-        std::sort(keys.begin(), keys.end());
+        for (std::size_t i = 0; i < s; ++i) tagged[i] = {home_key(proj.data() + i * lk, t, float(w), nullptr), i};
+        std::sort(tagged.begin(), tagged.end());
         for (std::size_t i = 0, j; i < s; i = j) {
-          for (j = i; j < s && keys[j] == keys[i]; ++j) {}
-          pairs += double(j - i) * double(j - i - 1);
+          for (j = i; j < s && tagged[j].first == tagged[i].first; ++j) {}
+          for (std::size_t r = i; r < j; ++r) per_row[tagged[r].second] += double(j - i - 1);
         }
       }
-      return pairs / double(s * tables_);
+      const auto mid = per_row.begin() + std::ptrdiff_t(s / 2);
+      std::nth_element(per_row.begin(), mid, per_row.end());
+      return *mid / double(tables_);
     };
     double mean_abs = 0;
     for (const float p : proj) mean_abs += std::fabs(p);
-    float lo = float(std::max(mean_abs / double(proj.size()), 1e-20)), hi = lo;
-    for (int i = 0; i < 60 && mates(lo) > want; ++i) lo /= 2;
-    for (int i = 0; i < 60 && mates(hi) < want; ++i) hi *= 2;
+    mean_abs /= double(proj.size());
+    if (!(mean_abs > 0)) return 1.f;
+    const double floor = std::ldexp(mean_abs, -30), ceiling = std::ldexp(mean_abs, 30);
+    double lo = mean_abs, hi = mean_abs;
+    while (lo > floor && mates(lo) > want) lo /= 2;
+    while (hi < ceiling && mates(hi) < want) hi *= 2;
     for (int i = 0; i < 12; ++i) {
-      const float mid = std::sqrt(lo * hi);
+      const double mid = std::sqrt(lo * hi);
       (mates(mid) < want ? lo : hi) = mid;
     }
-    return std::sqrt(lo * hi);
+    return float(std::clamp(std::sqrt(lo * hi), floor, ceiling));
   }
 
   void prefetch(slot_t s) const {

@@ -17,7 +17,9 @@
 // Memory: the vectors (dim floats each, normalised under cosine), and per
 // tree a 16-byte node and a dim-float plane per split (about 2n / leaf_size
 // splits) plus a 4-byte leaf entry per vector; the label map as flat_index.
-// Removed vectors are tombstones: they stay in the trees (never returned).
+// Removed vectors are tombstones: their floats and tree entries stay (never
+// returned, never reclaimed), so heavy remove/add churn grows memory and the
+// work per search; rebuild to reclaim.
 //
 // Threads: build and add work on `threads` workers, one tree at a time each
 // (tree t draws from random_generator(seed, t), so the forest does not depend
@@ -102,8 +104,8 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
  public:
   using metric_type = Metric;
   struct build_params {
-    std::size_t n_trees = 16;    ///< trees, >= 1: more trees, better recall per candidate, more memory
-    std::size_t leaf_size = 32;  ///< vectors a leaf holds at most before it is split, >= 1
+    std::size_t n_trees = 16;    ///< trees, 1..65536: more trees, better recall per candidate, more memory
+    std::size_t leaf_size = 32;  ///< vectors a leaf holds at most before it is split, 1..2^20
     std::uint64_t seed = 1234;   ///< tree t draws from random_generator(seed, t)
   };
   struct search_params {
@@ -115,7 +117,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   static constexpr std::size_t default_search_k_factor = 5;
 
   /// Empty forest for vectors of `dim` floats. Throws invalid_argument on
-  /// dim 0, n_trees 0 or leaf_size 0.
+  /// dim 0, or n_trees or leaf_size outside their ranges.
   explicit rp_forest_index(std::size_t dim, const build_params& params = {})
       : dim_(dim), leaf_size_(params.leaf_size) {
     if (dim == 0) throw invalid_argument("rp_forest_index: dimension must be at least 1, got 0");
@@ -201,8 +203,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   }
 
   /// The k closest among the search_k candidates the trees yield first,
-  /// closest first, into `out` (size >= k); returns k (fewer only if the
-  /// forest holds fewer vectors). Allocates nothing once the thread is warm.
+  /// closest first, into `out` (size >= k); returns k. Allocates nothing once the thread is warm.
   /// Throws dimension_mismatch, invalid_argument (k = 0, k > size(), out too
   /// small, NaN/Inf, zero query under cosine).
   std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
@@ -326,7 +327,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     }
     if (best_balance == 0) {  // (near) duplicates: no plane separates them; halve the range
       std::fill(sc.best_plane.begin(), sc.best_plane.end(), 0.f);
-      offset = 0;
+      offset = even_split;
       return lo + n / 2;
     }
     std::uint32_t a = 0, b = n;  // two-pointer partition of slots and margins together
@@ -368,12 +369,21 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     }
   }
 
-  // The leaf that `x` falls into.
-  std::uint32_t descend(const rp_detail::tree& t, const float* x) const {
+  // A split of vectors no plane separates: a zero plane whose offset is NaN,
+  // so its margin is NaN and a search queues both sides alike; inserts
+  // alternate sides by slot (else duplicates added one by one would pile
+  // into a chain of left children).
+  static constexpr float even_split = std::numeric_limits<float>::quiet_NaN();
+
+  // The leaf that slot s falls into.
+  std::uint32_t descend(const rp_detail::tree& t, slot_t s) const {
     std::uint32_t ni = 0;
-    while (!t.nodes[ni].leaf()) {
+    for (std::size_t depth = 0; !t.nodes[ni].leaf(); ++depth) {
       const rp_detail::node& nd = t.nodes[ni];
-      ni = nd.first + (kernels::dot(x, t.planes.data() + std::size_t(nd.count) * dim_, dim_) - nd.offset > 0);
+      const bool right = std::isnan(nd.offset)
+                             ? ((s >> (depth % 32)) & 1) != 0
+                             : kernels::dot(vec(s), t.planes.data() + std::size_t(nd.count) * dim_, dim_) - nd.offset > 0;
+      ni = nd.first + right;
     }
     return ni;
   }
@@ -381,7 +391,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   // Adds slot s to its leaf; a full leaf moves to the end of the slot array
   // with twice the room, or, past leaf_size, is grown into a subtree there.
   void insert(rp_detail::tree& t, slot_t s, rp_detail::build_scratch& sc) {
-    const std::uint32_t ni = descend(t, vec(s));
+    const std::uint32_t ni = descend(t, s);
     rp_detail::node leaf = t.nodes[ni];
     if (leaf.count < leaf.capacity) {
       t.slots[leaf.first + leaf.count] = s;
@@ -391,6 +401,11 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     const std::uint32_t base = std::uint32_t(t.slots.size());
     const std::size_t need = std::size_t(leaf.count) + 1;
     const std::size_t room = need > leaf_size_ ? need : std::clamp<std::size_t>(2 * leaf.count, need, leaf_size_);
+    if (need > leaf_size_) {  // room for the whole subtree first: grow itself then cannot throw
+      t.nodes.reserve(t.nodes.size() + 2 * need);
+      t.planes.reserve(t.planes.size() + need * dim_);
+      sc.stack.reserve(2 * need);
+    }
     t.slots.resize(base + room);
     std::copy_n(t.slots.begin() + leaf.first, leaf.count, t.slots.begin() + base);
     t.slots[base + leaf.count] = s;
