@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -157,7 +158,8 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     std::size_t bits = 12;    ///< K, projections per table, 1..64
     /// E2LSH bucket width w (l2 only; ignored otherwise), > 0; 0 = from the
     /// first add: the w at which a vector shares its home bucket with about
-    /// bucket_mates (128) others per table, estimated on up to 2,048 of its rows
+    /// bucket_mates (128) others per table on average (exact duplicates
+    /// aside), estimated on up to 2,048 of its rows
     /// (a first add of one row: that row's norm).
     float bucket_width = 0;
     std::uint64_t seed = 1234;  ///< hyperplanes, offsets, key multipliers and the width sample
@@ -335,12 +337,13 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   }
 
   // Width rule for build_params::bucket_width = 0 (stored rows of the first
-  // add): the w at which the median sampled row shares its home bucket with
-  // about bucket_mates others (per table), estimated on up to 2,048 sampled
-  // rows hashed by every table, by bisection on log w. The median, not the
-  // mean: a pile of duplicates would otherwise shrink w until every other
-  // vector sat alone. w stays within 2^-30 .. 2^30 of the mean |projection|
-  // (1 when every projection is 0: one bucket is all there is).
+  // add): the w at which a sampled row shares its home bucket with about
+  // bucket_mates others per table on average (what a query pays for in
+  // candidates), estimated on up to 2,048 sampled rows hashed by every table,
+  // by bisection on log w. Rows whose projections are all equal share every
+  // bucket at any w: those mates are left out, else a pile of duplicates
+  // would shrink w until every other vector sat alone. w stays within
+  // 2^+-30 of the mean |projection| (1 when every projection is 0).
   float pick_width(matrix_view<const float> rows) const {
     const std::size_t n = rows.rows();
     if (n < 2) return std::max(kernels::norm(rows.row_ptr(0), dim_), 1e-6f);
@@ -352,21 +355,34 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     std::vector<float> proj(s * lk);
     gemm::inner_products(sample.view(), hyper_, proj.data(), lk);
     const double want = double(bucket_mates) * double(s - 1) / double(n - 1);  // mates within the sample
-    std::vector<double> per_row(s);
-    std::vector<std::pair<std::uint64_t, std::size_t>> tagged(s);
-    const auto mates = [&](double w) {  // median over sampled rows of their mean bucket mates
-      std::fill(per_row.begin(), per_row.end(), 0.0);
+
+    // Pairs of sampled rows with identical projections, per table (they are
+    // mates in every table at every width).
+    std::vector<std::size_t> order(s);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    const auto row = [&](std::size_t i) { return proj.data() + i * lk; };
+    const auto less = [&](std::size_t a, std::size_t b) {
+      return std::lexicographical_compare(row(a), row(a) + lk, row(b), row(b) + lk);
+    };
+    std::sort(order.begin(), order.end(), less);
+    double inseparable = 0;
+    for (std::size_t i = 0, j; i < s; i = j) {
+      for (j = i + 1; j < s && std::equal(row(order[i]), row(order[i]) + lk, row(order[j])); ++j) {}
+      inseparable += double(j - i) * double(j - i - 1);
+    }
+
+    std::vector<std::uint64_t> keys(s);
+    const auto mates = [&](double w) {  // mean separable bucket mates of a sampled row, per table
+      double pairs = 0;
       for (std::size_t t = 0; t < tables_; ++t) {
-        for (std::size_t i = 0; i < s; ++i) tagged[i] = {home_key(proj.data() + i * lk, t, float(w), nullptr), i};
-        std::sort(tagged.begin(), tagged.end());
+        for (std::size_t i = 0; i < s; ++i) keys[i] = home_key(row(i), t, float(w), nullptr);
+        std::sort(keys.begin(), keys.end());
         for (std::size_t i = 0, j; i < s; i = j) {
-          for (j = i; j < s && tagged[j].first == tagged[i].first; ++j) {}
-          for (std::size_t r = i; r < j; ++r) per_row[tagged[r].second] += double(j - i - 1);
+          for (j = i; j < s && keys[j] == keys[i]; ++j) {}
+          pairs += double(j - i) * double(j - i - 1);
         }
       }
-      const auto mid = per_row.begin() + std::ptrdiff_t(s / 2);
-      std::nth_element(per_row.begin(), mid, per_row.end());
-      return *mid / double(tables_);
+      return (pairs / double(tables_) - inseparable) / double(s);
     };
     double mean_abs = 0;
     for (const float p : proj) mean_abs += std::fabs(p);

@@ -1,6 +1,15 @@
-// Tests every index type in ANNULUS_INDEX_TYPES through the shared interface:
-// recall against a brute-force oracle on clustered data with uneven norms,
-// single and batch search on 1 and 2 threads, and bad input.
+// The interface tests every index type takes: recall against a brute-force
+// oracle on clustered data with uneven norms, single and batch search on 1
+// and 2 threads, bad input, added labels, concurrent searches.
+//
+// Included by the interface_*_test.cpp files, each after defining
+// ANNULUS_INTERFACE_TYPES as one family's list from index_types.hpp: one
+// translation unit per family, so the build compiles them side by side (all
+// families in one file took longer than the rest of the tests together).
+#ifndef ANNULUS_INTERFACE_TYPES
+#error "define ANNULUS_INTERFACE_TYPES (a list from index/index_types.hpp) before including this file"
+#endif
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -26,7 +35,7 @@ Index build_test_index(const matrix<float>& base) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("index: recall against brute force, single and batch", "[index]",
-                   ANNULUS_INDEX_TYPES) {
+                   ANNULUS_INTERFACE_TYPES) {
   using M = typename TestType::metric_type;
   STATIC_REQUIRE(annulus::index<TestType>);
   const auto base = annulus::testing::clustered(n_base, dim, 12, 11);
@@ -62,7 +71,7 @@ TEMPLATE_TEST_CASE("index: recall against brute force, single and batch", "[inde
 }
 
 TEMPLATE_TEST_CASE("index: bad input throws annulus errors naming the values", "[index]",
-                   ANNULUS_INDEX_TYPES) {
+                   ANNULUS_INTERFACE_TYPES) {
   const auto base = annulus::testing::clustered(200, 8, 3, 5);
   TestType idx = build_test_index<TestType>(base);
   const auto params = test_setup<TestType>::search();
@@ -107,7 +116,7 @@ TEMPLATE_TEST_CASE("index: bad input throws annulus errors naming the values", "
                   invalid_argument);
 }
 
-TEMPLATE_TEST_CASE("index: added labels come back from search", "[index]", ANNULUS_INDEX_TYPES) {
+TEMPLATE_TEST_CASE("index: added labels come back from search", "[index]", ANNULUS_INTERFACE_TYPES) {
   const auto base = annulus::testing::clustered(500, 16, 4, 9);
   TestType idx = build_test_index<TestType>(base);
   matrix<float> extra(1, 16);
@@ -120,7 +129,7 @@ TEMPLATE_TEST_CASE("index: added labels come back from search", "[index]", ANNUL
 }
 
 TEMPLATE_TEST_CASE("index: concurrent searches return what one thread returns", "[index][threads]",
-                   ANNULUS_INDEX_TYPES) {
+                   ANNULUS_INTERFACE_TYPES) {
   const auto base = annulus::testing::clustered(2000, 16, 6, 41);
   const auto queries = annulus::testing::clustered(64, 16, 6, 42);
   const TestType idx = build_test_index<TestType>(base);
