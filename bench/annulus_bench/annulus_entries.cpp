@@ -63,14 +63,17 @@ index_entry flat_entry() {
   return e;
 }
 
+const std::vector<std::string> ef_sweep{"10", "16", "24", "32", "48", "64", "96", "128", "192", "256", "384", "512"},
+    ef_quick{"16", "64", "256"};
+
 index_entry hnsw_entry() {
   index_entry e;
   e.name = "hnsw";
   e.library = "annulus";
   e.default_build = params::parse("m=16,ef_construction=200,seed=100", "hnsw");
   e.knob = "ef";
-  e.sweep = {"10", "16", "24", "32", "48", "64", "96", "128", "192", "256", "384", "512"};
-  e.quick_sweep = {"16", "64", "256"};
+  e.sweep = ef_sweep;
+  e.quick_sweep = ef_quick;
   e.build = [](const dataset& ds, const params& build, std::size_t threads) {
     return for_metric(ds.metric, [&]<class M>() {
       typename hnsw_index<M>::build_params p;
@@ -159,14 +162,14 @@ index_entry kd_tree_entry() {
   e.name = "kd_tree";
   e.library = "annulus";
   e.default_build = params::parse("leaf_size=16", "kd_tree");
+  e.metrics = {metric_kind::l2, metric_kind::cosine};
   e.knob = "max_leaves";
-  e.sweep = {"1", "4", "16", "64", "256", "1024", "4096"};
+  e.sweep = {"1", "4", "16", "64", "256"};
   e.quick_sweep = {"1", "16", "256"};
   e.build = [](const dataset& ds, const params& build, std::size_t threads) {
     return for_metric(ds.metric, [&]<class M>() -> std::unique_ptr<bench_index> {
       if constexpr (M::kind == metric_kind::inner_product) {
-        throw usage_error("kd_tree: inner_product is not a distance a kd-tree can prune with; "
-                          "use --metric l2 or cosine, or another index");
+        throw usage_error("kd_tree: no inner_product");  // e.metrics keeps it from coming here
       } else {
         typename kd_tree_index<M>::build_params p;
         p.leaf_size = positive(build, "leaf_size", p.leaf_size);
@@ -234,11 +237,39 @@ index_entry lsh_entry() {
   return e;
 }
 
+// Maximum inner product through HNSW over norm-augmented vectors
+// (transform/mips.hpp), for --metric ip: the other route next to hnsw's own
+// inner_product search, and hnswlib's.
+index_entry mips_hnsw_entry() {
+  index_entry e;
+  e.name = "mips_hnsw";
+  e.library = "annulus";
+  e.default_build = params::parse("m=16,ef_construction=200,seed=100,headroom=1", "mips_hnsw");
+  e.metrics = {metric_kind::inner_product};
+  e.knob = "ef";
+  e.sweep = ef_sweep;
+  e.quick_sweep = ef_quick;
+  e.build = [](const dataset& ds, const params& build, std::size_t threads) -> std::unique_ptr<bench_index> {
+    using index = mips_index<hnsw_index<l2>>;
+    index::build_params p;
+    p.inner.m = build.get_size("m", p.inner.m);
+    p.inner.ef_construction = build.get_size("ef_construction", p.inner.ef_construction);
+    p.inner.seed = build.get_size("seed", p.inner.seed);
+    p.norm_headroom = build.get_double("headroom", p.norm_headroom);
+    return adapt(index::build(ds.base, p, threads), [](const params& search) {
+      typename index::search_params s;
+      s.ef = search.get_size("ef", s.ef);
+      return s;
+    });
+  };
+  return e;
+}
+
 }  // namespace
 
 std::vector<index_entry> registry() {
   std::vector<index_entry> all{flat_entry(),    hnsw_entry(),      ivf_flat_entry(), ivf_pq_entry(),
-                               kd_tree_entry(), rp_forest_entry(), lsh_entry()};
+                               kd_tree_entry(), rp_forest_entry(), lsh_entry(),   mips_hnsw_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));
   for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
   return all;

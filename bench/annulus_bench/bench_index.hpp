@@ -48,6 +48,8 @@ struct index_entry {
   std::function<std::unique_ptr<bench_index>(const dataset& ds, const params& build,
                                              std::size_t threads)>
       build;
+  /// Dataset metrics it can search under; "--index all" skips it on others.
+  std::vector<metric_kind> metrics{metric_kind::l2, metric_kind::inner_product, metric_kind::cosine};
 };
 
 /// Every index the bench knows: annulus's (annulus_entries.cpp, the one place

@@ -3,6 +3,7 @@
 // threads. See --help and docs/benchmarks.md.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +32,7 @@ struct selection {
   const index_entry* entry;
   params build;
   std::vector<std::string> sweep;
+  bool named = true;  // by the user, not through "all"
 };
 
 // "flat,hnsw:m=32,ef_construction=400" -> {flat: {}, hnsw: {m=32, ef_construction=400}}:
@@ -132,14 +134,15 @@ int run(int argc, char** argv) {
   // Resolve every name and parameter before touching data: typos fail at once.
   const std::vector<index_entry> all = registry();
   std::vector<selection> chosen;
-  auto add = [&](const std::string& name, const std::string& build_text, const std::string& option) {
+  auto add = [&](const std::string& name, const std::string& build_text, const std::string& option,
+                 bool named = true) {
     const index_entry& e = find_entry(all, name, option);
     chosen.push_back({&e, params::parse(build_text, name + " build parameters"),
-                      quick ? e.quick_sweep : e.sweep});
+                      quick ? e.quick_sweep : e.sweep, named});
   };
   if (index_list == "all") {
     for (const index_entry& e : all)
-      if (e.library == "annulus") add(e.name, "", "--index");
+      if (e.library == "annulus") add(e.name, "", "--index", false);
   } else {
     for (const auto& [name, build] : parse_index_list(index_list)) {
       if (find_entry(all, name, "--index").library != "annulus")
@@ -188,6 +191,19 @@ int run(int argc, char** argv) {
                           .summary().c_str());
     return 0;
   }
+
+  // Indexes for another metric: skipped when they came with "all", an error when named.
+  std::erase_if(chosen, [&](const selection& c) {
+    const auto& m = c.entry->metrics;
+    if (std::find(m.begin(), m.end(), ds.metric) != m.end()) return false;
+    std::string can;
+    for (const annulus::metric_kind k : m) can += (can.empty() ? "" : ", ") + std::string(annulus::metric_name(k));
+    const std::string why = c.entry->name + " searches under " + can + ", not " +
+                            std::string(annulus::metric_name(ds.metric));
+    if (c.named) throw usage_error(why);
+    std::fprintf(stderr, "note: %s: skipped\n", why.c_str());
+    return true;
+  });
 
   std::size_t steps = 0;
   for (const selection& c : chosen) steps += 1 + std::max<std::size_t>(1, c.sweep.size());
