@@ -35,6 +35,8 @@ cases = {
                                 "ground truth has 2 rows, there are 1 queries"),
     "k larger than the base": (["--data", good, "--k", "21"], "k = 21 is larger than the 20 base vectors"),
     "malformed metric": (["--metric", "hamming"], "hamming"),
+    "index named for another metric": (["--data", good, "--metric", "ip", "--index", "kd_tree", "--peers", "none"],
+                                       "kd_tree searches under l2, cosine, not inner_product"),
 }
 failed = 0
 for name, (args, expect) in cases.items():
