@@ -12,9 +12,9 @@
 //
 // inner_product uses SimHash too, which estimates the angle, not the inner
 // product: a long vector at a wider angle can beat a short one in the same
-// bucket, so recall drops as norms spread. Augmenting the vectors for
-// maximum inner product search (MIPS: append sqrt(M^2 - |x|^2), query 0) and
-// searching them under cosine removes that; annulus does not do it here.
+// bucket, so recall drops as norms spread. For maximum inner product,
+// mips_index<lsh_index<l2>> (transform/mips.hpp) augments the vectors so
+// that inner products become l2 distances.
 //
 // Memory: the vectors (dim floats each), per table a 4-byte slot per vector
 // plus per bucket an 8-byte key, a 4-byte offset and 8 bytes of hash map,
