@@ -50,6 +50,7 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/core/visited.hpp"
@@ -212,7 +213,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   }
 
   std::size_t dim() const { return dim_; }
-  std::size_t size() const { return labels_.size() - removed_; }
+  std::size_t size() const { return labels_.size() - dead_.removed(); }
   bool contains(label_t label) const { return labels_.find(label).has_value(); }
   /// The E2LSH bucket width in use (0 under SimHash, or before the first add).
   float bucket_width() const { return width_; }
@@ -229,7 +230,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     if (data.rows() == 0) return;
     const std::size_t old = labels_.size(), rows = data.rows();
     vectors_.resize((old + rows) * dim_);  // may throw: the slots beyond labels_ are unused
-    dead_.resize(old + rows, 0);
+    dead_.resize(old + rows);
     store_rows<Metric>(data, vectors_.data() + old * dim_);
     const matrix_view<const float> stored(vectors_.data() + old * dim_, rows, dim_);
     const float width = width_ != 0 || simhash ? width_ : pick_width(stored);
@@ -265,13 +266,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
 
   /// Removes the vector labelled `label` (a tombstone: its entries stay in
   /// the tables and are skipped). Throws invalid_argument if absent.
-  void remove(label_t label) {
-    const auto s = labels_.find(label);
-    if (!s) throw invalid_argument("lsh_index::remove: label " + std::to_string(label) + " is not in the index");
-    labels_.erase(label);
-    dead_[*s] = 1;
-    ++removed_;
-  }
+  void remove(label_t label) { dead_.remove(labels_, label, "lsh_index"); }
 
   /// The k closest among the vectors in the probed buckets, closest first,
   /// into `out` (size >= k); returns k. If the probed buckets hold fewer
@@ -296,7 +291,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   /// Heap bytes: vectors, hyperplanes, tables, labels, tombstones.
   std::size_t memory_bytes() const {
     std::size_t bytes = vectors_.capacity() * sizeof(float) + hyper_.memory_bytes() + shift_.capacity() * 4 +
-                        mult_.capacity() * 8 + dead_.capacity() + labels_.memory_bytes();
+                        mult_.capacity() * 8 + dead_.memory_bytes() + labels_.memory_bytes();
     for (const lsh_detail::table& t : tables_data_) bytes += sizeof(t) + t.memory_bytes();
     return bytes;
   }
@@ -407,7 +402,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   template <class Keep>
   bool take(slot_t s, lsh_detail::scratch& sc, const Keep* keep) const {
     if (s >= labels_.size() || sc.visited.test_and_set(s)) return false;
-    if (removed_ != 0 && dead_[s]) return false;
+    if (dead_.dead(s)) return false;
     if constexpr (!std::is_same_v<Keep, accept_all>)
       if (!(*keep)(labels_.label(s))) return false;
     sc.candidates.push_back(s);
@@ -527,8 +522,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   std::vector<std::uint64_t> mult_;    // E2LSH: key = sum of coordinate * multiplier (mod 2^64)
   std::vector<lsh_detail::table> tables_data_;
   std::vector<float, aligned_allocator<float>> vectors_;  // slot-major (normalised under cosine)
-  std::vector<std::uint8_t> dead_;                         // 1 = removed (tombstone), per slot
-  std::size_t removed_ = 0;
+  tombstones dead_;
   label_map labels_;
 };
 

@@ -48,6 +48,7 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/core/visited.hpp"
@@ -150,7 +151,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     const std::size_t n = data.rows();
     idx.vectors_.resize(n * idx.dim_);
     store_rows<Metric>(data, idx.vectors_.data());
-    idx.dead_.assign(n, 0);
+    idx.dead_.resize(n);
     parallel_for(idx.trees_.size(), threads, [&](std::size_t t, std::size_t) {
       rp_detail::tree& tr = idx.trees_[t];
       tr.slots.resize(n);
@@ -163,7 +164,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   }
 
   std::size_t dim() const { return dim_; }
-  std::size_t size() const { return labels_.size() - removed_; }
+  std::size_t size() const { return labels_.size() - dead_.removed(); }
   std::size_t n_trees() const { return trees_.size(); }
   bool contains(label_t label) const { return labels_.find(label).has_value(); }
 
@@ -181,7 +182,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     if (data.rows() == 0) return;
     const std::size_t old = labels_.size(), rows = data.rows();
     vectors_.resize((old + rows) * dim_);  // may throw: the slots beyond labels_ are unused
-    dead_.resize(old + rows, 0);
+    dead_.resize(old + rows);
     store_rows<Metric>(data, vectors_.data() + old * dim_);
     const std::size_t workers = rows * trees_.size() >= 512 ? threads : 1;
     parallel_for(trees_.size(), workers, [&](std::size_t t, std::size_t) {
@@ -193,14 +194,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
 
   /// Removes the vector labelled `label` (a tombstone: its entries stay in
   /// the trees and are skipped). Throws invalid_argument if absent.
-  void remove(label_t label) {
-    const auto s = labels_.find(label);
-    if (!s)
-      throw invalid_argument("rp_forest_index::remove: label " + std::to_string(label) + " is not in the index");
-    labels_.erase(label);
-    dead_[*s] = 1;
-    ++removed_;
-  }
+  void remove(label_t label) { dead_.remove(labels_, label, "rp_forest_index"); }
 
   /// The k closest among the search_k candidates the trees yield first,
   /// closest first, into `out` (size >= k); returns k. Allocates nothing once the thread is warm.
@@ -223,7 +217,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
 
   /// Heap bytes: vectors, trees (nodes, planes, leaf entries), labels, tombstones.
   std::size_t memory_bytes() const {
-    std::size_t bytes = vectors_.capacity() * sizeof(float) + dead_.capacity() + labels_.memory_bytes() +
+    std::size_t bytes = vectors_.capacity() * sizeof(float) + dead_.memory_bytes() + labels_.memory_bytes() +
                         trees_.capacity() * sizeof(rp_detail::tree);
     for (const rp_detail::tree& t : trees_)
       bytes += t.nodes.capacity() * sizeof(rp_detail::node) + t.planes.capacity() * sizeof(float) +
@@ -476,7 +470,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
       for (const slot_t* p = t.slots.data() + nd.first, *end = p + nd.count; p != end; ++p) {
         const slot_t s = *p;
         if (s >= slots || sc->visited.test_and_set(s)) continue;
-        if (removed_ != 0 && dead_[s]) continue;
+        if (dead_.dead(s)) continue;
         if constexpr (!std::is_same_v<Keep, accept_all>)
           if (!(*keep)(labels_.label(s))) continue;
         fresh.push_back(s);
@@ -499,8 +493,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   std::size_t leaf_size_;
   std::vector<rp_detail::tree> trees_;
   std::vector<float, aligned_allocator<float>> vectors_;  // slot-major (normalised under cosine)
-  std::vector<std::uint8_t> dead_;                         // 1 = removed (tombstone), per slot
-  std::size_t removed_ = 0;
+  tombstones dead_;
   label_map labels_;
 };
 
