@@ -135,7 +135,7 @@ void run(const options& o, const dataset& ds) {
   std::printf("data:    %s\n         base %zu x %zu (%.1f MB), %zu queries, k = %zu, metric %s\n",
               ds.source.c_str(), n, d, scan_gb * 1e3, nq, k, o.metric.c_str());
   std::printf("annulus: SIMD target %s; batch threads %zu; single queries %zu; medians of %zu runs\n",
-              annulus::kernels::simd_target(), threads, single, o.repeat);
+              annulus::kernels::simd_target().describe().c_str(), threads, single, o.repeat);
 
   auto t0 = clock_type::now();
   const auto idx = annulus::flat_index<Metric>::build(ds.base);

@@ -239,7 +239,7 @@ int main(int argc, char** argv) {
   if (!nano && !dims) nano = dims = true;
   fs::create_directories(o.out);
   std::printf("annulus SIMD target %s, one thread, k = %zu, leaf size %zu, medians of %zu runs\n\n",
-              annulus::kernels::simd_target(), o.k, o.leaf, o.repeat);
+              annulus::kernels::simd_target().describe().c_str(), o.k, o.leaf, o.repeat);
   if (nano) vs_nanoflann(o);
   if (nano && dims) std::printf("\n");
   if (dims) sweep_dim(o);

@@ -29,7 +29,7 @@ void one_to_one(benchmark::State& state) {
     benchmark::DoNotOptimize(Kernel(a.data(), b.data(), d));
   }
   state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(2 * d * sizeof(float)));
-  state.SetLabel(annulus::kernels::simd_target());
+  state.SetLabel(annulus::kernels::simd_target().describe());
 }
 BENCHMARK(one_to_one<annulus::kernels::dot>)->Name("dot")->Arg(128)->Arg(784)->Arg(960);
 BENCHMARK(one_to_one<annulus::kernels::l2sq>)->Name("l2sq")->Arg(128)->Arg(784)->Arg(960);
@@ -44,7 +44,7 @@ void l2sq_many(benchmark::State& state) {
   }
   state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(rows * d * sizeof(float)));
   state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(rows));
-  state.SetLabel(annulus::kernels::simd_target());
+  state.SetLabel(annulus::kernels::simd_target().describe());
 }
 BENCHMARK(l2sq_many)->Name("l2sq_many/10000x784")->Unit(benchmark::kMicrosecond);
 

@@ -18,6 +18,6 @@ int main() {
   for (const annulus::neighbor& hit : index.search(query, 5))
     std::printf("label %llu  cosine %.3f\n", static_cast<unsigned long long>(hit.label),
                 annulus::similarity<annulus::cosine>(hit.distance));
-  std::printf("SIMD target: %s, %zu bytes per vector\n", annulus::kernels::simd_target(),
+  std::printf("SIMD target: %s, %zu bytes per vector\n", annulus::kernels::simd_target().describe().c_str(),
               index.memory_bytes() / index.size());
 }

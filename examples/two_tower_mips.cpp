@@ -232,7 +232,7 @@ void print_wrapped(const std::string& text, std::size_t width = 96) {
 int main(int argc, char** argv) try {
   const options o = parse(argc, argv);
   std::printf("two-tower MIPS: %zu items, %zu users, d = %zu; SIMD %s\n", o.items, o.queries, o.dim,
-              kernels::simd_target());
+              kernels::simd_target().describe().c_str());
   const towers w = make_towers(o);
   const result_matrix exact = flat_index<inner_product>::build(w.items.view()).search_batch(w.users.view(), k, {}, o.threads);
 

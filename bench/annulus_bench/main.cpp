@@ -223,7 +223,7 @@ int run(int argc, char** argv) {
       ", threads = " + std::to_string(annulus::resolve_threads(opt.threads)) + ", repeat = " +
       std::to_string(opt.repeat) + ". Machine: " + cpu_model() + ", " +
       std::to_string(std::thread::hardware_concurrency()) + " cores; annulus SIMD target " +
-      annulus::kernels::simd_target() + "; peer BLAS: " + blas_description() + ".";
+      annulus::kernels::simd_target().describe() + "; peer BLAS: " + blas_description() + ".";
   print_table(rows);
   write_csv(fs::path(out_dir) / "results.csv", rows);
   write_summary(fs::path(out_dir) / "summary.md", rows, all, context);

@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "annulus/core/kernels.hpp"
@@ -22,7 +25,11 @@ std::vector<std::size_t> dims() {
 }
 }  // namespace
 
+// Every kernel set this build can run on this CPU: the compiled-in set, or
+// in a dispatching build the baseline and each set the CPU has.
 TEST_CASE("kernels match the scalar reference at every dimension and offset", "[kernels]") {
+  for (const kernels::kernel_set* set : kernels::available_sets()) {
+  INFO("kernel set " << set->name);
   random_generator rng(1);
   // One extra float of room per misalignment offset: rows start at offsets 0..3
   // floats from the 64-byte boundary and are never aligned to the register.
@@ -41,17 +48,20 @@ TEST_CASE("kernels match the scalar reference at every dimension and offset", "[
         mag_n += double(pa[j]) * pa[j];
       }
       INFO("d = " << d << ", offsets " << off_a << ", " << off_b);
-      require_close(kernels::dot(pa, pb, d), kernels::scalar::dot(pa, pb, d), mag_dot);
-      require_close(kernels::l2sq(pa, pb, d), kernels::scalar::l2sq(pa, pb, d), mag_l2);
+      require_close(set->dot(pa, pb, d), kernels::scalar::dot(pa, pb, d), mag_dot);
+      require_close(set->l2sq(pa, pb, d), kernels::scalar::l2sq(pa, pb, d), mag_l2);
       require_close(kernels::norm_sq(pa, d), kernels::scalar::norm_sq(pa, d), mag_n);
       require_close(kernels::norm(pa, d), float(std::sqrt(mag_n)), std::sqrt(mag_n));
     }
+  }
   }
 }
 
 TEST_CASE("kernels are exact on small integers, in any order", "[kernels]") {
   // Integer inputs whose sums stay below 2^24 are exact in float: a SIMD kernel
   // that drops or double-counts a tail element cannot hide behind tolerance.
+  for (const kernels::kernel_set* set : kernels::available_sets()) {
+  INFO("kernel set " << set->name);
   for (std::size_t d : dims()) {
     std::vector<float> a(d + 1), b(d + 1);
     for (std::size_t j = 0; j < d; ++j) {
@@ -59,10 +69,9 @@ TEST_CASE("kernels are exact on small integers, in any order", "[kernels]") {
       b[j + 1] = float((j * 5) % 11);
     }
     INFO("d = " << d);
-    REQUIRE(kernels::dot(a.data() + 1, b.data() + 1, d) ==
-            kernels::scalar::dot(a.data() + 1, b.data() + 1, d));
-    REQUIRE(kernels::l2sq(a.data() + 1, b.data() + 1, d) ==
-            kernels::scalar::l2sq(a.data() + 1, b.data() + 1, d));
+    REQUIRE(set->dot(a.data() + 1, b.data() + 1, d) == kernels::scalar::dot(a.data() + 1, b.data() + 1, d));
+    REQUIRE(set->l2sq(a.data() + 1, b.data() + 1, d) == kernels::scalar::l2sq(a.data() + 1, b.data() + 1, d));
+  }
   }
 }
 
@@ -74,22 +83,66 @@ TEST_CASE("one-to-many kernels equal the one-to-one kernels per row", "[kernels]
     for (float& x : base) x = float(rng.normal());
     for (float& x : q) x = float(rng.normal());
     const matrix_view<const float> rows(base.data() + 1, n, d, stride);
-    std::vector<float> dots(n), l2s(n), norms(n);
-    kernels::dot_many(q.data() + 1, rows, dots.data());
-    kernels::l2sq_many(q.data() + 1, rows, l2s.data());
-    kernels::norm_sq_many(rows, norms.data());
-    for (std::size_t i = 0; i < n; ++i) {
-      INFO("d = " << d << ", row " << i);
-      REQUIRE(dots[i] == kernels::dot(q.data() + 1, rows.row_ptr(i), d));
-      REQUIRE(l2s[i] == kernels::l2sq(q.data() + 1, rows.row_ptr(i), d));
-      REQUIRE(norms[i] == kernels::norm_sq(rows.row_ptr(i), d));
+    for (const kernels::kernel_set* set : kernels::available_sets()) {
+      std::vector<float> dots(n), l2s(n), norms(n);
+      set->dot_many(q.data() + 1, rows, dots.data());
+      set->l2sq_many(q.data() + 1, rows, l2s.data());
+      set->norm_sq_many(rows, norms.data());
+      for (std::size_t i = 0; i < n; ++i) {
+        INFO("kernel set " << set->name << ", d = " << d << ", row " << i);
+        REQUIRE(dots[i] == set->dot(q.data() + 1, rows.row_ptr(i), d));
+        REQUIRE(l2s[i] == set->l2sq(q.data() + 1, rows.row_ptr(i), d));
+        REQUIRE(norms[i] == set->dot(rows.row_ptr(i), rows.row_ptr(i), d));
+      }
     }
   }
 }
 
-TEST_CASE("simd_target names an instruction set", "[kernels]") {
-  const std::string name = kernels::simd_target();
-  INFO("SIMD target: " << name << ", " << kernels::simd_width << " floats per register");
-  REQUIRE_FALSE(name.empty());
-  REQUIRE(kernels::simd_width >= 1);
+TEST_CASE("simd_target says what runs and how it was chosen", "[kernels]") {
+  const kernels::simd_target_info t = kernels::simd_target();
+  INFO("SIMD target: " << t.describe());
+  REQUIRE(std::string(t.isa) == kernels::active().name);
+  REQUIRE(t.chosen_at_run_time == kernels::chosen_at_run_time);
+  REQUIRE_FALSE(std::string(t.compiled_for).empty());
+  const auto sets = kernels::available_sets();
+  REQUIRE(std::find(sets.begin(), sets.end(), &kernels::active()) != sets.end());
+  if (t.chosen_at_run_time) {
+    // No cap in the environment: the best set the CPU has.
+    if (std::getenv("ANNULUS_SIMD_MAX") == nullptr) REQUIRE(&kernels::active() == sets.back());
+    REQUIRE(t.describe().find("chosen at run time") != std::string::npos);
+  } else {
+    REQUIRE(sets.size() == 1);
+    REQUIRE(t.describe().find("compiled in") != std::string::npos);
+  }
+}
+
+TEST_CASE("selection kernels: argmin_key and first_at_most agree with plain loops", "[kernels]") {
+  random_generator rng(3);
+  for (const kernels::kernel_set* set : kernels::available_sets()) {
+    for (std::size_t n : {1u, 3u, 16u, 17u, 64u, 100u, 257u}) {
+      std::vector<float> dots(n), norms(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        dots[i] = float(int(rng.below(9)) - 4);  // small integers: exact keys, many ties
+        norms[i] = float(rng.below(5));
+      }
+      for (const float* nr : {static_cast<const float*>(norms.data()), static_cast<const float*>(nullptr)}) {
+        std::size_t want = 0;
+        float want_key = 0;
+        for (std::size_t c = 0; c < n; ++c) {
+          const float key = nr ? nr[c] - 2.f * dots[c] : -dots[c];
+          if (c == 0 || key < want_key) want = c, want_key = key;
+        }
+        float key = -1;
+        INFO("kernel set " << set->name << ", n = " << n << (nr ? ", l2 keys" : ", ip keys"));
+        REQUIRE(set->argmin_key(dots.data(), nr, n, key) == want);
+        REQUIRE(key == want_key);
+      }
+      for (float t : {-5.f, -4.f, 0.f, 3.5f, 10.f}) {
+        std::size_t want = n;
+        for (std::size_t j = 0; j < n && want == n; ++j)
+          if (dots[j] <= t) want = j;
+        REQUIRE(set->first_at_most(dots.data(), n, t) == want);
+      }
+    }
+  }
 }

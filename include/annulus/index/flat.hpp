@@ -193,16 +193,10 @@ class flat_index : public vector_search<flat_index<Metric>> {
                  topk_heap& heap) const {
     const float* norms = norms_.data() + b0;
     for (std::size_t j = 0; j < nb; ++j) row[j] = Metric::from_dot(row[j], query_norm, norms[j]);
-    constexpr std::size_t w = kernels::simd_width;
     float threshold = heap.threshold();
-    std::size_t j = 0;
-    for (; j + w <= nb; j += w) {
-      if (!xsimd::any(kernels::batch::load_unaligned(row + j) <= kernels::batch(threshold))) continue;
-      for (std::size_t t = j; t < j + w; ++t)
-        if (row[t] <= threshold && heap.push(b0 + t, row[t])) threshold = heap.threshold();
-    }
-    for (; j < nb; ++j)
-      if (row[j] <= threshold && heap.push(b0 + j, row[j])) threshold = heap.threshold();
+    for (std::size_t j = kernels::first_at_most(row, nb, threshold); j < nb;
+         j = j + 1 + kernels::first_at_most(row + j + 1, nb - j - 1, threshold))
+      if (heap.push(b0 + j, row[j])) threshold = heap.threshold();
   }
 
   void search_block(matrix_view<const float> queries, std::size_t k, batch_scratch& sc,

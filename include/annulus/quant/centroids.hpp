@@ -122,45 +122,9 @@ class basic_centroid_table {
 
   // The centroid with the smallest key given the dot products (the smaller
   // index on ties): assignment (k-means, PQ encoding) asks this of every
-  // point. Two passes without a loop-carried blend: the minimum over four
-  // independent registers, then the first register holding it. Writes the
-  // key to `key`.
+  // point. Writes the key to `key`.
   std::uint32_t argmin(const float* dots, centroid_order order, float& key) const {
-    using batch = kernels::batch;
-    constexpr std::size_t w = kernels::simd_width;
-    const std::size_t n = size(), full = n / w * w;
-    const bool l2 = order == centroid_order::l2;
-    auto key_at = [&](std::size_t c) { return l2 ? norms_[c] - 2.f * dots[c] : -dots[c]; };
-    auto keys_at = [&](std::size_t c) {
-      const batch d = batch::load_unaligned(dots + c);
-      return l2 ? batch::load_unaligned(norms_.data() + c) - batch(2.f) * d : -d;
-    };
-    constexpr float inf = std::numeric_limits<float>::infinity();
-    batch m0(inf), m1(inf), m2(inf), m3(inf);
-    std::size_t c = 0;
-    for (; c + 4 * w <= full; c += 4 * w) {
-      m0 = xsimd::min(m0, keys_at(c));
-      m1 = xsimd::min(m1, keys_at(c + w));
-      m2 = xsimd::min(m2, keys_at(c + 2 * w));
-      m3 = xsimd::min(m3, keys_at(c + 3 * w));
-    }
-    for (; c < full; c += w) m0 = xsimd::min(m0, keys_at(c));
-    alignas(64) float lanes[w];
-    xsimd::min(xsimd::min(m0, m1), xsimd::min(m2, m3)).store_aligned(lanes);
-    float best = *std::min_element(lanes, lanes + w);
-    for (; c < n; ++c) best = std::min(best, key_at(c));
-    key = best;
-    // Second pass: the same expressions as the first (vector lanes, then the
-    // scalar tail), so equality finds what the minimum came from.
-    for (c = 0; c < full; c += w) {
-      const batch v = keys_at(c);
-      if (!xsimd::any(v == batch(best))) continue;
-      v.store_aligned(lanes);
-      return std::uint32_t(c + std::size_t(std::find(lanes, lanes + w, best) - lanes));
-    }
-    for (; c < n; ++c)
-      if (key_at(c) == best) return std::uint32_t(c);
-    return 0;  // unreachable: some key equals the minimum
+    return kernels::argmin_key(dots, order == centroid_order::l2 ? norms_.data() : nullptr, size(), key);
   }
 
   gemm::basic_packed_matrix<E> packed_;

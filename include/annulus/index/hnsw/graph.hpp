@@ -16,7 +16,6 @@
 #include <functional>
 #include <limits>
 #include <mutex>
-#include <ranges>
 #include <vector>
 
 #include "annulus/core/metric.hpp"
@@ -219,7 +218,7 @@ class graph {
         cur = sc.pool.front();
         select(sc.pool, store_.m(), sc.kept);
         node_lock lock(store_.header(s));
-        store_.links(s, layer).assign(slots_of(sc.kept));
+        store_.links(s, layer).assign(sc.kept, &candidate::slot);
       } else {
         sc.kept.clear();
       }
@@ -252,7 +251,7 @@ class graph {
     sc.pool.push_back({distance(v, to), to});
     std::sort(sc.pool.begin(), sc.pool.end());
     select(sc.pool, l.max, sc.kept);
-    l.assign(slots_of(sc.kept));
+    l.assign(sc.kept, &candidate::slot);
   }
 
   /// After slot `hole` lost its vector: each former neighbour that linked to
@@ -277,7 +276,7 @@ class graph {
       for (const slot_t x : former) add(x);
       std::sort(sc.pool.begin(), sc.pool.end());
       select(sc.pool, l.max, sc.kept);
-      l.assign(slots_of(sc.kept));
+      l.assign(sc.kept, &candidate::slot);
     }
   }
 
@@ -288,7 +287,6 @@ class graph {
   };
   static std::uint64_t pack(slot_t s, std::size_t level) { return (std::uint64_t{level} << 32) | s; }
 
-  static auto slots_of(const std::vector<candidate>& v) { return std::views::transform(v, &candidate::slot); }
 
   node_store store_;
   std::size_t ef_construction_;

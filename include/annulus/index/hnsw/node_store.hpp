@@ -27,6 +27,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -62,11 +63,13 @@ struct link_list {
   slot_t operator[](std::size_t i) const {
     return std::atomic_ref(ids[i]).load(std::memory_order_acquire);
   }
-  /// Writer side (under the node's lock): the new list, published entry by entry.
-  template <class Range>
-  void assign(const Range& slots) const {
+  /// Writer side (under the node's lock): the new list, slot_of(x) for each
+  /// x of `items`, published entry by entry.
+  template <class Range, class Projection = std::identity>
+  void assign(const Range& items, Projection slot_of = {}) const {
     std::uint32_t n = 0;
-    for (const slot_t s : slots) std::atomic_ref(ids[n++]).store(s, std::memory_order_release);
+    for (const auto& x : items)
+      std::atomic_ref(ids[n++]).store(slot_t(std::invoke(slot_of, x)), std::memory_order_release);
     std::atomic_ref(*count).store(n, std::memory_order_release);
   }
   void push_back(slot_t s) const {

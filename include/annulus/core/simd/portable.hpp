@@ -1,0 +1,72 @@
+// The kernels for the including translation unit's own target, through
+// xsimd: whatever the compile flags allow (SSE2 on a plain x86-64 build,
+// SSE4.2 under -march=x86-64-v2, NEON on aarch64, and the other
+// architectures xsimd supports). On x86 this is the baseline of a
+// dispatching build; elsewhere it is the only set.
+//
+// portable_vec is a template over the xsimd architecture, so translation
+// units compiled for different targets instantiate different entities:
+// mixing flags in one program merges nothing that differs.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include <xsimd/xsimd.hpp>
+
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/simd/kernel_set.hpp"
+
+namespace annulus::kernels::portable {
+
+template <class Arch>
+struct portable_vec {
+  using reg = xsimd::batch<float, Arch>;
+  static constexpr std::size_t width = reg::size;
+  // Rows of `a` per GEMM tile: the accumulators (rows x panel registers)
+  // plus a panel row must fit the register file (16 on x86, 32 on NEON).
+#if XSIMD_WITH_NEON64 || XSIMD_WITH_NEON
+  static constexpr std::size_t gemm_rows = 6;
+#else
+  static constexpr std::size_t gemm_rows = width >= 8 ? 6 : 2;
+#endif
+  static constexpr const char* name = Arch::name();
+
+  static reg zero() { return reg(0.f); }
+  static reg set1(float x) { return reg(x); }
+  static reg load(const float* p) { return reg::load_unaligned(p); }
+  static reg load_aligned(const float* p) { return reg::load_aligned(p); }
+  static void store(float* p, reg v) { v.store_unaligned(p); }
+  static void store_aligned(float* p, reg v) { v.store_aligned(p); }
+  static reg add(reg a, reg b) { return a + b; }
+  static reg sub(reg a, reg b) { return a - b; }
+  static reg mul(reg a, reg b) { return a * b; }
+  static reg fma(reg a, reg b, reg c) { return xsimd::fma(a, b, c); }
+  static reg min(reg a, reg b) { return xsimd::min(a, b); }
+  static float sum(reg v) { return xsimd::hadd(v); }
+  static bool any_le(reg a, reg b) { return xsimd::any(a <= b); }
+  static bool any_eq(reg a, reg b) { return xsimd::any(a == b); }
+  // `width` bfloat16 values (the high halves of floats) widened to floats.
+  static reg load_bf16(const std::uint16_t* p) {
+#if XSIMD_WITH_NEON64
+    if constexpr (width == 4) return reg(vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)));
+#elif XSIMD_WITH_SSE2 && !XSIMD_WITH_AVX
+    if constexpr (width == 4)
+      return reg(_mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(),
+                                                     _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
+#endif
+    alignas(64) float tmp[width];
+    for (std::size_t j = 0; j < width; ++j) tmp[j] = std::bit_cast<float>(std::uint32_t{p[j]} << 16);
+    return reg::load_aligned(tmp);
+  }
+};
+
+#include "annulus/core/simd/bodies.hpp"
+
+/// The kernels for the translation unit's own target.
+using native = kernel_impl<portable_vec<xsimd::default_arch>>;
+
+}  // namespace annulus::kernels::portable

@@ -1,0 +1,79 @@
+// AVX2 + FMA kernels (x86-64-v3), compiled into every x86-64 translation
+// unit that needs them whatever its flags: the functions below carry the
+// target themselves (a GCC / Clang target region), so a baseline build can
+// hold them and call them once the CPU is known to have AVX2 and FMA
+// (dispatch.hpp). The region also turns AVX-512 off, so the code is the same
+// in a translation unit compiled with -march=x86-64-v4 and cannot run an
+// instruction an AVX2-only CPU lacks.
+//
+// Nothing here runs unless dispatch.hpp chose it or the translation unit
+// itself is compiled for AVX2 + FMA.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include <immintrin.h>
+
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/simd/kernel_set.hpp"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,no-avx512f"))), apply_to = function)
+#else
+// GCC 12's AVX-512 intrinsics initialise their "undefined" registers from
+// themselves, which -Wuninitialized reports once they are inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,no-avx512f")
+#endif
+
+namespace annulus::kernels::x86_avx2 {
+
+struct vec {
+  using reg = __m256;
+  static constexpr std::size_t width = 8;
+  static constexpr std::size_t gemm_rows = 6;  // 12 accumulators + 2 panel registers of 16
+  static constexpr const char* name = "avx2+fma";
+
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg set1(float x) { return _mm256_set1_ps(x); }
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static reg load_aligned(const float* p) { return _mm256_load_ps(p); }
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static void store_aligned(float* p, reg v) { _mm256_store_ps(p, v); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
+  static float sum(reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static bool any_le(reg a, reg b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LE_OQ)) != 0; }
+  static bool any_eq(reg a, reg b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ)) != 0; }
+  static reg load_bf16(const std::uint16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+};
+
+#include "annulus/core/simd/bodies.hpp"
+
+using impl = kernel_impl<vec>;
+
+}  // namespace annulus::kernels::x86_avx2
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#pragma GCC diagnostic pop
+#endif
