@@ -147,9 +147,9 @@ template <class Native>
 const choice& run_time_choice() {
   static const choice chosen = [] {
     const level cpu = cpu_level(), cap = level_cap();
-    const level use = cap < cpu ? cap : cpu;
     const kernel_set* set = &Native::table;
 #if ANNULUS_DETAIL_SIMD_X86 && ANNULUS_DETAIL_SIMD_RUN_TIME
+    const level use = cap < cpu ? cap : cpu;
     if (use == level::avx512) set = &x86_avx512::impl::table;
     else if (use == level::avx2) set = &x86_avx2::impl::table;
 #endif
