@@ -5,6 +5,7 @@
 
 #include "annulus/core/gemm.hpp"
 #include "annulus/core/random.hpp"
+#include "core/kernel_sets.hpp"
 
 using namespace annulus;
 
@@ -97,6 +98,47 @@ TEST_CASE("gemm: bfloat16 panels hold rounded values and multiply like their unp
       for (std::size_t i = 0; i < 9; ++i) {
         gemm::one_row_products(a.row_ptr(i), half, one.data());
         for (std::size_t j = 0; j < nb; ++j) REQUIRE(one[j] == batch[i * nb + j]);
+      }
+    }
+  }
+}
+
+// Each kernel set on its own (the compiled-in or dispatched one above is
+// only one of them): packed products against the scalar dot, and one row
+// equal bit for bit to the same row of a batch, float and bfloat16 panels.
+TEST_CASE("gemm: every kernel set multiplies packed panels right", "[gemm]") {
+  random_generator rng(11);
+  for (const kernels::kernel_set* set : kernel_sets_to_check()) {
+    for (std::size_t d : {1u, 9u, 64u, 300u}) {
+      for (std::size_t na : {1u, 7u, 13u, 25u}) {
+        for (std::size_t nb : {3u, 16u, 50u}) {
+          matrix<float> a(na, d), b(nb, d);
+          for (std::size_t i = 0; i < a.size(); ++i) a.view().data()[i] = float(rng.normal());
+          for (std::size_t i = 0; i < b.size(); ++i) b.view().data()[i] = float(rng.normal());
+          const gemm::packed_matrix packed(b.view());
+          const gemm::basic_packed_matrix<gemm::bf16> half(b.view());
+          const gemm::packed_matrix rounded = half.unpacked();
+          const std::size_t n_panels = packed.padded_rows() / gemm::panel_width;
+          std::vector<float> batch(na * nb), batch_rounded(na * nb);
+          set->panel_products(a.view(), packed.panels(), nb, batch.data(), nb);
+          set->panel_products(a.view(), rounded.panels(), nb, batch_rounded.data(), nb);
+          std::vector<float, aligned_allocator<float>> one(packed.padded_rows()), one_half(packed.padded_rows());
+          for (std::size_t i = 0; i < na; ++i) {
+            set->row_products(a.row_ptr(i), d, packed.panels(), n_panels, one.data());
+            set->row_products_bf16(a.row_ptr(i), d, reinterpret_cast<const std::uint16_t*>(half.panels()),
+                                   n_panels, one_half.data());
+            for (std::size_t j = 0; j < nb; ++j) {
+              double mag = 0;
+              for (std::size_t k = 0; k < d; ++k) mag += std::abs(double(a(i, k)) * b(j, k));
+              INFO("set " << set->name << ", d " << d << ", " << na << " x " << nb << ", at " << i << ", " << j);
+              REQUIRE(std::abs(batch[i * nb + j] - kernels::scalar::dot(a.row_ptr(i), b.row_ptr(j), d)) <=
+                      1e-5 * mag + 1e-6);
+              REQUIRE(one[j] == batch[i * nb + j]);
+              REQUIRE(one_half[j] == batch_rounded[i * nb + j]);
+            }
+            for (std::size_t j = nb; j < packed.padded_rows(); ++j) REQUIRE(one[j] == 0.f);
+          }
+        }
       }
     }
   }

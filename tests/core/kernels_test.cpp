@@ -8,6 +8,7 @@
 
 #include "annulus/core/kernels.hpp"
 #include "annulus/core/random.hpp"
+#include "core/kernel_sets.hpp"
 
 using namespace annulus;
 
@@ -28,7 +29,7 @@ std::vector<std::size_t> dims() {
 // Every kernel set this build can run on this CPU: the compiled-in set, or
 // in a dispatching build the baseline and each set the CPU has.
 TEST_CASE("kernels match the scalar reference at every dimension and offset", "[kernels]") {
-  for (const kernels::kernel_set* set : kernels::available_sets()) {
+  for (const kernels::kernel_set* set : kernel_sets_to_check()) {
   INFO("kernel set " << set->name);
   random_generator rng(1);
   // One extra float of room per misalignment offset: rows start at offsets 0..3
@@ -60,7 +61,7 @@ TEST_CASE("kernels match the scalar reference at every dimension and offset", "[
 TEST_CASE("kernels are exact on small integers, in any order", "[kernels]") {
   // Integer inputs whose sums stay below 2^24 are exact in float: a SIMD kernel
   // that drops or double-counts a tail element cannot hide behind tolerance.
-  for (const kernels::kernel_set* set : kernels::available_sets()) {
+  for (const kernels::kernel_set* set : kernel_sets_to_check()) {
   INFO("kernel set " << set->name);
   for (std::size_t d : dims()) {
     std::vector<float> a(d + 1), b(d + 1);
@@ -83,7 +84,7 @@ TEST_CASE("one-to-many kernels equal the one-to-one kernels per row", "[kernels]
     for (float& x : base) x = float(rng.normal());
     for (float& x : q) x = float(rng.normal());
     const matrix_view<const float> rows(base.data() + 1, n, d, stride);
-    for (const kernels::kernel_set* set : kernels::available_sets()) {
+    for (const kernels::kernel_set* set : kernel_sets_to_check()) {
       std::vector<float> dots(n), l2s(n), norms(n);
       set->dot_many(q.data() + 1, rows, dots.data());
       set->l2sq_many(q.data() + 1, rows, l2s.data());
@@ -118,7 +119,7 @@ TEST_CASE("simd_target says what runs and how it was chosen", "[kernels]") {
 
 TEST_CASE("selection kernels: argmin_key and first_at_most agree with plain loops", "[kernels]") {
   random_generator rng(3);
-  for (const kernels::kernel_set* set : kernels::available_sets()) {
+  for (const kernels::kernel_set* set : kernel_sets_to_check()) {
     for (std::size_t n : {1u, 3u, 16u, 17u, 64u, 100u, 257u}) {
       std::vector<float> dots(n), norms(n);
       for (std::size_t i = 0; i < n; ++i) {
