@@ -57,13 +57,36 @@ function(_annulus_not_run name reason)
 endfunction()
 
 # The binary under `runner` (a command list, empty = natively): the unit
-# tests (those matching the Catch test spec ARGV3 if given), and
-# simd_target() matched against `expect`.
-function(_annulus_matrix_run name runner expect)
+# tests (those matching the Catch test spec in ARGN, if any), and
+# simd_target() matched against `expect`. `cap` is ANNULUS_SIMD_MAX for both
+# ("" = unset, whatever the calling environment has).
+function(_annulus_matrix_run name runner expect cap)
   add_test(NAME ${name}.unit COMMAND ${runner} $<TARGET_FILE:annulus_matrix_tests> ${ARGN})
   add_test(NAME ${name}.simd_target COMMAND ${runner} $<TARGET_FILE:annulus_simd_report>)
   set_tests_properties(${name}.simd_target PROPERTIES PASS_REGULAR_EXPRESSION "${expect}")
-  set_tests_properties(${name}.unit ${name}.simd_target PROPERTIES LABELS "matrix;${ANNULUS_MATRIX_TARGET}")
+  if(cap STREQUAL "")
+    set(_env "ANNULUS_SIMD_MAX=unset:")
+  else()
+    set(_env "ANNULUS_SIMD_MAX=set:${cap}")
+  endif()
+  set_tests_properties(${name}.unit ${name}.simd_target PROPERTIES
+    LABELS "matrix;${ANNULUS_MATRIX_TARGET}" ENVIRONMENT_MODIFICATION "${_env}")
+endfunction()
+
+# QEMU emulates AVX, AVX2 and FMA from version 7.2 (Debian 12's) on.
+function(_annulus_qemu_x86_64 out)
+  find_program(ANNULUS_QEMU_X86_64 NAMES qemu-x86_64 qemu-x86_64-static)
+  set(${out} "" PARENT_SCOPE)
+  if(NOT ANNULUS_QEMU_X86_64)
+    return()
+  endif()
+  execute_process(COMMAND ${ANNULUS_QEMU_X86_64} --version OUTPUT_VARIABLE _v ERROR_QUIET)
+  string(REGEX MATCH "version ([0-9]+\\.[0-9]+)" _m "${_v}")
+  if(CMAKE_MATCH_1 AND CMAKE_MATCH_1 VERSION_GREATER_EQUAL 7.2)
+    set(${out} ${ANNULUS_QEMU_X86_64} PARENT_SCOPE)
+  else()
+    message(STATUS "annulus: ${ANNULUS_QEMU_X86_64} is older than 7.2 (no AVX2): not used")
+  endif()
 endfunction()
 
 function(annulus_add_matrix_tests)
@@ -99,31 +122,41 @@ function(annulus_add_matrix_tests)
       _annulus_not_run(matrix.${target}.not_run "${target}: compiled, not run: no emulator (CMAKE_CROSSCOMPILING_EMULATOR)")
       return()
     endif()
-    _annulus_matrix_run(matrix.${target} "${CMAKE_CROSSCOMPILING_EMULATOR}" "${expect}")
+    _annulus_matrix_run(matrix.${target} "${CMAKE_CROSSCOMPILING_EMULATOR}" "${expect}" "")
     return()
   endif()
 
-  find_program(ANNULUS_QEMU_X86_64 qemu-x86_64)
+  _annulus_qemu_x86_64(qemu)
   _annulus_missing_feature(${target} missing)
   if(missing STREQUAL "")
-    _annulus_matrix_run(matrix.${target} "" "${expect}")
-  elseif(DEFINED _annulus_qemu_${target} AND ANNULUS_QEMU_X86_64)
+    _annulus_matrix_run(matrix.${target} "" "${expect}" "")
+  elseif(DEFINED _annulus_qemu_${target} AND qemu)
     message(STATUS "annulus: ${target}: host lacks ${missing}; tests run under qemu-x86_64 -cpu ${_annulus_qemu_${target}}")
-    _annulus_matrix_run(matrix.${target} "${ANNULUS_QEMU_X86_64};-cpu;${_annulus_qemu_${target}}" "${expect}")
+    _annulus_matrix_run(matrix.${target} "${qemu};-cpu;${_annulus_qemu_${target}}" "${expect}" "")
   else()
     _annulus_not_run(matrix.${target}.not_run "${target}: compiled, not run: host lacks ${missing}")
   endif()
 
-  # The dispatching baseline on CPUs without and with AVX2.
-  if(target STREQUAL "x86-64" AND NOT CMAKE_CXX_FLAGS MATCHES "ANNULUS_SIMD_DISPATCH=0")
-    if(NOT ANNULUS_QEMU_X86_64)
-      _annulus_not_run(matrix.x86-64.qemu.not_run "x86-64: dispatch under QEMU not run: qemu-x86_64 not found (apt-get install qemu-user)")
-      return()
-    endif()
-    _annulus_matrix_run(matrix.x86-64.nehalem "${ANNULUS_QEMU_X86_64};-cpu;Nehalem" "sse2 \\(chosen at run time")
-    # QEMU emulates AVX2 slowly: under Haswell the kernel, GEMM and quantizer
-    # tests only (the native run covers the indexes on the host's own set).
-    _annulus_matrix_run(matrix.x86-64.haswell "${ANNULUS_QEMU_X86_64};-cpu;Haswell" "avx2\\+fma \\(chosen at run time"
-                        "[kernels],[gemm],[centroids],[kmeans],[pq]")
+  if(NOT target STREQUAL "x86-64" OR CMAKE_CXX_FLAGS MATCHES "ANNULUS_SIMD_DISPATCH=0")
+    return()
   endif()
+  # The dispatching baseline with each lower set the host has, natively
+  # (ANNULUS_SIMD_MAX), then on CPUs without and with AVX2 under QEMU.
+  _annulus_missing_feature(x86-64-v3 no_avx2)
+  if(no_avx2 STREQUAL "")
+    _annulus_matrix_run(matrix.x86-64.cap_baseline "" "sse2 \\(chosen at run time.*capped" baseline)
+  endif()
+  _annulus_missing_feature(x86-64-v4 no_avx512)
+  if(no_avx512 STREQUAL "")
+    _annulus_matrix_run(matrix.x86-64.cap_avx2 "" "avx2\\+fma \\(chosen at run time.*capped" avx2)
+  endif()
+  if(NOT qemu)
+    _annulus_not_run(matrix.x86-64.qemu.not_run "x86-64: dispatch under QEMU not run: no qemu-x86_64 7.2 or later (apt-get install qemu-user)")
+    return()
+  endif()
+  _annulus_matrix_run(matrix.x86-64.nehalem "${qemu};-cpu;Nehalem" "sse2 \\(chosen at run time" "")
+  # QEMU emulates AVX2 slowly: under Haswell the kernel, GEMM and quantizer
+  # tests only (the runs above cover the indexes on the host's own sets).
+  _annulus_matrix_run(matrix.x86-64.haswell "${qemu};-cpu;Haswell" "avx2\\+fma \\(chosen at run time" ""
+                      "[kernels],[gemm],[centroids],[kmeans],[pq]")
 endfunction()

@@ -51,8 +51,7 @@ TEST_CASE("kernels match the scalar reference at every dimension and offset", "[
       INFO("d = " << d << ", offsets " << off_a << ", " << off_b);
       require_close(set->dot(pa, pb, d), kernels::scalar::dot(pa, pb, d), mag_dot);
       require_close(set->l2sq(pa, pb, d), kernels::scalar::l2sq(pa, pb, d), mag_l2);
-      require_close(kernels::norm_sq(pa, d), kernels::scalar::norm_sq(pa, d), mag_n);
-      require_close(kernels::norm(pa, d), float(std::sqrt(mag_n)), std::sqrt(mag_n));
+      require_close(set->dot(pa, pa, d), kernels::scalar::norm_sq(pa, d), mag_n);
     }
   }
   }
@@ -97,6 +96,25 @@ TEST_CASE("one-to-many kernels equal the one-to-one kernels per row", "[kernels]
       }
     }
   }
+}
+
+TEST_CASE("norm and norm_sq are the active set's dot", "[kernels]") {
+  random_generator rng(4);
+  std::vector<float> a(131);
+  for (float& x : a) x = float(rng.normal());
+  for (std::size_t d : {1u, 8u, 131u}) {
+    REQUIRE(kernels::norm_sq(a.data(), d) == kernels::active().dot(a.data(), a.data(), d));
+    REQUIRE(kernels::norm(a.data(), d) == std::sqrt(kernels::norm_sq(a.data(), d)));
+  }
+}
+
+TEST_CASE("the GEMM kernels refuse misaligned blocks", "[kernels]") {
+  alignas(64) float buf[64 + 1] = {};
+  float q[4] = {};
+  REQUIRE_THROWS_AS(kernels::row_products(q, 4, buf + 1, 0, buf), invalid_argument);
+  REQUIRE_THROWS_AS(kernels::row_products(q, 4, buf, 0, buf + 1), invalid_argument);
+  REQUIRE_THROWS_AS(kernels::panel_products(matrix_view<const float>(q, 1, 4), buf + 1, 1, buf, 16),
+                    invalid_argument);
 }
 
 TEST_CASE("simd_target says what runs and how it was chosen", "[kernels]") {

@@ -14,9 +14,12 @@ std::vector<float> row(const gemm::packed_matrix& m, std::size_t i) {
   m.row(i, out.data());
   return out;
 }
+// kernels:: functions (not gemm:: templates, which both units instantiate
+// and the linker merges) so the products really come from this unit's kernels.
 std::vector<float> row_products(const float* q, const gemm::basic_packed_matrix<gemm::bf16>& m) {
   std::vector<float, aligned_allocator<float>> out(m.padded_rows());
-  gemm::one_row_products(q, m, out.data());
+  kernels::row_products(q, m.cols(), reinterpret_cast<const std::uint16_t*>(m.panels()),
+                        m.padded_rows() / gemm::panel_width, out.data());
   return {out.begin(), out.begin() + std::ptrdiff_t(m.rows())};
 }
 float l2sq(const float* a, const float* b, std::size_t d) { return kernels::l2sq(a, b, d); }

@@ -8,15 +8,16 @@
 // call goes through that table. Nothing beyond the baseline runs before the
 // choice, and nothing the CPU lacks runs after it.
 //
-// Macros (define them the same way in every translation unit of a program):
+// Macros:
 //   ANNULUS_SIMD_DISPATCH=1  dispatch at run time even when compiled for AVX2
-//                            (a program whose files use different flags, or a
-//                            build that should use AVX-512 where present);
+//                            (an AVX2 build that uses AVX-512 where present;
+//                            its fallback is still AVX2, the unit's target);
 //   ANNULUS_SIMD_DISPATCH=0  never dispatch: the compile target's kernels
 //                            only (SSE2 in a baseline build).
 // Environment, read once at the choice:
 //   ANNULUS_SIMD_MAX=avx512|avx2|baseline caps the run-time choice (to avoid
-//   AVX-512 clock throttling, or to test a lower set); it never raises it.
+//   AVX-512 clock throttling, or to test a lower set); it never raises it,
+//   and other values are ignored.
 //
 // Dispatch exists on x86-64 with GCC or Clang. Elsewhere (aarch64: NEON is
 // the baseline) the compile target's kernels run, chosen at compile time.
@@ -28,72 +29,13 @@
 #include <string_view>
 
 #include "annulus/core/simd/portable.hpp"
-
-#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
-#define ANNULUS_DETAIL_SIMD_X86 1
-#else
-#define ANNULUS_DETAIL_SIMD_X86 0
-#endif
-
-// The translation unit's own x86 level: 2 = AVX-512 (F, BW, DQ, VL),
-// 1 = AVX2 + FMA, 0 = below (or not x86).
-#if ANNULUS_DETAIL_SIMD_X86 && defined(__AVX512F__) && defined(__AVX512BW__) && \
-    defined(__AVX512DQ__) && defined(__AVX512VL__)
-#define ANNULUS_DETAIL_SIMD_TU_LEVEL 2
-#elif ANNULUS_DETAIL_SIMD_X86 && defined(__AVX2__) && defined(__FMA__)
-#define ANNULUS_DETAIL_SIMD_TU_LEVEL 1
-#else
-#define ANNULUS_DETAIL_SIMD_TU_LEVEL 0
-#endif
-
-#if defined(ANNULUS_SIMD_DISPATCH)
-#define ANNULUS_DETAIL_SIMD_RUN_TIME (ANNULUS_SIMD_DISPATCH && ANNULUS_DETAIL_SIMD_X86)
-#else
-#define ANNULUS_DETAIL_SIMD_RUN_TIME (ANNULUS_DETAIL_SIMD_X86 && ANNULUS_DETAIL_SIMD_TU_LEVEL == 0)
-#endif
+#include "annulus/core/simd/target.hpp"
 
 #if ANNULUS_DETAIL_SIMD_X86 && (ANNULUS_DETAIL_SIMD_RUN_TIME || ANNULUS_DETAIL_SIMD_TU_LEVEL == 1)
 #include "annulus/core/simd/x86_avx2.hpp"
 #endif
 #if ANNULUS_DETAIL_SIMD_X86 && (ANNULUS_DETAIL_SIMD_RUN_TIME || ANNULUS_DETAIL_SIMD_TU_LEVEL == 2)
 #include "annulus/core/simd/x86_avx512.hpp"
-#endif
-
-// A name for the translation unit's target and mode: the public kernel
-// functions live in an inline namespace of this name (kernels.hpp), so
-// translation units compiled with different flags never share a definition
-// whose body differs.
-#if ANNULUS_DETAIL_SIMD_TU_LEVEL == 2
-#define ANNULUS_DETAIL_SIMD_TU avx512
-#elif ANNULUS_DETAIL_SIMD_TU_LEVEL == 1
-#define ANNULUS_DETAIL_SIMD_TU avx2
-#elif defined(__AVX__) && defined(__FMA__)
-#define ANNULUS_DETAIL_SIMD_TU avx_fma
-#elif defined(__AVX__)
-#define ANNULUS_DETAIL_SIMD_TU avx
-#elif defined(__SSE4_2__)
-#define ANNULUS_DETAIL_SIMD_TU sse4_2
-#elif defined(__SSE4_1__)
-#define ANNULUS_DETAIL_SIMD_TU sse4_1
-#elif defined(__SSSE3__)
-#define ANNULUS_DETAIL_SIMD_TU ssse3
-#elif defined(__SSE3__)
-#define ANNULUS_DETAIL_SIMD_TU sse3
-#elif defined(__SSE2__)
-#define ANNULUS_DETAIL_SIMD_TU sse2
-#elif defined(__aarch64__)
-#define ANNULUS_DETAIL_SIMD_TU neon64
-#elif defined(__ARM_NEON)
-#define ANNULUS_DETAIL_SIMD_TU neon
-#else
-#define ANNULUS_DETAIL_SIMD_TU generic
-#endif
-#define ANNULUS_DETAIL_CAT2(a, b) a##b
-#define ANNULUS_DETAIL_CAT(a, b) ANNULUS_DETAIL_CAT2(a, b)
-#if ANNULUS_DETAIL_SIMD_RUN_TIME
-#define ANNULUS_DETAIL_SIMD_ABI ANNULUS_DETAIL_CAT(run_time_from_, ANNULUS_DETAIL_SIMD_TU)
-#else
-#define ANNULUS_DETAIL_SIMD_ABI ANNULUS_DETAIL_CAT(compiled_, ANNULUS_DETAIL_SIMD_TU)
 #endif
 
 namespace annulus::kernels::dispatch {
@@ -137,23 +79,29 @@ inline level level_cap() {
 struct choice {
   const kernel_set* set;
   level cpu;
-  level cap;
+  bool capped;  ///< ANNULUS_SIMD_MAX made it take a lower set than the CPU allows
 };
 
 /// The run-time choice for translation units whose own target's kernels are
-/// `Native` (a template, so units compiled for different baselines keep
-/// their own fallback). Made once, on first use, by a thread-safe static.
+/// `Native` (a type in the namespace named for the unit's flags, so units
+/// compiled for different baselines keep their own fallback and choice).
+/// Made once, on first use, by a thread-safe static.
 template <class Native>
 const choice& run_time_choice() {
   static const choice chosen = [] {
     const level cpu = cpu_level(), cap = level_cap();
-    const kernel_set* set = &Native::table;
+    auto set_for = [](level l) {
+      const kernel_set* set = &Native::table;
 #if ANNULUS_DETAIL_SIMD_X86 && ANNULUS_DETAIL_SIMD_RUN_TIME
-    const level use = cap < cpu ? cap : cpu;
-    if (use == level::avx512) set = &x86_avx512::impl::table;
-    else if (use == level::avx2) set = &x86_avx2::impl::table;
+      if (l == level::avx512) set = &x86_avx512::impl::table;
+      else if (l == level::avx2) set = &x86_avx2::impl::table;
+#else
+      (void)l;
 #endif
-    return choice{set, cpu, cap};
+      return set;
+    };
+    const kernel_set* set = set_for(cap < cpu ? cap : cpu);
+    return choice{set, cpu, set != set_for(cpu)};
   }();
   return chosen;
 }

@@ -6,10 +6,11 @@
 // simd_target() says which, and how it was chosen. kernels::scalar holds the
 // plain-loop reference every set is tested against.
 //
-// No pointer needs any alignment unless stated. Results are deterministic for
-// a given set: the summation order depends only on the dimension, never on
-// alignment; sets differ from each other by float rounding only (register
-// width, and SSE2's separate multiply and add where the others fuse them).
+// No pointer needs any alignment unless stated (the GEMM blocks: 64 bytes).
+// Results are deterministic for a given set: the summation order depends only
+// on the dimension, never on alignment; sets differ from each other by float
+// rounding only (register width, and SSE2's separate multiply and add where
+// the others fuse them).
 #pragma once
 
 #include <cmath>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "annulus/core/dispatch.hpp"
+#include "annulus/core/error.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/simd/kernel_set.hpp"
 
@@ -79,6 +81,14 @@ inline namespace ANNULUS_DETAIL_SIMD_ABI {
 inline constexpr bool chosen_at_run_time = ANNULUS_DETAIL_SIMD_RUN_TIME;
 
 namespace detail {
+// The GEMM kernels load panels and store one-row results with aligned
+// instructions (a 64-byte AVX-512 register): a misaligned pointer would
+// fault there only, so it is refused everywhere.
+inline void require_aligned(const void* p, const char* what) {
+  if (reinterpret_cast<std::uintptr_t>(p) % 64 != 0)
+    throw invalid_argument(std::string("kernels::") + what + " must be 64-byte aligned");
+}
+
 #if ANNULUS_DETAIL_SIMD_RUN_TIME
 // The same static members as a kernel_impl, each forwarding to the set
 // chosen at run time.
@@ -143,7 +153,7 @@ inline simd_target_info simd_target() {
   const char* compiled_for = xsimd::default_arch::name();
 #if ANNULUS_DETAIL_SIMD_RUN_TIME
   const dispatch::choice& c = dispatch::run_time_choice<portable::native>();
-  return {c.set->name, true, compiled_for, dispatch::level_name(c.cpu), c.cap < c.cpu};
+  return {c.set->name, true, compiled_for, dispatch::level_name(c.cpu), c.capped};
 #else
   return {detail::use::table.name, false, compiled_for, "", false};
 #endif
@@ -172,18 +182,25 @@ inline void norm_sq_many(matrix_view<const float> rows, float* out) { detail::us
 
 // ---- Building blocks of gemm.hpp, quant/centroids.hpp and flat search ----
 
-/// See kernel_set::panel_products (gemm.hpp packs the panels).
+/// See kernel_set::panel_products (gemm.hpp packs the panels). Throws
+/// invalid_argument unless `panels` is 64-byte aligned.
 inline void panel_products(matrix_view<const float> a, const float* panels, std::size_t b_rows,
                            float* out, std::size_t out_stride) {
+  detail::require_aligned(panels, "panel_products: panels");
   detail::use::panel_products(a, panels, b_rows, out, out_stride);
 }
-/// See kernel_set::row_products.
+/// See kernel_set::row_products. Throws invalid_argument unless `panels` and
+/// `out` are 64-byte aligned.
 inline void row_products(const float* q, std::size_t d, const float* panels, std::size_t n_panels,
                          float* out) {
+  detail::require_aligned(panels, "row_products: panels");
+  detail::require_aligned(out, "row_products: out");
   detail::use::row_products(q, d, panels, n_panels, out);
 }
 inline void row_products(const float* q, std::size_t d, const std::uint16_t* panels,
                          std::size_t n_panels, float* out) {
+  detail::require_aligned(panels, "row_products: panels");
+  detail::require_aligned(out, "row_products: out");
   detail::use::row_products_bf16(q, d, panels, n_panels, out);
 }
 /// See kernel_set::argmin_key.

@@ -14,6 +14,7 @@
 
 #include "annulus/core/error.hpp"
 #include "annulus/core/kernels.hpp"
+#include "annulus/core/matrix.hpp"
 
 namespace annulus {
 
@@ -26,6 +27,11 @@ struct l2 {
   static constexpr bool normalizes = false;
   static float distance(const float* a, const float* b, std::size_t d) {
     return kernels::l2sq(a, b, d);
+  }
+  /// out[i] = distance(q, rows[i]) for every row, bit for bit: one kernel
+  /// call for many rows (scans pay one dispatch, not one per row).
+  static void distances(const float* q, matrix_view<const float> rows, float* out) {
+    kernels::l2sq_many(q, rows, out);
   }
   /// The same distance from a dot product and squared norms (for GEMM paths).
   static float from_dot(float dot, float norm_sq_a, float norm_sq_b) {
@@ -40,6 +46,10 @@ struct inner_product {
   static float distance(const float* a, const float* b, std::size_t d) {
     return -kernels::dot(a, b, d);
   }
+  static void distances(const float* q, matrix_view<const float> rows, float* out) {
+    kernels::dot_many(q, rows, out);
+    for (std::size_t i = 0; i < rows.rows(); ++i) out[i] = -out[i];
+  }
   static float from_dot(float dot, float, float) { return -dot; }
 };
 
@@ -51,16 +61,21 @@ struct cosine {
   static float distance(const float* a, const float* b, std::size_t d) {
     return 1.f - kernels::dot(a, b, d);
   }
+  static void distances(const float* q, matrix_view<const float> rows, float* out) {
+    kernels::dot_many(q, rows, out);
+    for (std::size_t i = 0; i < rows.rows(); ++i) out[i] = 1.f - out[i];
+  }
   static float from_dot(float dot, float, float) { return 1.f - dot; }
 };
 
 /// What an index needs of a metric type.
 template <class M>
-concept metric = requires(const float* a, std::size_t d, float x) {
+concept metric = requires(const float* a, std::size_t d, float x, matrix_view<const float> rows, float* out) {
   { M::kind } -> std::convertible_to<metric_kind>;
   { M::name } -> std::convertible_to<std::string_view>;
   { M::normalizes } -> std::convertible_to<bool>;
   { M::distance(a, a, d) } -> std::same_as<float>;
+  M::distances(a, rows, out);
   { M::from_dot(x, x, x) } -> std::same_as<float>;
 };
 

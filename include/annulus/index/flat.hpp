@@ -4,13 +4,14 @@
 //   idx.add(data);                      // labels 0, 1, 2, ... (row numbers)
 //   auto hits = idx.search(query, 10);  // 10 closest, closest first
 //
-// One query is a SIMD one-to-many scan into a bounded heap that lives in the
-// caller's output. A batch is a blocked GEMM (query block x base block, through
-// Eigen) with precomputed norms, then top-k per query; each query's best
-// candidates are re-scored with the one-query kernel, so batch and single
-// searches return the same distances bit for bit and GEMM's cancellation
-// error under l2 never reorders them. Batch memory is bounded by the block
-// sizes (a few MB per thread), not by queries x base.
+// One query is a SIMD one-to-many scan (64 rows per kernel call) into a
+// bounded heap that lives in the caller's output. A batch is a blocked GEMM
+// (query block x base block, gemm.hpp) with precomputed norms, then top-k
+// per query; each query's best candidates are re-scored with the one-query
+// kernel, so batch and single searches return the same distances bit for
+// bit and GEMM's cancellation error under l2 never reorders them. Batch
+// memory is bounded by the block sizes (a few MB per thread), not by
+// queries x base.
 //
 // Ownership: the index copies what it is given (normalised under cosine).
 // Threads: const calls (search, search_batch) are safe from any number of
@@ -175,13 +176,17 @@ class flat_index : public vector_search<flat_index<Metric>> {
     return buf;
   }
 
-  // Offers slots [begin, end) to the heap (labels in the heap are slots).
+  // Offers slots [begin, end) to the heap (labels in the heap are slots),
+  // scoring a block of rows per kernel call.
   void scan(const float* q, std::size_t begin, std::size_t end, topk_heap& heap) const {
-    const float* v = vectors_.data() + begin * dim_;
+    constexpr std::size_t block = 64;
+    alignas(64) float dist[block];
     float threshold = heap.threshold();
-    for (std::size_t s = begin; s < end; ++s, v += dim_) {
-      const float d = Metric::distance(q, v, dim_);
-      if (d <= threshold && heap.push(s, d)) threshold = heap.threshold();
+    for (std::size_t b = begin; b < end; b += block) {
+      const std::size_t n = std::min(block, end - b);
+      Metric::distances(q, matrix_view<const float>(vectors_.data() + b * dim_, n, dim_), dist);
+      for (std::size_t j = 0; j < n; ++j)
+        if (dist[j] <= threshold && heap.push(b + j, dist[j])) threshold = heap.threshold();
     }
   }
 

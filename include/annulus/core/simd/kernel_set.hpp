@@ -36,11 +36,13 @@ struct kernel_set {
   void (*l2sq_many)(const float* q, matrix_view<const float> rows, float* out);
   void (*norm_sq_many)(matrix_view<const float> rows, float* out);
   /// out[i * out_stride + j] = <a_i, b_j> for b_rows rows of b packed into
-  /// ceil(b_rows / panel_width) panels of a.cols() dimensions each.
+  /// ceil(b_rows / panel_width) panels of a.cols() dimensions each; `panels`
+  /// 64-byte aligned.
   void (*panel_products)(matrix_view<const float> a, const float* panels, std::size_t b_rows,
                          float* out, std::size_t out_stride);
   /// out[j] = <q, b_j> for every row of n_panels packed panels (float or
-  /// bfloat16 bits); `out` 64-byte aligned, n_panels * panel_width floats.
+  /// bfloat16 bits); `panels` and `out` 64-byte aligned, `out` with room for
+  /// n_panels * panel_width floats.
   void (*row_products)(const float* q, std::size_t d, const float* panels, std::size_t n_panels,
                        float* out);
   void (*row_products_bf16)(const float* q, std::size_t d, const std::uint16_t* panels,

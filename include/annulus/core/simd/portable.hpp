@@ -4,9 +4,9 @@
 // architectures xsimd supports). On x86 this is the baseline of a
 // dispatching build; elsewhere it is the only set.
 //
-// portable_vec is a template over the xsimd architecture, so translation
-// units compiled for different targets instantiate different entities:
-// mixing flags in one program merges nothing that differs.
+// Like every kernel, this lives in the inline namespace named for the unit's
+// target and mode (target.hpp): units compiled with different flags keep
+// their own copies.
 #pragma once
 
 #include <algorithm>
@@ -19,8 +19,11 @@
 
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/simd/kernel_set.hpp"
+#include "annulus/core/simd/target.hpp"
 
-namespace annulus::kernels::portable {
+namespace annulus::kernels {
+inline namespace ANNULUS_DETAIL_SIMD_ABI {
+namespace portable {
 
 template <class Arch>
 struct portable_vec {
@@ -69,4 +72,6 @@ struct portable_vec {
 /// The kernels for the translation unit's own target.
 using native = kernel_impl<portable_vec<xsimd::default_arch>>;
 
-}  // namespace annulus::kernels::portable
+}  // namespace portable
+}  // namespace ANNULUS_DETAIL_SIMD_ABI
+}  // namespace annulus::kernels

@@ -2,9 +2,10 @@
 // unit that needs them whatever its flags: the functions below carry the
 // target themselves (a GCC / Clang target region), so a baseline build can
 // hold them and call them once the CPU is known to have AVX2 and FMA
-// (dispatch.hpp). The region also turns AVX-512 off, so the code is the same
-// in a translation unit compiled with -march=x86-64-v4 and cannot run an
-// instruction an AVX2-only CPU lacks.
+// (dispatch.hpp). A region adds to the unit's own target, so it also turns
+// AVX-512 off: under forced dispatch in a unit compiled for AVX-512, the
+// AVX2 set must still run on an AVX2-only CPU. Each unit's flags get their
+// own copy (the namespace named for them, target.hpp).
 //
 // Nothing here runs unless dispatch.hpp chose it or the translation unit
 // itself is compiled for AVX2 + FMA.
@@ -19,6 +20,7 @@
 
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/simd/kernel_set.hpp"
+#include "annulus/core/simd/target.hpp"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,no-avx512f"))), apply_to = function)
@@ -32,7 +34,9 @@
 #pragma GCC target("avx2,fma,no-avx512f")
 #endif
 
-namespace annulus::kernels::x86_avx2 {
+namespace annulus::kernels {
+inline namespace ANNULUS_DETAIL_SIMD_ABI {
+namespace x86_avx2 {
 
 struct vec {
   using reg = __m256;
@@ -69,7 +73,9 @@ struct vec {
 
 using impl = kernel_impl<vec>;
 
-}  // namespace annulus::kernels::x86_avx2
+}  // namespace x86_avx2
+}  // namespace ANNULUS_DETAIL_SIMD_ABI
+}  // namespace annulus::kernels
 
 #if defined(__clang__)
 #pragma clang attribute pop

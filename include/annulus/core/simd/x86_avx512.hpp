@@ -16,6 +16,7 @@
 
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/simd/kernel_set.hpp"
+#include "annulus/core/simd/target.hpp"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), \
@@ -30,7 +31,9 @@
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")
 #endif
 
-namespace annulus::kernels::x86_avx512 {
+namespace annulus::kernels {
+inline namespace ANNULUS_DETAIL_SIMD_ABI {
+namespace x86_avx512 {
 
 struct vec {
   using reg = __m512;
@@ -69,7 +72,9 @@ struct vec {
 
 using impl = kernel_impl<vec>;
 
-}  // namespace annulus::kernels::x86_avx512
+}  // namespace x86_avx512
+}  // namespace ANNULUS_DETAIL_SIMD_ABI
+}  // namespace annulus::kernels
 
 #if defined(__clang__)
 #pragma clang attribute pop
