@@ -23,6 +23,7 @@
 // the baseline) the compile target's kernels run, chosen at compile time.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <string>
@@ -105,5 +106,22 @@ const choice& run_time_choice() {
   }();
   return chosen;
 }
+
+/// The chosen set on the hot path: one acquire load (a plain load on x86)
+/// and a test, inlined into every dispatched call; run_time_choice runs once,
+/// behind it.
+template <class Native>
+struct run_time_set {
+  static inline std::atomic<const kernel_set*> cached{nullptr};
+  static const kernel_set& get() {
+    if (const kernel_set* s = cached.load(std::memory_order_acquire)) return *s;
+    return first();
+  }
+  [[gnu::noinline, gnu::cold]] static const kernel_set& first() {
+    const kernel_set* s = run_time_choice<Native>().set;
+    cached.store(s, std::memory_order_release);
+    return *s;
+  }
+};
 
 }  // namespace annulus::kernels::dispatch

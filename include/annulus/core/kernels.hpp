@@ -93,7 +93,7 @@ inline void require_aligned(const void* p, const char* what) {
 // The same static members as a kernel_impl, each forwarding to the set
 // chosen at run time.
 struct run_time_kernels {
-  static const kernel_set& set() { return *dispatch::run_time_choice<portable::native>().set; }
+  static const kernel_set& set() { return dispatch::run_time_set<portable::native>::get(); }
   static float dot(const float* a, const float* b, std::size_t d) { return set().dot(a, b, d); }
   static float l2sq(const float* a, const float* b, std::size_t d) { return set().l2sq(a, b, d); }
   static void dot_many(const float* q, matrix_view<const float> rows, float* out) { set().dot_many(q, rows, out); }
