@@ -64,3 +64,24 @@
 #else
 #define ANNULUS_DETAIL_SIMD_ABI ANNULUS_DETAIL_CAT(compiled_, ANNULUS_DETAIL_SIMD_TU)
 #endif
+
+// The start and end of a region whose functions are compiled for `isa`
+// (a GCC / Clang target string) whatever the command line says; x86_avx2.hpp
+// and x86_avx512.hpp. GCC 12's AVX-512 intrinsics initialise their
+// "undefined" registers from themselves, which -Wuninitialized reports once
+// they are inlined into such a region: silenced for the region only.
+#define ANNULUS_DETAIL_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define ANNULUS_DETAIL_TARGET_REGION_BEGIN(isa) \
+  ANNULUS_DETAIL_PRAGMA(clang attribute push(__attribute__((target(isa))), apply_to = function))
+#define ANNULUS_DETAIL_TARGET_REGION_END ANNULUS_DETAIL_PRAGMA(clang attribute pop)
+#else
+#define ANNULUS_DETAIL_TARGET_REGION_BEGIN(isa)                        \
+  ANNULUS_DETAIL_PRAGMA(GCC diagnostic push)                           \
+  ANNULUS_DETAIL_PRAGMA(GCC diagnostic ignored "-Wuninitialized")      \
+  ANNULUS_DETAIL_PRAGMA(GCC diagnostic ignored "-Wmaybe-uninitialized") \
+  ANNULUS_DETAIL_PRAGMA(GCC push_options)                              \
+  ANNULUS_DETAIL_PRAGMA(GCC target(isa))
+#define ANNULUS_DETAIL_TARGET_REGION_END \
+  ANNULUS_DETAIL_PRAGMA(GCC pop_options) ANNULUS_DETAIL_PRAGMA(GCC diagnostic pop)
+#endif

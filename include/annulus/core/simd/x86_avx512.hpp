@@ -18,18 +18,7 @@
 #include "annulus/core/simd/kernel_set.hpp"
 #include "annulus/core/simd/target.hpp"
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), \
-                             apply_to = function)
-#else
-// GCC 12's AVX-512 intrinsics initialise their "undefined" registers from
-// themselves, which -Wuninitialized reports once they are inlined here.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")
-#endif
+ANNULUS_DETAIL_TARGET_REGION_BEGIN("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")
 
 namespace annulus::kernels {
 inline namespace ANNULUS_DETAIL_SIMD_ABI {
@@ -76,9 +65,4 @@ using impl = kernel_impl<vec>;
 }  // namespace ANNULUS_DETAIL_SIMD_ABI
 }  // namespace annulus::kernels
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#pragma GCC diagnostic pop
-#endif
+ANNULUS_DETAIL_TARGET_REGION_END
