@@ -70,6 +70,40 @@ TEMPLATE_TEST_CASE("index: recall against brute force, single and batch", "[inde
   }
 }
 
+// Real embedding sets are full of exact duplicates (re-uploads, empty
+// documents, default images). One vector copied into 1%, 20% and half of the
+// rows, added first: recall (tie-aware: copies are equally right answers)
+// stays at the index's usual threshold, every search returns k results, and
+// a search for the copied vector returns k of them when k exist.
+TEMPLATE_TEST_CASE("index: exact duplicates keep recall and return k results", "[index][duplicates]",
+                   ANNULUS_INTERFACE_TYPES) {
+  using M = typename TestType::metric_type;
+  const auto clean = annulus::testing::clustered(n_base, dim, 12, 11);
+  const auto queries = annulus::testing::clustered(n_query, dim, 12, 12);
+  for (double share : {0.01, 0.2, 0.5}) {
+    INFO("duplicates: " << share * 100 << "% of the rows");
+    const auto base = annulus::testing::with_duplicates(clean, share);
+    const TestType idx = build_test_index<TestType>(base);
+    REQUIRE(idx.size() == n_base);
+    double recall = 0;
+    for (std::size_t i = 0; i < n_query; ++i) {
+      const auto got = idx.search(queries.row(i), k, test_setup<TestType>::search());
+      REQUIRE(got.size() == k);
+      recall += annulus::testing::tie_aware_recall<M>(base.view(), queries.row_ptr(i), got, k);
+    }
+    CHECK(recall / n_query >= test_setup<TestType>::min_recall);
+    const std::size_t many = 200;  // more than any beam or bucket in the test setups holds at once
+    const auto copies = idx.search(base.row(0), many, test_setup<TestType>::search());
+    REQUIRE(copies.size() == many);
+    // Under inner_product a stored vector is not its own nearest neighbour
+    // (longer vectors in its direction score higher), so the copies are not
+    // the answer there and k = 200 measures the search budget, not duplicates.
+    if constexpr (!std::is_same_v<M, annulus::inner_product>)
+      CHECK(annulus::testing::tie_aware_recall<M>(base.view(), base.row_ptr(0), copies, many) >=
+            test_setup<TestType>::min_recall);
+  }
+}
+
 TEMPLATE_TEST_CASE("index: bad input throws annulus errors naming the values", "[index]",
                    ANNULUS_INTERFACE_TYPES) {
   const auto base = annulus::testing::clustered(200, 8, 3, 5);

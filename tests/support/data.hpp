@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <numeric>
+#include <span>
 #include <vector>
 
 #include "annulus/core/kernels.hpp"
@@ -61,6 +62,31 @@ inline double overlap(const std::vector<neighbor>& truth, std::span<const neighb
         break;
       }
   return double(hits) / double(truth.size());
+}
+
+/// Recall@k that counts ties: a returned label is right when its exact
+/// distance is at most the k-th true distance (within float rounding).
+/// Data with exact duplicates has many equally right answers; `overlap`
+/// would count all but one of them wrong.
+template <class M>
+double tie_aware_recall(matrix_view<const float> base, const float* q, std::span<const neighbor> got,
+                        std::size_t k) {
+  const std::vector<neighbor> truth = brute_force<M>(base, q, k);
+  const double kth = truth[k - 1].distance;
+  std::size_t hits = 0;
+  for (std::size_t i = 0; i < got.size() && i < k; ++i)
+    hits += exact_distance<M>(q, base.row_ptr(got[i].label), base.cols()) <= kth + 1e-5 * std::abs(kth) + 1e-6;
+  return double(hits) / double(k);
+}
+
+/// `base` with its row 0 copied into rows 1 .. share * rows - 1: one vector
+/// duplicated, the copies first in add order (the hardest order for a graph:
+/// the copies are linked before anything else exists).
+inline matrix<float> with_duplicates(const matrix<float>& base, double share) {
+  matrix<float> out = base;
+  const std::size_t copies = std::size_t(share * double(base.rows()));
+  for (std::size_t i = 1; i < copies; ++i) std::copy_n(base.row_ptr(0), base.cols(), out.row_ptr(i));
+  return out;
 }
 
 }  // namespace annulus::testing

@@ -391,8 +391,13 @@ class hnsw_index : public vector_search<hnsw_index<Metric>> {
     const bool tombstones = state_->tombstones.load(std::memory_order_acquire) > 0;
 
     if constexpr (std::is_same_v<Keep, accept_all>) {
-      if (!tombstones) return beam_search(q, k, ef, hnsw_detail::any_node{}, *sc, out);
-      return beam_search(q, k, ef, [&](slot_t s) { return nodes.state(s) == node_state::live; }, *sc, out);
+      auto live = [&](slot_t s) { return nodes.state(s) == node_state::live; };
+      const std::size_t found = tombstones ? beam_search(q, k, ef, live, *sc, out)
+                                           : beam_search(q, k, ef, hnsw_detail::any_node{}, *sc, out);
+      // k results whenever k vectors are live: a beam that fell short (a
+      // region it could not leave) is replaced by an exact scan.
+      if (found == k) return found;
+      return exact_scan(q, k, live, out);
     } else {
       auto passes = [&](slot_t s) {
         return nodes.state(s) == node_state::live && (*keep)(nodes.header(s).label);

@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <span>
@@ -238,13 +239,20 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   // where a direction is meant (cosine ones already are).
   static constexpr bool angular = Metric::kind != metric_kind::l2;
 
-  // Two centroids for node [lo, hi) into sc.c0 and sc.c1: two distinct random
-  // vectors, refined by a few 2-means steps over random samples of the node.
+  // Two centroids for node [lo, hi) into sc.c0 and sc.c1: two random vectors
+  // of different values, refined by a few 2-means steps over random samples
+  // of the node. Different values, not just different entries: in a node
+  // that is mostly copies of one vector, two random entries are usually two
+  // copies, and a split of the few others would be left to chance.
   void two_means(rp_detail::tree& t, std::uint32_t lo, std::uint32_t hi, rp_detail::build_scratch& sc) const {
     const std::uint32_t n = hi - lo;
     const std::uint32_t i = std::uint32_t(t.rng.below(n));
     std::uint32_t j = std::uint32_t(t.rng.below(n - 1));
     if (j >= i) ++j;
+    const auto same = [&](std::uint32_t a, std::uint32_t b) {
+      return std::memcmp(vec(t.slots[lo + a]), vec(t.slots[lo + b]), dim_ * sizeof(float)) == 0;
+    };
+    for (std::uint32_t tried = 0; tried < n && same(i, j); ++tried) j = (j + 1) % n;
     std::copy_n(vec(t.slots[lo + i]), dim_, sc.c0.begin());
     std::copy_n(vec(t.slots[lo + j]), dim_, sc.c1.begin());
     if constexpr (angular) {

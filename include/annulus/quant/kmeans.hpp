@@ -4,8 +4,10 @@
 //   km.centroids;   // 1024 x d
 //   km.objective;   // sum of squared distances at each assignment step
 //
-// Initialisation: k distinct training points drawn at random (seeded), as
-// FAISS does. k-means++ was the other choice; it picks better seeds but
+// Initialisation: k training points with distinct values drawn at random
+// (seeded). FAISS draws distinct rows; on data full of exact duplicates
+// (re-uploads, empty documents) that starts many centroids on one vector,
+// and the repair below can only move one per empty cluster per iteration. k-means++ was the other choice; it picks better seeds but
 // makes k passes over the data one centroid at a time, memory-bound: at
 // k = 1024 over Fashion-MNIST that is 1024 reads of 188 MB, more time than
 // all ten Lloyd iterations, whose assignment step is a compute-bound GEMM.
@@ -31,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "annulus/core/distinct.hpp"
 #include "annulus/core/error.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/parallel.hpp"
@@ -61,6 +64,17 @@ inline matrix<float> copy_rows(matrix_view<const float> data, const std::vector<
     std::copy_n(data.row_ptr(rows[i]), data.cols(), out.row(i).data());
   return out;
 }
+
+// `k` rows with distinct values drawn at random, sorted; rows of any value
+// only when the data has fewer than k distinct rows.
+inline std::vector<std::size_t> distinct_seeds(matrix_view<const float> data, std::size_t k,
+                                               random_generator& rng) {
+  const std::vector<std::size_t> distinct = distinct_rows(data);
+  if (distinct.size() < k) return random_subset(data.rows(), k, rng);
+  std::vector<std::size_t> seeds = random_subset(distinct.size(), k, rng);
+  for (std::size_t& s : seeds) s = distinct[s];
+  return seeds;
+}
 }  // namespace kmeans_detail
 
 /// Clusters the rows of `data` into k centroids. Throws invalid_argument on
@@ -85,7 +99,7 @@ inline kmeans_result kmeans(matrix_view<const float> data, std::size_t k, const 
   }
   const std::size_t n = data.rows(), d = data.cols();
   result.training_points = n;
-  result.centroids = kmeans_detail::copy_rows(data, random_subset(n, k, rng));
+  result.centroids = kmeans_detail::copy_rows(data, kmeans_detail::distinct_seeds(data, k, rng));
 
   std::vector<float> point_norms(n);
   kernels::norm_sq_many(data, point_norms.data());

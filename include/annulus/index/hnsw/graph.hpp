@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -42,6 +43,7 @@ struct scratch {
   std::vector<slot_t> fresh;        // unvisited neighbours of the node being expanded
   std::vector<candidate> pool;      // neighbour selection input
   std::vector<candidate> kept;      // neighbour selection output
+  std::vector<candidate> copies;    // pool entries holding the base's own vector
   std::vector<slot_t> linked;       // the new node's neighbours, top layer first
   std::vector<std::size_t> linked_end;  // where each layer's part of `linked` ends
   std::vector<float> query;         // a cosine query, normalised
@@ -141,11 +143,16 @@ class graph {
       if (best.size() == ef) worst = start.distance;
     }
     const std::size_t lines = store_.vector_lines();
+    std::size_t ties = 0;
     while (!frontier.empty()) {
       std::pop_heap(frontier.begin(), frontier.end(), std::greater<>{});
       const candidate c = frontier.back();
       frontier.pop_back();
       if (c.distance > worst) break;
+      // Ties with the worst are still expanded (copies of one vector share a
+      // distance, and their links are the way out of the group), but at most
+      // ef of them: a group of thousands of copies is not walked to its end.
+      if (c.distance == worst && best.size() == ef && ++ties > ef) break;
       if (layer == 0 && !frontier.empty()) store_.prefetch_links(frontier.front().slot);
       const link_list l = store_.links(c.slot, layer);
       sc.fresh.clear();
@@ -167,24 +174,112 @@ class graph {
   }
 
   /// The heuristic of the paper (its Algorithm 4 without extensions): walk
-  /// `pool` closest first and keep a candidate only if it is closer to the
-  /// base than to every candidate already kept, up to `max` of them. This
-  /// keeps links pointing in different directions, which is what lets greedy
-  /// search leave a cluster.
-  void select(const std::vector<candidate>& pool, std::size_t max, std::vector<candidate>& kept) const {
+  /// `pool` (sorted, closest first) and keep a candidate only if it is closer
+  /// to the base than to every candidate already kept, up to `max` of them.
+  /// This keeps links pointing in different directions, which is what lets
+  /// greedy search leave a cluster.
+  ///
+  /// Exact copies of the base's vector are at distance 0 from it and from
+  /// each other, so the rule above keeps every one of them: with many copies
+  /// a node would link to nothing else, and every copy to the same lowest
+  /// slots, a clique with no way out. So copies of the base take at most
+  /// max_copies(max) links: the lowest slot among them (the group's hub:
+  /// every copy links to it, and every outside node that reaches the group
+  /// links to it too, since ties sort by slot, so its list gathers the
+  /// group's ways out) and others chosen by a hash of the two slots (which
+  /// keeps the group connected for searches that return many copies). The
+  /// other candidates compete for the rest as usual. Copies of a vector other
+  /// than the base need nothing: after the first, each is at distance 0 from
+  /// a kept one and falls to the rule.
+  void select(slot_t base, const std::vector<candidate>& pool, std::size_t max, scratch& sc) const {
+    std::vector<candidate>& kept = sc.kept;
     kept.clear();
+    const float* b = store_.vector(base);
+    copies_of(base, pool, sc.copies);
+    for (std::size_t i = 0; i < sc.copies.size() && kept.size() < max_copies(max); ++i) kept.push_back(sc.copies[i]);
+    const std::size_t copies_kept = kept.size();
+    const float self = self_distance(b);
     for (const candidate& c : pool) {
       if (kept.size() == max) break;
       const float* v = store_.vector(c.slot);
-      bool diverse = true;
-      for (const candidate& k : kept)
-        if (Metric::distance(v, store_.vector(k.slot), dim()) < c.distance) {
+      if (c.distance == self && same_vector(v, b)) continue;  // a copy: handled above
+      bool diverse = true;  // (a kept copy is as far from c as the base is: never closer)
+      for (std::size_t k = copies_kept; k < kept.size(); ++k)
+        if (Metric::distance(v, store_.vector(kept[k].slot), dim()) < c.distance) {
           diverse = false;
           break;
         }
       if (diverse) kept.push_back(c);
     }
   }
+
+  /// Links to exact copies of its own vector a node keeps at most.
+  static std::size_t max_copies(std::size_t max) { return std::max<std::size_t>(2, max / 8); }
+
+  /// Whether two vectors are the same, bit for bit.
+  bool same_vector(const float* a, const float* b) const {
+    return std::memcmp(a, b, dim() * sizeof(float)) == 0;
+  }
+  /// A vector's distance to itself: what every exact copy of it scores.
+  float self_distance(const float* v) const { return Metric::distance(v, v, dim()); }
+
+  /// The entries of `pool` that hold base's own vector: the lowest slot
+  /// first, then the others in an order that differs from base to base (a
+  /// hash of the two slots).
+  void copies_of(slot_t base, const std::vector<candidate>& pool, std::vector<candidate>& out) const {
+    out.clear();
+    const float* b = store_.vector(base);
+    const float self = self_distance(b);
+    for (const candidate& c : pool)
+      if (c.distance == self && c.slot != base && same_vector(store_.vector(c.slot), b)) out.push_back(c);
+    if (out.size() < 3) return;
+    const auto lowest = std::min_element(out.begin(), out.end(), [](const candidate& x, const candidate& y) { return x.slot < y.slot; });
+    std::iter_swap(out.begin(), lowest);
+    auto spread = [base](const candidate& c) { return mix64((std::uint64_t{base} << 32) | c.slot); };
+    std::sort(out.begin() + 1, out.end(), [&](const candidate& x, const candidate& y) { return spread(x) < spread(y); });
+  }
+
+  /// A new node's beam can come back full of exact copies of one vector
+  /// (its own, or a neighbour's duplicated thousands of times): a group of
+  /// copies fills the beam at one distance and leaves room for few other
+  /// candidates. When fewer than m distinct vectors remain, the links of each
+  /// group's hub (its first entry: the lowest slot, which gathers the
+  /// group's ways out, see select) join the pool.
+  void widen_pool_past_copies(slot_t s, std::size_t layer, scratch& sc) const {
+    // Copies sit next to each other in the sorted pool (same distance, then
+    // slot): an entry equal to an earlier one of its run of equal distances
+    // is a copy, and the run's first entry is a hub.
+    std::vector<candidate>& hubs = sc.copies;
+    hubs.clear();
+    std::size_t redundant = 0;
+    for (std::size_t i = 1, run = 0; i < sc.pool.size(); ++i) {
+      if (sc.pool[i].distance != sc.pool[i - 1].distance) {
+        run = i;
+        continue;
+      }
+      const float* v = store_.vector(sc.pool[i].slot);
+      for (std::size_t j = run; j < i; ++j)
+        if (same_vector(v, store_.vector(sc.pool[j].slot))) {
+          ++redundant;
+          if (hubs.empty() || hubs.back().slot != sc.pool[j].slot) hubs.push_back(sc.pool[j]);
+          break;
+        }
+    }
+    if (sc.pool.size() - redundant >= store_.m()) return;
+    const float* v = store_.vector(s);
+    const std::size_t known = store_.capacity();
+    for (std::size_t h = 0; h < hubs.size() && h < hubs_to_borrow; ++h) {
+      const link_list l = store_.links(hubs[h].slot, layer);
+      for (std::uint32_t j = 0, n = l.size(); j < n; ++j) {
+        const slot_t x = l[j];
+        if (x == s || x >= known) continue;
+        if (std::any_of(sc.pool.begin(), sc.pool.end(), [x](const candidate& c) { return c.slot == x; })) continue;
+        sc.pool.push_back({distance(v, x), x});
+      }
+    }
+    std::sort(sc.pool.begin(), sc.pool.end());
+  }
+  static constexpr std::size_t hubs_to_borrow = 8;
 
   /// Links slot s (vector, header and upper lists written; not yet linked)
   /// into the graph at every layer up to its level.
@@ -206,17 +301,35 @@ class graph {
     for (std::size_t layer = top; layer > level; --layer) cur = greedy(v, cur, layer, known);
     // Own lists first, on every layer, then the links back: whoever reaches s
     // through a link back then finds it linked all the way down to layer 0.
+    // An exact copy of a vector already on its top layer lives on layer 0
+    // only: the upper layers keep one node per distinct vector, so neither
+    // the entry point nor a descent ends inside a group of copies (where a
+    // beam would fill with copies and stop).
     sc.linked.clear();
     sc.linked_end.clear();
+    std::size_t level_used = level;
     for (std::size_t layer = std::min(level, top) + 1; layer-- > 0;) {
       beam(v, cur, ef_construction_, layer, any_node{}, sc);
       std::sort_heap(sc.best.begin(), sc.best.end());
       sc.pool.clear();
       for (const candidate& c : sc.best)
         if (c.slot != s) sc.pool.push_back(c);
+      if (layer > 0 && layer == std::min(level, top) && !sc.pool.empty()) {
+        copies_of(s, sc.pool, sc.copies);
+        if (!sc.copies.empty()) {
+          level_used = 0;
+          store_.header(s).level = 0;  // s is not linked anywhere yet: nobody reads it
+        }
+      }
+      if (layer > level_used) {  // a copy's upper layers: descend only
+        if (!sc.pool.empty()) cur = sc.pool.front();
+        sc.linked_end.push_back(sc.linked.size());
+        continue;
+      }
       if (!sc.pool.empty()) {
         cur = sc.pool.front();
-        select(sc.pool, store_.m(), sc.kept);
+        widen_pool_past_copies(s, layer, sc);
+        select(s, sc.pool, store_.m(), sc);
         node_lock lock(store_.header(s));
         store_.links(s, layer).assign(sc.kept, &candidate::slot);
       } else {
@@ -229,9 +342,9 @@ class graph {
       const std::size_t layer = sc.linked_end.size() - 1 - i;
       for (std::size_t j = begin; j < sc.linked_end[i]; ++j) connect(sc.linked[j], s, layer, sc);
     }
-    if (level > top) {
+    if (level_used > top) {
       std::lock_guard lock(entry_->mutex);
-      if (level > entry_level(entry())) entry_->packed.store(pack(s, level), std::memory_order_release);
+      if (level_used > entry_level(entry())) entry_->packed.store(pack(s, level_used), std::memory_order_release);
     }
   }
 
@@ -250,7 +363,7 @@ class graph {
     for (std::uint32_t i = 0, n = l.size(); i < n; ++i) sc.pool.push_back({distance(v, l[i]), l[i]});
     sc.pool.push_back({distance(v, to), to});
     std::sort(sc.pool.begin(), sc.pool.end());
-    select(sc.pool, l.max, sc.kept);
+    select(from, sc.pool, l.max, sc);
     l.assign(sc.kept, &candidate::slot);
   }
 
@@ -275,7 +388,7 @@ class graph {
       for (std::uint32_t i = 0, n = l.size(); i < n; ++i) add(l[i]);
       for (const slot_t x : former) add(x);
       std::sort(sc.pool.begin(), sc.pool.end());
-      select(sc.pool, l.max, sc.kept);
+      select(u, sc.pool, l.max, sc);
       l.assign(sc.kept, &candidate::slot);
     }
   }

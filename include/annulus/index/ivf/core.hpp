@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "annulus/core/distinct.hpp"
 #include "annulus/core/error.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
@@ -73,7 +74,14 @@ class core {
                                       : std::vector<std::size_t>{};
     for (std::size_t i = 0; i < n; ++i)
       store_rows<Metric>(data.rows_slice(rows.empty() ? i : rows[i], 1), sample.view().row_ptr(i));
-    return sample;
+    // One copy of each value trains: k-means would otherwise spend lists on
+    // pulling centroids toward a vector repeated hundreds of times.
+    const std::vector<std::size_t> distinct = distinct_rows(sample.view());
+    if (distinct.size() == n || distinct.size() < nlist_) return sample;
+    matrix<float> unique(distinct.size(), dim_);
+    for (std::size_t i = 0; i < distinct.size(); ++i)
+      std::copy_n(sample.row_ptr(distinct[i]), dim_, unique.row_ptr(i));
+    return unique;
   }
 
   /// k-means for a coarse quantizer over a stored-form sample; set_coarse
