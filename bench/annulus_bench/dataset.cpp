@@ -189,6 +189,49 @@ void convert_truth_distances(const dataset& ds, const std::string& file, matrix<
                     std::to_string(samples.at(0).computed) + ")");
 }
 
+// Every row names k real base vectors first (negative ids pad a row's end
+// only, and -1 is the one padding value files use).
+void check_truth_rows(const dataset& ds, const matrix<std::int32_t>& truth, const std::string& file,
+                      std::size_t k) {
+  for (std::size_t q = 0; q < truth.rows(); ++q)
+    for (std::size_t j = 0; j < truth.cols(); ++j) {
+      const std::int32_t id = truth(q, j);
+      if (id < -1)
+        throw usage_error(file + ": ground truth row " + std::to_string(q) + " names id " +
+                          std::to_string(id) + "; ids are base rows, or -1 for padding");
+      if (id == -1 && j < k)
+        throw usage_error(file + ": ground truth row " + std::to_string(q) + " holds " + std::to_string(j) +
+                          " neighbours before its padding, k = " + std::to_string(k) + " needs " +
+                          std::to_string(k) + " (the base has " + std::to_string(ds.base.rows()) + ")");
+    }
+}
+
+// Up to 8 queries, spread over the set, searched exactly here: the shipped
+// neighbours' distances must be the true k smallest. Catches truth made for
+// other data, another metric or a shuffled base at a fraction of a second.
+void check_truth_sample(const dataset& ds, const matrix<std::int32_t>& truth, const std::string& file,
+                        std::size_t k) {
+  const std::size_t n = ds.base.rows(), d = ds.base.cols();
+  const std::size_t step = std::max<std::size_t>(1, truth.rows() / 8);
+  std::vector<float> all(n), shipped(k);
+  for (std::size_t q = 0; q < truth.rows(); q += step) {
+    const float* query = ds.queries.row_ptr(q);
+    for (std::size_t i = 0; i < n; ++i) all[i] = distance(ds.metric, query, ds.base.row_ptr(i), d);
+    std::partial_sort(all.begin(), all.begin() + std::ptrdiff_t(k), all.end());
+    for (std::size_t j = 0; j < k; ++j)
+      shipped[j] = distance(ds.metric, query, ds.base.row_ptr(std::size_t(truth(q, j))), d);
+    std::sort(shipped.begin(), shipped.end());
+    const double scale = std::max(std::abs(double(all[0])), std::abs(double(all[k - 1])));
+    for (std::size_t j = 0; j < k; ++j)
+      if (std::abs(double(shipped[j]) - all[j]) > 1e-3 * std::abs(double(all[j])) + 1e-4 * scale + 1e-6)
+        throw usage_error(file + ": ground truth for query " + std::to_string(q) +
+                          " is not the exact neighbours of this data under " +
+                          std::string(metric_name(ds.metric)) + ": its " + std::to_string(j + 1) +
+                          "-th closest is at distance " + std::to_string(shipped[j]) + ", the true one at " +
+                          std::to_string(all[j]));
+  }
+}
+
 // Checks the shipped truth against the queries and takes it; false if it cannot
 // serve (made for another metric, or fewer than k neighbours).
 bool take_shipped_truth(source& src, std::size_t k) {
@@ -209,6 +252,8 @@ bool take_shipped_truth(source& src, std::size_t k) {
                         std::to_string(src.truth.data()[i]) + ", there are " +
                         std::to_string(ds.base.rows()) + " base vectors");
   if (src.truth.cols() < k) return false;
+  check_truth_rows(ds, src.truth, src.truth_file, k);
+  check_truth_sample(ds, src.truth, src.truth_file, k);
   ds.truth = std::move(src.truth);
   if (src.truth_dist.empty()) {
     ds.truth_dist = distances_of(ds, ds.truth);

@@ -2,6 +2,8 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
+#include <new>
 #include <system_error>
 #include <type_traits>
 #include <vector>
@@ -67,10 +69,33 @@ matrix<T> hdf5_file::read(const std::string& dataset, std::int64_t mem_type) con
   if (dims[0] == 0 || dims[1] == 0)
     throw usage_error(where + "empty (" + std::to_string(dims[0]) + " x " +
                       std::to_string(dims[1]) + ")");
-  matrix<T> out(dims[0], dims[1]);
-  if (H5Dread(ds.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
-    throw usage_error(where + "read failed");
-  return out;
+  // The declared shape is checked before anything is allocated: its size in
+  // memory (sizes:: refuses overflow), and against what the file stores. A
+  // chunked dataset may be compressed, but embeddings do not shrink 16-fold;
+  // a 42 KB file declaring gigabytes of unwritten chunks is refused here
+  // instead of costing gigabytes of fill values.
+  std::size_t bytes = 0;
+  try {
+    bytes = sizes::array_bytes(dims[0], dims[1], sizeof(T), "a " + std::to_string(dims[0]) + " x " +
+                                                              std::to_string(dims[1]) + " array");
+  } catch (const annulus::error& e) {
+    throw usage_error(where + e.what());
+  }
+  const std::uint64_t stored = H5Dget_storage_size(ds.id);
+  const std::size_t element = type ? H5Tget_size(type.id) : 0;
+  const std::uint64_t declared = std::uint64_t(dims[0]) * dims[1] * std::max<std::size_t>(element, 1);
+  if (stored == 0 || declared / 16 > stored)
+    throw usage_error(where + "declares " + std::to_string(dims[0]) + " x " + std::to_string(dims[1]) +
+                      " values (" + std::to_string(declared) + " bytes) but stores " + std::to_string(stored) +
+                      " bytes: unwritten or implausibly compressed data");
+  try {
+    matrix<T> out(dims[0], dims[1], matrix<T>::uninitialized);
+    if (H5Dread(ds.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+      throw usage_error(where + "read failed");
+    return out;
+  } catch (const std::bad_alloc&) {
+    throw usage_error(where + "out of memory reading " + std::to_string(bytes) + " bytes");
+  }
 }
 
 matrix<float> hdf5_file::read_float(const std::string& dataset) const {

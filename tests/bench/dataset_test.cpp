@@ -354,4 +354,55 @@ TEST_CASE("ann-benchmarks HDF5 files", "[bench][dataset]") {
     annulus::write_fvecs(file, train);  // not HDF5
     CHECK_THROWS_WITH(load_dataset(req), Contains("not an HDF5 file"));
   }
+  // Issue 15: shipped truth was taken unchecked.
+  SECTION("ground truth that is not this data's, or padding where neighbours belong") {
+    auto [ids, dist] = exact_truth(train, test, 5, metric_kind::l2);
+    for (std::size_t i = 0; i < dist.size(); ++i) dist.data()[i] = std::sqrt(dist.data()[i]);
+    auto wrong = ids;
+    std::swap(wrong(0, 0), wrong(0, 4));  // still a valid row, no longer sorted...
+    for (std::size_t j = 0; j < 5; ++j) wrong(0, j) = std::int32_t((ids(0, j) + 1) % 12);  // ...now wrong
+    write_hdf5(file, train, test, wrong, dist, "euclidean");
+    CHECK_THROWS_WITH(load_dataset(req), Contains(file.string()) && Contains("not the exact neighbours"));
+    auto padded = ids;
+    for (std::size_t j = 1; j < 5; ++j) padded(1, j) = -1;
+    write_hdf5(file, train, test, padded, dist, "euclidean");
+    CHECK_THROWS_WITH(load_dataset(req), Contains("row 1 holds 1 neighbours before its padding, k = 3"));
+    auto negative = ids;
+    negative(2, 4) = -7;
+    write_hdf5(file, train, test, negative, dist, "euclidean");
+    CHECK_THROWS_WITH(load_dataset(req), Contains("names id -7"));
+  }
+}
+
+// Issue 15: a 2 KB file declaring a 2^31 x 2^31 float dataset got a 0-byte
+// buffer that H5Dread wrote into; a 42 KB file declaring gigabytes of
+// unwritten chunks cost 2.36 GB and 9 s. Both are refused from the header,
+// naming the file, before anything is allocated.
+TEST_CASE("HDF5 files whose declared sizes are hostile", "[bench][dataset]") {
+  temp_dir tmp;
+  const fs::path file = tmp / "hostile.hdf5";
+  dataset_request req;
+  req.path = file.string();
+  req.k = 3;
+  const auto declare = [&](hsize_t rows, hsize_t cols) {
+    const hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t dims[2] = {rows, cols}, chunk[2] = {1, std::min<hsize_t>(cols, 1024)};
+    const hid_t plist = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(plist, 2, chunk);  // chunked: no storage until written
+    for (const char* name : {"train", "test"}) {
+      const hid_t space = H5Screate_simple(2, dims, nullptr);
+      const hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, plist, H5P_DEFAULT);
+      REQUIRE(ds >= 0);
+      H5Dclose(ds);
+      H5Sclose(space);
+    }
+    H5Pclose(plist);
+    H5Fclose(f);
+  };
+  declare(hsize_t{1} << 31, hsize_t{1} << 31);
+  CHECK(fs::file_size(file) < 100'000);
+  CHECK_THROWS_WITH(load_dataset(req), Contains(file.string()) && Contains("train") && Contains("overflows"));
+  declare(100'000, 6'000);
+  CHECK_THROWS_WITH(load_dataset(req), Contains(file.string()) && Contains("train") &&
+                                           Contains("declares 100000 x 6000 values"));
 }

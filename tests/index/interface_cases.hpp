@@ -125,6 +125,18 @@ TEMPLATE_TEST_CASE("index: bad input throws annulus errors naming the values", "
                          annulus::testing::message_has("column 5"));
   }
   CHECK_THROWS_AS(search_batch(idx, base.view(), 0, params), invalid_argument);
+  // Issue 15: k is checked before k results are allocated (k = 2^62 was a
+  // std::length_error, k = 10^8 1.6 GB and seconds before the error).
+  CHECK_THROWS_MATCHES(idx.search(base.row(0), std::size_t{1} << 62, params), invalid_argument,
+                       annulus::testing::message_has("exceeds the 200 vectors"));
+  const auto all = [](label_t) { return true; };
+  if constexpr (annulus::filterable_index<TestType, decltype(all)>)
+    CHECK_THROWS_AS(idx.search(base.row(0), std::size_t{100'000'000}, params, all), invalid_argument);
+  // A bad value in row 2 of a batch is reported as row 2.
+  matrix<float> batch(base.view().rows_slice(0, 4));
+  batch(2, 3) = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_MATCHES(search_batch(idx, batch.view(), 3, params), invalid_argument,
+                       annulus::testing::message_has("row 2, column 3"));
 
   // A failed add leaves the index as it was.
   matrix<float> rows(3, 8);
@@ -148,6 +160,47 @@ TEMPLATE_TEST_CASE("index: bad input throws annulus errors naming the values", "
 
   CHECK_THROWS_AS(TestType::build(matrix<float>().view(), test_setup<TestType>::build()),
                   invalid_argument);
+}
+
+// Issue 15: finite components near 1e19 overflowed the float norm, cosine
+// stored the vector as zeros and every distance read 1.0; components near
+// 1e-30 were refused as "a zero vector". Cosine now normalises both; l2 and
+// inner_product refuse norms whose distances would overflow, saying why.
+TEMPLATE_TEST_CASE("index: extreme norms are normalised or refused, never silently wrong",
+                   "[index][norms]", ANNULUS_INTERFACE_TYPES) {
+  using M = typename TestType::metric_type;
+  const auto base = annulus::testing::clustered(300, 8, 3, 5);
+  TestType idx = build_test_index<TestType>(base);
+  matrix<float> extreme(2, 8);
+  for (std::size_t j = 0; j < 8; ++j) {
+    extreme(0, j) = (j % 2 ? -1e19f : 1e19f) * float(j + 1);
+    extreme(1, j) = (j % 3 ? 1e-30f : -1e-30f) * float(8 - j);
+  }
+  const std::vector<label_t> labels{5000, 5001};
+  if constexpr (M::normalizes) {
+    idx.add(extreme.view(), labels);
+    for (std::size_t r = 0; r < 2; ++r) {
+      std::vector<float> q(extreme.row(r).begin(), extreme.row(r).end());
+      for (float& x : q) x *= r == 0 ? 1e-19f : 1e30f;  // the same direction, an ordinary norm
+      const auto got = idx.search(q, 1, test_setup<TestType>::search());
+      REQUIRE(got.size() == 1);
+      CHECK(got[0].label == labels[r]);
+      CHECK(got[0].distance == Approx(0.0).margin(1e-5));
+      const auto self = idx.search(extreme.row(r), 1, test_setup<TestType>::search());
+      REQUIRE(self.size() == 1);
+      CHECK(self[0].label == labels[r]);
+    }
+  } else {
+    const std::size_t before = idx.size();
+    CHECK_THROWS_MATCHES(idx.add(extreme.view(), labels), invalid_argument,
+                         annulus::testing::message_has("row 0 has norm") &&
+                             annulus::testing::message_has("overflow"));
+    CHECK(idx.size() == before);
+    CHECK_THROWS_MATCHES(idx.search(extreme.row(0), 1, test_setup<TestType>::search()), invalid_argument,
+                         annulus::testing::message_has("query row 0 has norm"));
+    idx.add(extreme.view().rows_slice(1, 1), std::span(labels).subspan(1));  // tiny is fine
+    CHECK(idx.size() == before + 1);
+  }
 }
 
 TEMPLATE_TEST_CASE("index: added labels come back from search", "[index]", ANNULUS_INTERFACE_TYPES) {

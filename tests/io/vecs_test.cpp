@@ -13,6 +13,11 @@
 
 #include "support/temp_dir.hpp"
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
@@ -267,4 +272,56 @@ TEST_CASE("vecs writers fail cleanly", "[io][vecs]") {
     CHECK_THAT(msg, Contains("b.ivecs") && Contains("2 x 0"));
     CHECK(fs::is_empty(dir.path));
   }
+}
+
+// Issue 15: read_fvecs on a FIFO blocked forever (nothing to check its size
+// against); now anything but a regular file is refused at once.
+TEST_CASE("vecs readers refuse what is not a regular file", "[io][vecs]") {
+  temp_dir dir;
+  const fs::path fifo = dir / "pipe.fvecs";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THAT(thrown_by<annulus::error>([&] { annulus::read_fvecs(fifo); }),
+             Contains("pipe.fvecs") && Contains("not a regular file"));
+  CHECK_THROWS_AS(annulus::inspect_vecs("/dev/zero", 4), annulus::error);
+}
+
+// Issue 15: a 3 GB sparse fvecs file (a valid first row, then a hole) cost
+// 2.36 GB before the row-1 format_error. The first chunk is checked before
+// the output exists: in a child process limited to 512 MB of address space
+// the read fails with format_error, not bad_alloc. (Not under the
+// sanitizers, whose shadow memory needs terabytes of address space.)
+TEST_CASE("vecs readers check rows before allocating for them", "[io][vecs]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  SUCCEED("skipped under a sanitizer: an address-space limit breaks its shadow memory");
+#else
+  temp_dir dir;
+  const fs::path sparse = dir / "sparse.fvecs";
+  {
+    annulus::matrix<float> one(1, 255);
+    annulus::write_fvecs(sparse, one);  // rows of 1 KB
+  }
+  fs::resize_file(sparse, std::uintmax_t{3} << 30);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const rlimit limit{512u << 20, 512u << 20};
+    ::setrlimit(RLIMIT_AS, &limit);
+    int code = 3;
+    try {
+      annulus::read_fvecs(sparse);
+      code = 2;
+    } catch (const annulus::format_error&) {
+      code = 0;
+    } catch (const std::bad_alloc&) {
+      code = 1;
+    } catch (...) {
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  INFO("child exit code (0 format_error, 1 bad_alloc, 2 no error, 3 other)");
+  CHECK(WEXITSTATUS(status) == 0);
+#endif
 }

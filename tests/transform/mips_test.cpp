@@ -3,8 +3,11 @@
 // input, filtered search.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <numeric>
+#include <thread>
 #include <vector>
 
 #include "annulus/index/flat.hpp"
@@ -255,4 +258,39 @@ TEST_CASE("mips: exact duplicates over hnsw keep recall and return k results", "
     CHECK(recall / double(queries.rows()) >= 0.95);
     CHECK(idx.search(base.row(0), 200, {.ef = 64}).size() == 200);
   }
+}
+
+// Issue 15: add wrote M while searches read it (a data race TSan reports;
+// the tsan-threads preset runs this). Three searchers, two writers.
+TEST_CASE("mips: searches run while two writers add", "[mips][threads]") {
+  const auto base = annulus::testing::clustered(1200, 16, 6, 61);
+  auto idx = hnsw_mips::build(base.view().rows_slice(0, 400),
+                             {.inner = {.m = 8, .ef_construction = 40}, .max_norm = mips::max_norm(base.view())});
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> searches{0};
+  std::atomic<bool> short_results{false};
+  {
+    std::vector<std::jthread> threads;
+    for (std::size_t s = 0; s < 3; ++s)
+      threads.emplace_back([&, s] {
+        for (std::size_t i = s; !done.load(); i = (i + 7) % base.rows()) {
+          if (idx.search(base.row(i), 5, {.ef = 16}).size() != 5) short_results = true;  // Catch2 is not thread-safe
+          searches.fetch_add(1);
+        }
+      });
+    std::vector<std::jthread> writers;
+    for (std::size_t w = 0; w < 2; ++w)
+      writers.emplace_back([&, w] {
+        for (std::size_t r = 400 + w * 400; r < 800 + w * 400; r += 50) {
+          std::vector<label_t> labels(50);
+          std::iota(labels.begin(), labels.end(), label_t(r));
+          idx.add(base.view().rows_slice(r, 50), labels);
+        }
+      });
+    writers.clear();  // join the writers, then stop the searchers
+    done = true;
+  }
+  CHECK(idx.size() == 1200);
+  CHECK(searches.load() > 0);
+  CHECK(!short_results.load());
 }

@@ -11,6 +11,8 @@
 #include <new>
 #include <utility>
 
+#include "annulus/core/sizes.hpp"
+
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -25,6 +27,7 @@ class large_block {
   /// `bytes` of zeroed memory, 64-byte aligned at least. Throws std::bad_alloc.
   explicit large_block(std::size_t bytes) : bytes_(bytes) {
     if (bytes == 0) return;
+    sizes::bytes(bytes, 1, "large_block");  // far below where rounding up could overflow
 #if defined(__linux__)
     const bool huge = bytes >= huge_page;
     const std::size_t align = huge ? huge_page : 4096;

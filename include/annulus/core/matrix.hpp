@@ -20,6 +20,7 @@
 #include <Eigen/Core>
 
 #include "annulus/core/error.hpp"
+#include "annulus/core/sizes.hpp"
 
 namespace annulus {
 
@@ -88,7 +89,7 @@ struct aligned_allocator {
     using other = aligned_allocator<U, Align>;
   };
   T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t{Align}));
+    return static_cast<T*>(::operator new[](sizes::bytes(n, sizeof(T), "aligned_allocator"), std::align_val_t{Align}));
   }
   void deallocate(T* p, std::size_t) noexcept { ::operator delete[](p, std::align_val_t{Align}); }
   friend bool operator==(const aligned_allocator&, const aligned_allocator&) { return true; }
@@ -104,18 +105,24 @@ class matrix {
   static constexpr std::size_t alignment = 64;
 
   matrix() = default;
-  matrix(std::size_t rows, std::size_t cols) : rows_(rows), cols_(cols) {
-    const std::size_t n = rows * cols;
-    if (cols != 0 && n / cols != rows)
-      throw capacity_error("matrix: " + std::to_string(rows) + " x " + std::to_string(cols) +
-                           " elements overflow size_t");
-    if (n != 0) {
-      data_.reset(static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t{alignment})));
-      std::memset(static_cast<void*>(data_.get()), 0, n * sizeof(T));
-    }
+  /// Throws capacity_error when rows x cols x sizeof(T) overflows or passes
+  /// sizes::max_allocation_bytes, std::bad_alloc when memory runs out.
+  matrix(std::size_t rows, std::size_t cols) : matrix(rows, cols, uninitialized) {
+    if (size() != 0) std::memset(static_cast<void*>(data_.get()), 0, size() * sizeof(T));
+  }
+  /// Tag for a matrix whose elements the caller overwrites before reading:
+  /// its pages are not touched here, so memory is committed only as rows are
+  /// written (a reader that fails at row 1 of a huge file costs one row).
+  struct uninitialized_t {};
+  static constexpr uninitialized_t uninitialized{};
+  matrix(std::size_t rows, std::size_t cols, uninitialized_t) : rows_(rows), cols_(cols) {
+    const std::size_t bytes = sizes::array_bytes(rows, cols, sizeof(T), "matrix " + std::to_string(rows) +
+                                                                           " x " + std::to_string(cols));
+    if (bytes != 0)
+      data_.reset(static_cast<T*>(::operator new[](bytes, std::align_val_t{alignment})));
   }
   /// Deep copy of any view.
-  explicit matrix(matrix_view<const T> v) : matrix(v.rows(), v.cols()) {
+  explicit matrix(matrix_view<const T> v) : matrix(v.rows(), v.cols(), uninitialized) {
     for (std::size_t i = 0; i < v.rows(); ++i)
       std::copy_n(v.row_ptr(i), v.cols(), row_ptr(i));
   }

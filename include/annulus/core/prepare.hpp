@@ -16,13 +16,17 @@
 namespace annulus {
 
 /// Throws unless `rows` can be stored under M: `dim` columns, finite values,
-/// and (cosine) no zero vector. `what` names the input in messages ("data").
+/// and under cosine no zero vector, under l2 and inner_product no norm above
+/// max_row_norm. `what` names the input in messages ("data").
 template <metric M>
 void validate_rows(std::string_view what, matrix_view<const float> rows, std::size_t dim) {
   if (rows.rows() == 0) return;
   check::dimension(what, rows.cols(), dim);
   check::finite(what, rows);
-  if constexpr (M::normalizes) check::nonzero_rows(what, rows);
+  if constexpr (M::normalizes)
+    check::nonzero_rows(what, rows);
+  else
+    check::norms_in_range(what, rows);
 }
 
 /// Writes row i of `rows` to out + i * rows.cols(), normalised under cosine.
@@ -34,8 +38,13 @@ void store_rows(matrix_view<const float> rows, float* out) {
     const float* src = rows.row_ptr(i);
     float* dst = out + i * d;
     if constexpr (M::normalizes) {
-      const float inv = 1.f / kernels::norm(src, d);
-      for (std::size_t j = 0; j < d; ++j) dst[j] = src[j] * inv;
+      const double norm = row_norm(src, d);
+      if (norm >= 1e-15 && norm <= 1e15) {  // as always: one float reciprocal
+        const float inv = 1.f / float(norm);
+        for (std::size_t j = 0; j < d; ++j) dst[j] = src[j] * inv;
+      } else {  // 1 / norm would leave float's range: divide in double
+        for (std::size_t j = 0; j < d; ++j) dst[j] = float(double(src[j]) / norm);
+      }
     } else {
       std::copy_n(src, d, dst);
     }
@@ -48,10 +57,9 @@ template <metric M>
 std::span<const float> prepare_query(std::span<const float> q, std::size_t dim,
                                      std::span<float> scratch) {
   check::dimension("query", q.size(), dim);
-  check::finite("query", q);
+  const matrix_view<const float> one(q.data(), 1, q.size());
+  validate_rows<M>("query", one, dim);
   if constexpr (M::normalizes) {
-    const matrix_view<const float> one(q.data(), 1, q.size());
-    check::nonzero_rows("query", one);
     store_rows<M>(one, scratch.data());
     return scratch.first(dim);
   } else {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "annulus/core/error.hpp"
+#include "annulus/core/sizes.hpp"
 
 namespace annulus {
 
@@ -123,7 +124,7 @@ class result_matrix {
  public:
   result_matrix() = default;
   result_matrix(std::size_t queries, std::size_t k)
-      : k_(k), data_(queries * k), counts_(queries, 0) {}
+      : k_(k), data_(sizes::product(queries, k, "result_matrix")), counts_(queries, 0) {}
 
   std::size_t size() const { return counts_.size(); }
   std::size_t k() const { return k_; }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <span>
 #include <string>
 
@@ -35,12 +36,50 @@ inline void finite(std::string_view what, std::span<const float> v) {
   finite(what, matrix_view<const float>(v.data(), v.empty() ? 0 : 1, v.size()));
 }
 
+}  // namespace annulus::check
+
+namespace annulus {
+
+/// |x| of a finite vector, right at both ends of the float range: the float
+/// kernel where |x|^2 is a comfortable float (the common case, and the
+/// rounding every stored vector has always had), double otherwise, where
+/// components near 1e19 overflow |x|^2 in float and near 1e-20 underflow it.
+inline double row_norm(const float* x, std::size_t d) {
+  const float f = kernels::norm_sq(x, d);
+  if (f >= 1e-30f && f <= 1e30f) return std::sqrt(double(f));
+  double s = 0;
+  for (std::size_t j = 0; j < d; ++j) s += double(x[j]) * double(x[j]);
+  return std::sqrt(s);
+}
+
+/// The largest norm l2 and inner_product take: distances between two such
+/// vectors (|a - b|^2 <= 4 max|x|^2, |<a, b>| <= max|x|^2) stay finite floats.
+inline const double max_row_norm = std::sqrt(double(std::numeric_limits<float>::max()) / 4);
+
+}  // namespace annulus
+
+namespace annulus::check {
+
 /// Every row has a positive norm (cosine cannot normalise a zero vector).
+/// Tiny norms (components of 1e-30) are not zero: they normalise exactly.
 inline void nonzero_rows(std::string_view what, matrix_view<const float> m) {
   for (std::size_t i = 0; i < m.rows(); ++i)
-    if (!(kernels::norm_sq(m.row_ptr(i), m.cols()) > 0.f))
+    if (!(row_norm(m.row_ptr(i), m.cols()) > 0))
       throw invalid_argument(std::string(what) + " row " + std::to_string(i) +
                              " is a zero vector, which has no direction under cosine");
+}
+
+/// Every row's norm at most max_row_norm (about 9.2e18), so l2 and inner
+/// product distances cannot overflow to infinity and rank silently wrong.
+inline void norms_in_range(std::string_view what, matrix_view<const float> m) {
+  for (std::size_t i = 0; i < m.rows(); ++i) {
+    if (kernels::norm_sq(m.row_ptr(i), m.cols()) <= 1e30f) continue;  // fast path: far below the limit
+    const double n = row_norm(m.row_ptr(i), m.cols());
+    if (n > max_row_norm)
+      throw invalid_argument(std::string(what) + " row " + std::to_string(i) + " has norm " + std::to_string(n) +
+                             ", above the " + std::to_string(max_row_norm) +
+                             " at which squared distances overflow float; scale the data down");
+  }
 }
 
 /// 1 <= k <= available.

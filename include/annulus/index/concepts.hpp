@@ -62,6 +62,7 @@ class vector_search {
  public:
   template <class I = Index, class Params = typename I::search_params>
   std::vector<neighbor> search(std::span<const float> query, std::size_t k, const Params& params = {}) const {
+    refuse_before_allocating(query, k, params);
     std::vector<neighbor> out(k);
     out.resize(self().search(query, k, params, std::span<neighbor>(out)));
     return out;
@@ -70,6 +71,7 @@ class vector_search {
   template <label_predicate Keep, class I = Index, class Params = typename I::search_params>
   std::vector<neighbor> search(std::span<const float> query, std::size_t k, const Params& params,
                                const Keep& keep) const {
+    refuse_before_allocating(query, k, params);
     std::vector<neighbor> out(k);
     out.resize(self().search(query, k, params, std::span<neighbor>(out), keep));
     return out;
@@ -77,6 +79,15 @@ class vector_search {
 
  private:
   const Index& self() const { return static_cast<const Index&>(*this); }
+  // A k that cannot be served throws before k results are allocated (k =
+  // 2^62 was a std::length_error, 10^8 seconds of allocating): the index's
+  // own error when it has a better one (an untrained IVF), else k's.
+  template <class Params>
+  void refuse_before_allocating(std::span<const float> query, std::size_t k, const Params& params) const {
+    if (k != 0 && k <= self().size()) return;
+    self().search(query, k, params, std::span<neighbor>{});
+    check::k_in_range(k, self().size());
+  }
 };
 
 template <class I, class P>
@@ -105,6 +116,9 @@ result_matrix search_batch(const I& idx, matrix_view<const float> queries, std::
   } else {
     check::k_in_range(k, idx.size());
     if (queries.rows() != 0) check::dimension("query", queries.cols(), idx.dim());
+    // Here, not in each search, so a message names the batch's row.
+    check::finite("query", queries);
+    if constexpr (I::metric_type::normalizes) check::nonzero_rows("query", queries);
     result_matrix out(queries.rows(), k);
     parallel_for(queries.rows(), threads, [&](std::size_t i, std::size_t) {
       out.set_count(i, idx.search(queries.row(i), k, params, out.row_storage(i)));

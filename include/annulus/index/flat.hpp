@@ -67,7 +67,10 @@ class flat_index : public vector_search<flat_index<Metric>> {
   std::size_t size() const { return labels_.size(); }
 
   void reserve(std::size_t n) {
-    vectors_.reserve(n * dim_);
+    if (n > label_map::max_slots)
+      throw capacity_error("flat_index: room for " + std::to_string(n) + " vectors asked, the limit is " +
+                           std::to_string(label_map::max_slots));
+    vectors_.reserve(sizes::product(n, dim_, "flat_index::reserve"));
     norms_.reserve(n);
   }
 

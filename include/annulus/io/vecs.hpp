@@ -11,8 +11,9 @@
 // between calls; each call opens and closes its own file.
 //
 // Errors (all derive from annulus::error; every message names the file):
-//   annulus::error             I/O: the file is missing, a directory, cannot be
-//                              opened, read, written or renamed into place.
+//   annulus::error             I/O: the file is missing, a directory or not a
+//                              regular file (FIFO, device), cannot be opened,
+//                              read, written or renamed into place.
 //   annulus::format_error      content: empty file ("no vectors"), truncated file,
 //                              first dimension <= 0 or > vecs_max_dim ("not a vecs
 //                              file?"), or a row whose dimension field differs from
@@ -77,6 +78,9 @@ inline vecs_info open_vecs(const std::filesystem::path& p, std::size_t elem, std
   const auto st = std::filesystem::status(p, ec);
   if (!std::filesystem::exists(st)) throw error(vecs_msg(p, "cannot open: no such file"));
   if (std::filesystem::is_directory(st)) throw error(vecs_msg(p, "cannot open: is a directory"));
+  // A FIFO, socket or device has no size to check rows against (and a FIFO
+  // nobody writes to blocks forever).
+  if (!std::filesystem::is_regular_file(st)) throw error(vecs_msg(p, "cannot read: not a regular file"));
   in.open(p, std::ios::binary);
   if (!in) throw error(vecs_msg(p, "cannot open for reading"));
   const std::streamoff end = in.seekg(0, std::ios::end).tellg();
@@ -115,10 +119,14 @@ matrix<T> read_vecs(const std::filesystem::path& p, std::size_t first,
   if (first > info.rows || n_rows > info.rows - first)
     throw invalid_argument(vecs_msg(p, "rows [", first, ", ", first, " + ", n_rows,
                                     ") are past the end: the file has ", info.rows, " rows"));
-  matrix<T> out(n_rows, info.dim);
+  // open_vecs checked that the file really holds these rows. The output's
+  // pages are committed only as rows pass their checks, and the first chunk
+  // is checked before the output exists: a file with a valid first row and
+  // a sparse hole after it costs one chunk, not its declared size.
   const std::size_t row = 4 + info.dim * sizeof(T);
   const std::size_t chunk = std::max<std::size_t>(1, vecs_chunk_bytes / row);
   std::vector<char> buf(std::min(chunk, n_rows) * row);
+  matrix<T> out(0, info.dim);
   in.seekg(static_cast<std::streamoff>(static_cast<std::uint64_t>(first) * row));
   for (std::size_t done = 0; done < n_rows;) {
     const std::size_t n = std::min(chunk, n_rows - done);
@@ -126,15 +134,16 @@ matrix<T> read_vecs(const std::filesystem::path& p, std::size_t first,
     if (!in.read(buf.data(), static_cast<std::streamsize>(n * row)))
       throw error(vecs_msg(p, "read failed at byte offset ", at));
     for (std::size_t i = 0; i < n; ++i) {
-      const char* r = buf.data() + i * row;
       std::int32_t d = 0;
-      std::memcpy(&d, r, 4);
+      std::memcpy(&d, buf.data() + i * row, 4);
       if (d != static_cast<std::int32_t>(info.dim))
         throw format_error(vecs_msg(p, "inconsistent dimension: row ", first + done + i,
                                     " at byte offset ", at + i * row, " has dimension ", d,
                                     ", row 0 has ", info.dim));
-      std::memcpy(out.row_ptr(done + i), r + 4, info.dim * sizeof(T));
     }
+    if (done == 0) out = matrix<T>(n_rows, info.dim, matrix<T>::uninitialized);
+    for (std::size_t i = 0; i < n; ++i)
+      std::memcpy(out.row_ptr(done + i), buf.data() + i * row + 4, info.dim * sizeof(T));
     done += n;
   }
   return out;

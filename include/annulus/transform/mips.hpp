@@ -26,14 +26,17 @@
 //
 // Memory: the inner index's, over dim + 1 floats a vector; the wrapper adds a
 // per-thread query buffer. Threads: as the inner index (const search safe from
-// many threads; add/remove/train not alongside anything else unless Inner says so).
+// many threads; add, remove and train alongside searches where Inner allows
+// it, as hnsw does; add and train serialise on the wrapper).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <limits>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -186,7 +189,7 @@ class mips_index : public vector_search<mips_index<Inner>> {
   std::size_t size() const { return inner_.size(); }
   std::size_t memory_bytes() const { return inner_.memory_bytes(); }
   /// M, the norm every stored augmented vector has (0 before M is fixed).
-  double max_norm() const { return m_ < 0 ? 0.0 : m_; }
+  double max_norm() const { return std::max(0.0, m_.load(std::memory_order_acquire)); }
   /// The wrapped index (its vectors have dim() + 1 columns).
   const Inner& inner() const { return inner_; }
 
@@ -197,12 +200,12 @@ class mips_index : public vector_search<mips_index<Inner>> {
   {
     check::dimension("training data", sample.cols(), dim_);
     check::finite("training data", sample);
+    const std::lock_guard lock(writer_);
     const double m = m_for(sample);
     mips::detail::check_norms("training data", sample, m, how_m_was_set());
     matrix<float> aug(sample.rows(), dim_ + 1);
     mips::detail::augment_into(sample, m, aug.data());
-    inner_.train(aug.view(), threads);
-    m_ = m;
+    fix_m_around(m, [&] { inner_.train(aug.view(), threads); });
   }
 
   /// Adds the rows of `data` with `labels` (empty = the inner index's default).
@@ -213,15 +216,17 @@ class mips_index : public vector_search<mips_index<Inner>> {
     if (data.rows() == 0) return;
     check::dimension("data", data.cols(), dim_);
     check::finite("data", data);
+    const std::lock_guard lock(writer_);  // two first adds must not fix two Ms
     const double m = m_for(data);
     mips::detail::check_norms("data", data, m, how_m_was_set());
     matrix<float> aug(data.rows(), dim_ + 1);
     mips::detail::augment_into(data, m, aug.data());
-    if constexpr (requires { inner_.add(aug.view(), labels, threads); })
-      inner_.add(aug.view(), labels, threads);
-    else
-      inner_.add(aug.view(), labels);
-    m_ = m;
+    fix_m_around(m, [&] {
+      if constexpr (requires { inner_.add(aug.view(), labels, threads); })
+        inner_.add(aug.view(), labels, threads);
+      else
+        inner_.add(aug.view(), labels);
+    });
   }
 
   /// Removes `label` (where Inner can). Throws what Inner::remove throws.
@@ -265,6 +270,36 @@ class mips_index : public vector_search<mips_index<Inner>> {
   mips_index(std::size_t dim, const build_params& params, Inner&& inner, double m)
       : dim_(dim), params_(params), inner_(std::move(inner)), m_(m) {}
 
+ public:
+  mips_index(mips_index&& o) noexcept(std::is_nothrow_move_constructible_v<Inner>)
+      : dim_(o.dim_), params_(o.params_), inner_(std::move(o.inner_)), m_(o.m_.load()) {}
+  mips_index& operator=(mips_index&& o) noexcept(std::is_nothrow_move_assignable_v<Inner>) {
+    dim_ = o.dim_;
+    params_ = o.params_;
+    inner_ = std::move(o.inner_);
+    m_.store(o.m_.load());
+    return *this;
+  }
+
+ private:
+  // Runs `mutate` (an add or train of the inner index) with M fixed at `m`;
+  // the caller holds writer_. M is published before the inner index shows
+  // the vectors built with it, so a search that sees them (through Inner's
+  // own synchronisation) sees M too; a call that throws puts back the M it
+  // found. Only the first call that fixes M writes it.
+  template <class F>
+  void fix_m_around(double m, F&& mutate) {
+    const double before = m_.load(std::memory_order_relaxed);
+    if (before >= 0) return mutate();
+    m_.store(m, std::memory_order_release);
+    try {
+      mutate();
+    } catch (...) {
+      m_.store(before, std::memory_order_release);
+      throw;
+    }
+  }
+
   static std::size_t checked_dim(std::size_t dim) {
     if (dim == 0) throw invalid_argument("mips_index: dimension must be at least 1, got 0");
     return dim;
@@ -280,10 +315,11 @@ class mips_index : public vector_search<mips_index<Inner>> {
 
   // M once fixed, else the M that `first` would fix.
   double m_for(matrix_view<const float> first) const {
-    return m_ >= 0 ? m_ : params_.norm_headroom * mips::max_norm(first);
+    const double m = m_.load(std::memory_order_acquire);
+    return m >= 0 ? m : params_.norm_headroom * mips::max_norm(first);
   }
   std::string how_m_was_set() const {
-    if (m_ < 0) return "";
+    if (m_.load(std::memory_order_acquire) < 0) return "";
     if (params_.max_norm > 0) return " (build_params::max_norm)";
     return " (fixed at the first build/add: the largest norm then x norm_headroom " +
            mips::detail::num(params_.norm_headroom) + ")";
@@ -292,8 +328,8 @@ class mips_index : public vector_search<mips_index<Inner>> {
   // Inner's l2 distances over augmented vectors -> -<q,v>, re-sorted so
   // equal values come in label order as in every index.
   void to_inner_product(double query_norm_sq, std::span<neighbor> hits) const {
-    for (neighbor& h : hits)
-      h.distance = float(-mips::inner_product_from_l2(h.distance, query_norm_sq, m_));
+    const double m = m_.load(std::memory_order_acquire);
+    for (neighbor& h : hits) h.distance = float(-mips::inner_product_from_l2(h.distance, query_norm_sq, m));
     std::sort(hits.begin(), hits.end(), closer);
   }
 
@@ -321,7 +357,10 @@ class mips_index : public vector_search<mips_index<Inner>> {
   std::size_t dim_;
   build_params params_;
   Inner inner_;
-  double m_;  // M; negative until the first build/train/add fixes it
+  // M; negative until the first build/train/add fixes it. Atomic: a search
+  // may read it while the first add sets it.
+  std::atomic<double> m_;
+  std::mutex writer_;  // add and train, one at a time: M is fixed once
 };
 
 }  // namespace annulus

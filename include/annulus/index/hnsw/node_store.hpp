@@ -170,7 +170,7 @@ class node_store {
 
   void install(std::size_t b, std::size_t slots) {
     segment_table& t = *segments_;
-    t.blocks[b] = large_block(slots * stride_);
+    t.blocks[b] = large_block(sizes::product(slots, stride_, "hnsw node block"));
     if (b == 0) t.base0 = t.blocks[0].data();
     t.base[b].store(t.blocks[b].data(), std::memory_order_release);
     t.capacity.store(t.capacity.load(std::memory_order_relaxed) + slots, std::memory_order_release);
