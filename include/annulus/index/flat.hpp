@@ -31,6 +31,7 @@
 #include "annulus/core/metric.hpp"
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
+#include "annulus/core/sizes.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/concepts.hpp"
@@ -83,7 +84,7 @@ class flat_index : public vector_search<flat_index<Metric>> {
     labels_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
     const std::size_t old = size();
-    vectors_.resize((old + data.rows()) * dim_);  // may throw bad_alloc: nothing changed yet
+    vectors_.resize(sizes::product(old + data.rows(), dim_, "flat_index::add"));  // may throw: nothing changed yet
     norms_.resize(old + data.rows());
     store_rows<Metric>(data, vectors_.data() + old * dim_);
     kernels::norm_sq_many({vectors_.data() + old * dim_, data.rows(), dim_}, norms_.data() + old);

@@ -41,6 +41,7 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/sizes.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/concepts.hpp"
@@ -142,7 +143,7 @@ class ivf_pq_index : public vector_search<ivf_pq_index<Metric>> {
     lists_.reserve(per_list);
     if (params_.keep_vectors) {
       const std::size_t top = *std::max_element(slots.begin(), slots.end()) + std::size_t{1};
-      if (vectors_.size() < top * dim()) vectors_.resize(top * dim());
+      if (vectors_.size() < top * dim()) vectors_.resize(sizes::product(top, dim(), "ivf_pq_index::add"));
     }
     core_.slots().commit(n, labels);  // may throw bad_alloc: then it recorded nothing
     for (std::size_t i = 0; i < n; ++i) {  // cannot throw

@@ -55,6 +55,7 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/sizes.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/concepts.hpp"
@@ -320,7 +321,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     labels_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
     const std::size_t old = size();
-    points_.resize((old + data.rows()) * dim_);  // may throw: size() is unchanged
+    points_.resize(sizes::product(old + data.rows(), dim_, "kd_tree_index::add"));  // may throw: size() is unchanged
     slot_at_.resize(old + data.rows());
     store_rows<Metric>(data, points_.data() + old * dim_);
     for (std::size_t i = 0; i < data.rows(); ++i) slot_at_[old + i] = slot_t(old + i);

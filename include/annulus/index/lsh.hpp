@@ -50,6 +50,7 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/sizes.hpp"
 #include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -229,7 +230,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     labels_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
     const std::size_t old = labels_.size(), rows = data.rows();
-    vectors_.resize((old + rows) * dim_);  // may throw: the slots beyond labels_ are unused
+    vectors_.resize(sizes::product(old + rows, dim_, "lsh_index::add"));  // may throw: the slots beyond labels_ are unused
     dead_.resize(old + rows);
     store_rows<Metric>(data, vectors_.data() + old * dim_);
     const matrix_view<const float> stored(vectors_.data() + old * dim_, rows, dim_);

@@ -49,6 +49,7 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/sizes.hpp"
 #include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -150,7 +151,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     validate_rows<Metric>("data", data, idx.dim_);
     idx.labels_.check_new(data.rows(), {});
     const std::size_t n = data.rows();
-    idx.vectors_.resize(n * idx.dim_);
+    idx.vectors_.resize(sizes::product(n, idx.dim_, "rp_forest_index::build"));
     store_rows<Metric>(data, idx.vectors_.data());
     idx.dead_.resize(n);
     parallel_for(idx.trees_.size(), threads, [&](std::size_t t, std::size_t) {
@@ -182,7 +183,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     labels_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
     const std::size_t old = labels_.size(), rows = data.rows();
-    vectors_.resize((old + rows) * dim_);  // may throw: the slots beyond labels_ are unused
+    vectors_.resize(sizes::product(old + rows, dim_, "rp_forest_index::add"));  // may throw: the slots beyond labels_ are unused
     dead_.resize(old + rows);
     store_rows<Metric>(data, vectors_.data() + old * dim_);
     const std::size_t workers = rows * trees_.size() >= 512 ? threads : 1;
