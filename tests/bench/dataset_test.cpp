@@ -358,10 +358,20 @@ TEST_CASE("ann-benchmarks HDF5 files", "[bench][dataset]") {
   SECTION("ground truth that is not this data's, or padding where neighbours belong") {
     auto [ids, dist] = exact_truth(train, test, 5, metric_kind::l2);
     for (std::size_t i = 0; i < dist.size(); ++i) dist.data()[i] = std::sqrt(dist.data()[i]);
+    // Other base rows than the true neighbours of query 0, with their own
+    // distances stored: consistent with itself, wrong for the data.
     auto wrong = ids;
-    std::swap(wrong(0, 0), wrong(0, 4));  // still a valid row, no longer sorted...
-    for (std::size_t j = 0; j < 5; ++j) wrong(0, j) = std::int32_t((ids(0, j) + 1) % 12);  // ...now wrong
-    write_hdf5(file, train, test, wrong, dist, "euclidean");
+    auto wrong_dist = dist;
+    for (std::size_t j = 0; j < 5; ++j) {
+      wrong(0, j) = std::int32_t((ids(0, j) + 1) % 12);
+      double sum = 0;
+      for (std::size_t c = 0; c < 4; ++c) {
+        const double diff = double(test(0, c)) - train(std::size_t(wrong(0, j)), c);
+        sum += diff * diff;
+      }
+      wrong_dist(0, j) = float(std::sqrt(sum));
+    }
+    write_hdf5(file, train, test, wrong, wrong_dist, "euclidean");
     CHECK_THROWS_WITH(load_dataset(req), Contains(file.string()) && Contains("not the exact neighbours"));
     auto padded = ids;
     for (std::size_t j = 1; j < 5; ++j) padded(1, j) = -1;

@@ -282,7 +282,8 @@ TEST_CASE("vecs readers refuse what is not a regular file", "[io][vecs]") {
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   CHECK_THAT(thrown_by<annulus::error>([&] { annulus::read_fvecs(fifo); }),
              Contains("pipe.fvecs") && Contains("not a regular file"));
-  CHECK_THROWS_AS(annulus::inspect_vecs("/dev/zero", 4), annulus::error);
+  CHECK_THAT(thrown_by<annulus::error>([&] { annulus::inspect_vecs("/dev/zero", 4); }),
+             Contains("not a regular file"));
 }
 
 // Issue 15: a 3 GB sparse fvecs file (a valid first row, then a hole) cost
