@@ -3,12 +3,16 @@
 //
 // The file lives in a directory of its own per process ($TMPDIR/<harness>.<pid>:
 // libFuzzer's -fork and -jobs children never share one), removed at a normal
-// exit. Each input replaces the file by a rename, so a reader never sees the
-// previous input's inode (libhdf5 recognises an open file by its inode).
+// exit; a process that crashed leaves its directory, which the next one of the
+// same harness removes. Each input replaces the file by a rename, so a reader
+// never sees the previous input's inode (libhdf5 recognises an open file by
+// its inode).
 #pragma once
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -29,9 +33,9 @@ namespace annulus::fuzz {
 class input_file {
  public:
   input_file(const std::string& harness, const std::string& file_name)
-      : dir_(std::filesystem::temp_directory_path() /
-             (harness + "." + std::to_string(::getpid()))),
+      : dir_(dir_parent() / (harness + "." + std::to_string(::getpid()))),
         path_(dir_ / file_name) {
+    remove_dead(harness);
     std::filesystem::create_directories(dir_);
   }
   ~input_file() {
@@ -61,6 +65,23 @@ class input_file {
   }
 
  private:
+  // Directories of this harness whose process no longer exists.
+  static void remove_dead(const std::string& harness) {
+    std::error_code ec;
+    std::filesystem::directory_iterator it(dir_parent(), ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.rfind(harness + ".", 0) != 0) continue;
+      const std::string pid = name.substr(harness.size() + 1);
+      if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      std::error_code ignored;
+      if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH)
+        std::filesystem::remove_all(it->path(), ignored);
+    }
+  }
+  static std::filesystem::path dir_parent() { return std::filesystem::temp_directory_path(); }
+
   std::filesystem::path dir_, path_;
 };
 
