@@ -83,7 +83,12 @@ matrix<T> hdf5_file::read(const std::string& dataset, std::int64_t mem_type) con
   }
   const std::uint64_t stored = H5Dget_storage_size(ds.id);
   const std::size_t element = type ? H5Tget_size(type.id) : 0;
-  const std::uint64_t declared = std::uint64_t(dims[0]) * dims[1] * std::max<std::size_t>(element, 1);
+  std::uint64_t declared = 0;
+  try {
+    declared = sizes::array_bytes(dims[0], dims[1], std::max<std::size_t>(element, 1), "stored values");
+  } catch (const annulus::error& e) {
+    throw usage_error(where + e.what());
+  }
   if (stored == 0 || declared / 16 > stored)
     throw usage_error(where + "declares " + std::to_string(dims[0]) + " x " + std::to_string(dims[1]) +
                       " values (" + std::to_string(declared) + " bytes) but stores " + std::to_string(stored) +
@@ -112,6 +117,11 @@ std::optional<std::string> hdf5_file::root_attribute(const std::string& name) co
   const handle attr(H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose);
   const handle type(attr ? H5Aget_type(attr.id) : -1, H5Tclose);
   if (!type || H5Tget_class(type.id) != H5T_STRING) throw usage_error(where + "not a string");
+  // One string: H5Aread writes every element, and the buffers below hold one
+  // (four strings overflowed them, found with the fuzzer's seeds).
+  const handle space(H5Aget_space(attr.id), H5Sclose);
+  const hssize_t count = space ? H5Sget_simple_extent_npoints(space.id) : -1;
+  if (count != 1) throw usage_error(where + "holds " + std::to_string(count) + " values, expected one string");
   const handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_cset(mem.id, H5Tget_cset(type.id));
   if (H5Tis_variable_str(type.id) > 0) {  // h5py writes Python str attributes like this
