@@ -88,3 +88,18 @@ struct test_setup<lsh_index<M>> {
 #define ANNULUS_HASH_TYPES \
   annulus::lsh_index<annulus::l2>, annulus::lsh_index<annulus::inner_product>, \
       annulus::lsh_index<annulus::cosine>
+// Indexes that change after build: add and remove (hnsw also updates).
+#define ANNULUS_MUTABLE_TYPES                                                                    \
+  annulus::hnsw_index<annulus::l2>, annulus::hnsw_index<annulus::inner_product>,                 \
+      annulus::hnsw_index<annulus::cosine>, annulus::ivf_flat_index<annulus::l2>,                \
+      annulus::ivf_flat_index<annulus::inner_product>, annulus::ivf_flat_index<annulus::cosine>, \
+      annulus::ivf_pq_index<annulus::l2>, annulus::ivf_pq_index<annulus::inner_product>,         \
+      annulus::ivf_pq_index<annulus::cosine>, annulus::rp_forest_index<annulus::l2>,             \
+      annulus::rp_forest_index<annulus::inner_product>, annulus::rp_forest_index<annulus::cosine>, \
+      annulus::lsh_index<annulus::l2>, annulus::lsh_index<annulus::inner_product>,               \
+      annulus::lsh_index<annulus::cosine>
+// Indexes that only add after build.
+#define ANNULUS_ADD_ONLY_TYPES \
+  annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>, \
+      annulus::flat_index<annulus::cosine>, annulus::kd_tree_index<annulus::l2>, \
+      annulus::kd_tree_index<annulus::cosine>

@@ -104,11 +104,18 @@ class label_map {
   }
 
   /// Gives the erased slot `s` the new label `label` (check_new passed for it).
+  /// On a throw (out of memory) the map is as it was.
   void assign(slot_t s, label_t label) {
     if (identity_) leave_identity();
-    labels_[s] = label;
     slots_.emplace(label, s);
+    labels_[s] = label;
     ++added_;
+  }
+  /// Undoes assign(s, label), the latest change to the map. Cannot throw.
+  void unassign(slot_t s, label_t label) noexcept {
+    slots_.erase(label);
+    (void)s;  // the slot keeps a stale label, as after erase
+    --added_;
   }
 
   /// Heap bytes held (hash table nodes estimated from their payload and links).

@@ -25,7 +25,8 @@ inline std::size_t resolve_threads(std::size_t threads) {
 /// (0 = all cores) in chunks of `grain` taken in order from a shared counter.
 /// worker is in [0, used threads), so per-worker scratch can be indexed by it.
 /// If a body throws, the remaining chunks are skipped and the first exception
-/// is rethrown in the caller after every worker has joined.
+/// is rethrown in the caller after every worker has joined. A worker thread
+/// that cannot be started is not an error: the others take its chunks.
 template <class Body>
 void parallel_for(std::size_t n, std::size_t threads, Body&& body, std::size_t grain = 1) {
   if (n == 0) return;
@@ -56,9 +57,15 @@ void parallel_for(std::size_t n, std::size_t threads, Body&& body, std::size_t g
   if (workers == 1) {
     run(0);
   } else {
+    // A thread that cannot be started (out of memory, or none to be had)
+    // leaves its share to the others: the loop runs on fewer workers, never
+    // half done. Workers already started may be running the body meanwhile.
     std::vector<std::jthread> pool;
-    pool.reserve(workers - 1);
-    for (std::size_t w = 1; w < workers; ++w) pool.emplace_back(run, w);
+    try {
+      pool.reserve(workers - 1);
+      for (std::size_t w = 1; w < workers; ++w) pool.emplace_back(run, w);
+    } catch (...) {
+    }
     run(0);
   }  // jthreads join here
   if (first_error) std::rethrow_exception(first_error);

@@ -1,7 +1,11 @@
 // Which slots of an index hold which labels, and which slots are free: the
 // label map plus a free list, for indexes that remove vectors and reuse
-// their slots (IVF). An add plans its slots first (plan: free ones first,
-// then fresh ones), does whatever can fail, then commits.
+// their slots. An add plans its slots first (plan: free ones first, then
+// fresh ones), does whatever can fail, then commits. A removed vector's slot
+// is freed at once (release: the index dropped every reference to it) or
+// retired (retire: the index still names it, as a tombstone) until the index
+// has dropped those references and recycles it (core/tombstones.hpp).
+// Every call either does all it says or, on a throw, changes nothing.
 #pragma once
 
 #include <algorithm>
@@ -18,8 +22,10 @@ namespace annulus {
 
 class slot_directory {
  public:
-  /// Vectors present (slots handed out minus free ones).
-  std::size_t live() const { return labels_.size() - free_.size(); }
+  /// Vectors present (slots handed out minus free and retired ones).
+  std::size_t live() const { return labels_.size() - free_.size() - retired_; }
+  /// Slots retired and not yet recycled.
+  std::size_t retired() const { return retired_; }
   /// Slots ever handed out: every slot is below this.
   std::size_t slots() const { return labels_.size(); }
   label_t label(slot_t s) const { return labels_.label(s); }
@@ -57,9 +63,11 @@ class slot_directory {
         labels_.assign(free_[free_.size() - 1 - assigned],
                        labels.empty() ? labels_.default_label(0) : labels[assigned]);
       labels_.append(count - reused, labels.empty() ? labels : labels.subspan(reused));
-    } catch (...) {
-      for (std::size_t i = 0; i < assigned; ++i)
-        labels_.erase(labels_.label(free_[free_.size() - 1 - i]));
+    } catch (...) {  // undo the assignments, latest first (cannot throw)
+      for (std::size_t i = assigned; i-- > 0;) {
+        const slot_t s = free_[free_.size() - 1 - i];
+        labels_.unassign(s, labels_.label(s));
+      }
       throw;
     }
     free_.resize(free_.size() - reused);
@@ -69,17 +77,35 @@ class slot_directory {
   /// invalid_argument (unknown label) before changing anything.
   slot_t release(label_t label, const char* what) {
     const slot_t s = slot_of(label, what);
-    free_.reserve(free_.size() + 1);  // may throw: nothing changed yet
-    labels_.erase(label);             // may build the label table; on a throw it did not
+    free_.reserve(free_.size() + retired_ + 1);  // may throw: nothing changed yet
+    labels_.erase(label);                        // may build the label table; on a throw it did not
     free_.push_back(s);
     return s;
+  }
+
+  /// Forgets `label` but keeps its slot out of use, neither live nor free:
+  /// the index still names it somewhere and recycles it once it no longer
+  /// does. Returns the slot. Throws invalid_argument (unknown label) or
+  /// std::bad_alloc before changing anything.
+  slot_t retire(label_t label, const char* what) {
+    const slot_t s = slot_of(label, what);
+    free_.reserve(free_.size() + retired_ + 1);  // so that recycle never allocates
+    labels_.erase(label);
+    ++retired_;
+    return s;
+  }
+  /// Frees retired slots for reuse by later adds. Cannot throw.
+  void recycle(std::span<const slot_t> slots) noexcept {
+    for (const slot_t s : slots) free_.push_back(s);  // within the room retire reserved
+    retired_ -= slots.size();
   }
 
   std::size_t memory_bytes() const { return labels_.memory_bytes() + free_.capacity() * sizeof(slot_t); }
 
  private:
   label_map labels_;
-  std::vector<slot_t> free_;
+  std::vector<slot_t> free_;   // capacity >= free_.size() + retired_
+  std::size_t retired_ = 0;
 };
 
 }  // namespace annulus

@@ -1,42 +1,80 @@
 // Removal by tombstone, for indexes whose structures keep naming a removed
-// vector's slot (rp_forest's leaves, lsh's buckets): the label is forgotten,
-// the slot is marked, searches skip marked slots. Nothing is reclaimed.
+// vector's slot (rp_forest's leaves, lsh's buckets): remove() forgets the
+// label and marks the slot (slot_directory::retire), and searches skip marked
+// slots. Once purge_due() says enough are marked, the index drops every entry
+// of a marked slot from its structures (in place, without allocating) and
+// calls reclaim(), which frees those slots for the next adds: memory stays
+// bounded under any mix of adds and removes. A freed slot counts as dead
+// (searches that scan every slot skip it) until an add reuses it (reuse()).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
-#include <string_view>
+#include <span>
 #include <vector>
 
-#include "annulus/core/error.hpp"
 #include "annulus/core/labels.hpp"
+#include "annulus/core/slots.hpp"
 
 namespace annulus {
 
 class tombstones {
  public:
-  /// Room for slots [0, slots); new slots start alive.
-  void resize(std::size_t slots) { dead_.resize(slots, 0); }
-  /// Forgets `label` in `labels` and marks its slot. Throws invalid_argument
-  /// ("<who>::remove: label L is not in the index") if absent.
-  void remove(label_map& labels, label_t label, std::string_view who) {
-    const auto s = labels.find(label);
-    if (!s)
-      throw invalid_argument(std::string(who) + "::remove: label " + std::to_string(label) +
-                             " is not in the index");
-    labels.erase(label);
-    dead_[*s] = 1;
-    ++removed_;
+  /// Room for slots [0, slots) at least (never shrinks); new slots start
+  /// unmarked. Throws std::bad_alloc, changing nothing.
+  void resize(std::size_t slots) {
+    if (dead_.size() < slots) dead_.resize(slots, 0);
   }
-  /// Whether slot s was removed (one load, and none while nothing was).
-  bool dead(std::size_t s) const { return removed_ != 0 && dead_[s] != 0; }
-  std::size_t removed() const { return removed_; }
-  std::size_t memory_bytes() const { return dead_.capacity(); }
+  /// Forgets `label` in `dir` and marks its slot. Throws invalid_argument
+  /// ("<what>: label L is not in the index") or std::bad_alloc, changing nothing.
+  void remove(slot_directory& dir, label_t label, const char* what) {
+    const slot_t s = dir.slot_of(label, what);
+    marked_.reserve(marked_.size() + 1);
+    dir.retire(label, what);
+    dead_[s] = removed_mark;
+    marked_.push_back(s);
+    ++not_live_;
+  }
+  /// Whether slot s holds no vector: removed, or freed and not reused yet
+  /// (one load, and none while every slot holds one).
+  bool dead(std::size_t s) const { return not_live_ != 0 && dead_[s] != 0; }
+  std::size_t removed() const { return marked_.size(); }
+  /// Whether the marked slots are an eighth of `slots` (those ever handed
+  /// out): then purging pays for itself, and slots handed out stay below
+  /// 8/7 of the peak number of vectors, plus one add's worth.
+  bool purge_due(std::size_t slots) const { return !marked_.empty() && marked_.size() * 8 >= slots; }
+  /// Once the index names no marked slot any more: frees them all in `dir`
+  /// for reuse and unmarks them. Cannot throw.
+  void reclaim(slot_directory& dir) noexcept {
+    dir.recycle(marked_);
+    for (const slot_t s : marked_) dead_[s] = free_mark;
+    marked_.clear();
+  }
+  /// The slots an add planned (slot_directory::plan: freed ones first, then
+  /// fresh ones) hold vectors again; returns how many were freed ones. An
+  /// add that then fails gives those back with unreuse(slots.first(that)).
+  /// Neither can throw.
+  std::size_t reuse(std::span<const slot_t> slots) noexcept {
+    std::size_t revived = 0;
+    for (const slot_t s : slots)
+      if (dead_[s] == free_mark) {
+        dead_[s] = 0;
+        ++revived;
+      }
+    not_live_ -= revived;
+    return revived;
+  }
+  void unreuse(std::span<const slot_t> revived) noexcept {
+    for (const slot_t s : revived) dead_[s] = free_mark;
+    not_live_ += revived.size();
+  }
+  std::size_t memory_bytes() const { return dead_.capacity() + marked_.capacity() * sizeof(slot_t); }
 
  private:
-  std::vector<std::uint8_t> dead_;  // 1 = removed, per slot
-  std::size_t removed_ = 0;
+  static constexpr std::uint8_t removed_mark = 1, free_mark = 2;
+  std::vector<std::uint8_t> dead_;  // per slot: 0 = holds a vector, removed_mark, free_mark
+  std::vector<slot_t> marked_;      // the slots marked removed, in removal order
+  std::size_t not_live_ = 0;        // slots marked removed or free
 };
 
 }  // namespace annulus

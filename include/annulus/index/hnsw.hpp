@@ -24,6 +24,12 @@
 // neighbours among themselves, so a service that adds and removes forever
 // stays at its peak size.
 //
+// Failure: add, remove and update either do all they say or throw and
+// change nothing (out of memory included: everything the linking needs, the
+// workers' scratch too, is allocated before the first change; per-thread
+// scratch then holds a visited set and a frontier sized to the store, 10
+// bytes a slot, the frontier reserved rather than touched).
+//
 // Threads: search (with or without a filter) is safe from any number of
 // threads, also while add, remove or update run; those three take one writer
 // lock, so they run one at a time (a batch add uses `threads` workers inside),
@@ -55,6 +61,7 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/concepts.hpp"
@@ -124,7 +131,7 @@ class hnsw_index : public vector_search<hnsw_index<Metric>> {
   /// Whether `label` is in the index (and not removed).
   bool contains(label_t label) const {
     std::lock_guard lock(state_->writer);
-    return state_->labels.find(label).has_value();
+    return state_->slots.find(label).has_value();
   }
 
   /// Adds the rows of `data` with `labels` (empty = continue the row
@@ -132,9 +139,9 @@ class hnsw_index : public vector_search<hnsw_index<Metric>> {
   /// workers (0 = all cores). Removed slots are reused first.
   /// Throws dimension_mismatch (wrong column count), invalid_argument (NaN or
   /// Inf, zero vector under cosine, label count, a label already present or
-  /// repeated), capacity_error (more than 2^32 - 1 slots); then the index is
-  /// unchanged. Running out of memory midway (std::bad_alloc) can leave the
-  /// batch partly added and the index's counts inconsistent: rebuild then.
+  /// repeated), capacity_error (more than 2^32 - 1 slots), std::bad_alloc;
+  /// then the index is unchanged (everything the linking needs, per-thread
+  /// scratch included, is allocated before the first change).
   void add(matrix_view<const float> data, std::span<const label_t> labels = {},
            std::size_t threads = 0) {
     validate_rows<Metric>("data", data, dim_);
@@ -155,17 +162,20 @@ class hnsw_index : public vector_search<hnsw_index<Metric>> {
     remove_locked(label, "remove");
   }
 
-  /// Replaces the vector of `label` (removes it and adds `vector` under the
-  /// same label; a search running meanwhile may miss the label or, with
-  /// k = size(), throw). Throws invalid_argument for an unknown label,
-  /// dimension_mismatch and invalid_argument for a bad vector; then the index
-  /// is unchanged.
+  /// Replaces the vector of `label` in its slot, relinking it as an add
+  /// that reuses the slot would (a search running meanwhile sees the old or
+  /// the new vector, linked by the old or the new links). Throws
+  /// invalid_argument for an unknown label, dimension_mismatch and
+  /// invalid_argument for a bad vector, std::bad_alloc; then the index is
+  /// unchanged.
   void update(label_t label, std::span<const float> vector) {
     const matrix_view<const float> row(vector.data(), 1, vector.size());
     validate_rows<Metric>("vector", row, dim_);
     std::lock_guard lock(state_->writer);
-    remove_locked(label, "update");
-    add_locked(row, std::span(&label, 1), 1);
+    const slot_t s = state_->slots.slot_of(label, "update");
+    link_plan plan;
+    prepare(plan, {&s, 1}, 1, 0, 1);
+    link(row, plan, 1);
   }
 
   /// The k closest vectors to `query`, closest first, written to `out` (size
@@ -220,7 +230,7 @@ class hnsw_index : public vector_search<hnsw_index<Metric>> {
   std::size_t memory_bytes() const {
     std::lock_guard lock(state_->writer);
     return graph().store().bytes() + state_->upper_words.load() * sizeof(std::uint32_t) +
-           state_->labels.memory_bytes() + state_->free.capacity() * sizeof(slot_t);
+           state_->slots.memory_bytes();
   }
 
   // filter_scan_ratio's form: a beam that may return only a fraction p of
@@ -242,14 +252,14 @@ class hnsw_index : public vector_search<hnsw_index<Metric>> {
     ~state() {
       // Upper-layer link blocks are owned by their node headers.
       const hnsw_detail::node_store& store = graph.store();
-      for (std::size_t s = 0; s < labels.size(); ++s) delete[] store.header(slot_t(s)).upper;
+      for (std::size_t s = 0; s < slots.slots(); ++s) delete[] store.header(slot_t(s)).upper;
     }
     state(const state&) = delete;
     state& operator=(const state&) = delete;
 
     graph_type graph;
-    label_map labels;              // writer side only: searches read labels from node headers
-    std::vector<slot_t> free;      // removed slots, reused latest first
+    slot_directory slots;          // labels and free slots; writer side only (searches read
+                                   // labels from node headers)
     std::atomic<std::size_t> live{0};
     std::atomic<std::size_t> tombstones{0};
     std::atomic<std::size_t> upper_words{0};
@@ -275,66 +285,70 @@ class hnsw_index : public vector_search<hnsw_index<Metric>> {
   graph_type& graph() const { return state_->graph; }
   const hnsw_detail::node_store& store() const { return state_->graph.store(); }
 
-  slot_t slot_of(label_t label, const char* what) const {
-    const auto slot = state_->labels.find(label);
-    if (!slot)
-      throw invalid_argument(std::string(what) + ": label " + std::to_string(label) + " is not in the index");
-    return *slot;
-  }
+  slot_t slot_of(label_t label, const char* what) const { return state_->slots.slot_of(label, what); }
 
   void remove_locked(label_t label, const char* what) {
     state& st = *state_;
-    const slot_t slot = slot_of(label, what);
-    st.free.reserve(st.free.size() + 1);  // the only allocation: before any change
-    st.labels.erase(label);
+    const slot_t slot = st.slots.release(label, what);  // on a throw, nothing changed
     store().set_state(slot, node_state::deleted);
-    st.free.push_back(slot);
     st.tombstones.fetch_add(1, std::memory_order_release);
     st.live.fetch_sub(1, std::memory_order_release);
   }
 
-  // Caller holds the writer lock; data passed validate_rows.
-  void add_locked(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
-    state& st = *state_;
-    st.labels.check_new(data.rows(), labels);
-    const std::size_t n = data.rows();
-    if (n == 0) return;
-    const hnsw_detail::node_store& nodes = store();
-
-    // Plan and allocate what can be allocated up front (the label map may
-    // still allocate below; see add's note on running out of memory).
-    const std::size_t reused = std::min(n, st.free.size());
-    const std::size_t fresh = n - reused;
-    const std::size_t first_fresh = st.labels.size();
-    std::vector<slot_t> slots(n);
-    for (std::size_t i = 0; i < reused; ++i) slots[i] = st.free[st.free.size() - 1 - i];
-    for (std::size_t i = 0; i < fresh; ++i) slots[reused + i] = slot_t(first_fresh + i);
-    std::vector<label_t> batch(n);
-    for (std::size_t i = 0; i < n; ++i) batch[i] = labels.empty() ? st.labels.default_label(i) : labels[i];
-    graph().store().reserve(first_fresh + fresh);
-    std::vector<std::unique_ptr<std::uint32_t[]>> upper(fresh);
-    std::vector<std::uint8_t> levels(fresh);
+  // What linking rows into slots takes, all allocated before the first
+  // change (prepare), so that link() cannot fail halfway.
+  struct link_plan {
+    std::vector<slot_t> slots;  // `reused` slots that held a vector (relinked), then fresh ones
+    std::size_t reused = 0;
+    std::size_t revived = 0;    // of the reused, those that were removed (the rest are updates)
+    std::vector<std::unique_ptr<std::uint32_t[]>> upper;  // fresh slots' upper-layer lists
+    std::vector<std::uint8_t> levels;                     // fresh slots' levels
     std::size_t new_words = 0;
+    std::vector<std::vector<std::vector<slot_t>>> former;  // reused slots' neighbours, per layer
+    scratch_lease<hnsw_detail::scratch> scratch;           // the calling thread's
+    std::vector<hnsw_detail::scratch> worker_scratch;      // the other workers'
+  };
+
+  // Plans linking `reused` slots (`revived` of them removed ones) followed by
+  // fresh ones up to slots.size(), on `threads` workers. Changes nothing in
+  // the index but the store's room; throws std::bad_alloc.
+  void prepare(link_plan& p, std::span<const slot_t> slots, std::size_t reused, std::size_t revived,
+               std::size_t threads) {
+    const hnsw_detail::node_store& nodes = store();
+    const std::size_t n = slots.size(), fresh = n - reused;
+    p.slots.assign(slots.begin(), slots.end());
+    p.reused = reused;
+    p.revived = revived;
+    if (fresh > 0) graph().store().reserve(std::size_t(slots.back()) + 1);  // fresh slots are consecutive
+    p.upper.resize(fresh);
+    p.levels.resize(fresh);
     for (std::size_t i = 0; i < fresh; ++i) {
-      levels[i] = static_cast<std::uint8_t>(graph().draw_level(slots[reused + i]));
-      const std::size_t words = nodes.upper_words(levels[i]);
-      if (words) upper[i].reset(new std::uint32_t[words]());
-      new_words += words;
+      p.levels[i] = static_cast<std::uint8_t>(graph().draw_level(slots[reused + i]));
+      const std::size_t words = nodes.upper_words(p.levels[i]);
+      if (words) p.upper[i].reset(new std::uint32_t[words]());
+      p.new_words += words;
     }
-    // Former neighbours of each reused slot, per layer, for the repair.
-    std::vector<std::vector<std::vector<slot_t>>> former(reused);
+    p.former.resize(reused);
     for (std::size_t i = 0; i < reused; ++i) {
       const std::size_t level = nodes.header(slots[i]).level;
-      former[i].resize(level + 1);
+      p.former[i].resize(level + 1);
       for (std::size_t layer = 0; layer <= level; ++layer) {
         const hnsw_detail::link_list l = nodes.links(slots[i], layer);
-        for (std::uint32_t j = 0, c = l.size(); j < c; ++j) former[i][layer].push_back(l[j]);
+        for (std::uint32_t j = 0, c = l.size(); j < c; ++j) p.former[i][layer].push_back(l[j]);
       }
     }
+    graph().reserve_scratch(*p.scratch);
+    p.worker_scratch.resize(worker_count(n, threads) - 1);
+    for (hnsw_detail::scratch& sc : p.worker_scratch) graph().reserve_scratch(sc);
+  }
 
-    for (std::size_t i = 0; i < reused; ++i) st.labels.assign(slots[i], batch[i]);
-    st.labels.append(fresh, std::span(batch).subspan(reused));
-    st.free.resize(st.free.size() - reused);
+  // Writes the rows of `data` into the planned slots and links them. Cannot
+  // fail: everything was allocated by prepare (a worker thread that cannot
+  // start leaves its rows to the others).
+  void link(matrix_view<const float> data, link_plan& p, std::size_t threads) {
+    state& st = *state_;
+    const hnsw_detail::node_store& nodes = store();
+    const std::size_t n = p.slots.size(), reused = p.reused;
     if (reused > 0) {
       // Searches may be reading the old vectors: overwrite them with none running.
       std::lock_guard queue(st.gate);
@@ -343,35 +357,49 @@ class hnsw_index : public vector_search<hnsw_index<Metric>> {
       for (std::size_t i = 0; i < reused; ++i) {
         // The old links stay until the insert replaces them layer by layer:
         // they still route, which matters when the slot is the entry point.
-        hnsw_detail::node_header& h = nodes.header(slots[i]);
-        h.label = batch[i];
-        store_rows<Metric>(data.rows_slice(i, 1), nodes.vector(slots[i]));
-        nodes.set_state(slots[i], node_state::live);
+        hnsw_detail::node_header& h = nodes.header(p.slots[i]);
+        h.label = st.slots.label(p.slots[i]);
+        store_rows<Metric>(data.rows_slice(i, 1), nodes.vector(p.slots[i]));
+        nodes.set_state(p.slots[i], node_state::live);
       }
-      st.tombstones.fetch_sub(reused, std::memory_order_release);
+      st.tombstones.fetch_sub(p.revived, std::memory_order_release);
       st.overwriting.store(false, std::memory_order_release);
     }
-    st.upper_words.fetch_add(new_words);
+    st.upper_words.fetch_add(p.new_words);
 
-    parallel_for(n, threads, [&](std::size_t i, std::size_t) {
-      const slot_t s = slots[i];
-      scratch_lease<hnsw_detail::scratch> sc;
+    parallel_for(n, threads, [&](std::size_t i, std::size_t worker) {
+      const slot_t s = p.slots[i];
+      hnsw_detail::scratch& sc = worker == 0 ? *p.scratch : p.worker_scratch[worker - 1];
       if (i >= reused) {
         hnsw_detail::node_header& h = nodes.header(s);
         h.count = 0;
-        h.level = levels[i - reused];
+        h.level = p.levels[i - reused];
         h.lock = 0;
-        h.label = batch[i];
-        h.upper = upper[i - reused].release();
+        h.label = st.slots.label(s);
+        h.upper = p.upper[i - reused].release();
         store_rows<Metric>(data.rows_slice(i, 1), nodes.vector(s));
         nodes.set_state(s, node_state::live);
       } else {
-        for (std::size_t layer = 0; layer < former[i].size(); ++layer)
-          graph().repair(s, layer, former[i][layer], *sc);
+        for (std::size_t layer = 0; layer < p.former[i].size(); ++layer)
+          graph().repair(s, layer, p.former[i][layer], sc);
       }
-      graph().insert(s, *sc);
-      st.live.fetch_add(1, std::memory_order_release);
+      graph().insert(s, sc);
+      if (i < p.revived || i >= reused) st.live.fetch_add(1, std::memory_order_release);
     });
+  }
+
+  // Caller holds the writer lock; data passed validate_rows.
+  void add_locked(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
+    state& st = *state_;
+    st.slots.check_new(data.rows(), labels);
+    const std::size_t n = data.rows();
+    if (n == 0) return;
+    const std::vector<slot_t> slots = st.slots.plan(n);  // removed slots first, then fresh ones
+    const std::size_t reused = std::min(n, st.slots.slots() - st.slots.live());
+    link_plan plan;
+    prepare(plan, slots, reused, reused, threads);
+    st.slots.commit(n, labels);  // the last step that can throw (then it recorded nothing)
+    link(data, plan, threads);
   }
 
   template <class Keep>

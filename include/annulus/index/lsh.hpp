@@ -20,7 +20,11 @@
 // plus per bucket an 8-byte key, a 4-byte offset and 8 bytes of hash map,
 // and 16 bytes per entry added since the table's last merge; L*K hyperplanes
 // of dim floats; the label map as flat_index. Removed vectors are tombstones
-// (floats and entries stay, never returned, never reclaimed).
+// (core/tombstones.hpp): never returned, their entries skipped; once they are
+// an eighth of the slots, the next add drops their entries from every table
+// and reuses their slots, so memory stays bounded under remove/add churn.
+//
+// Failure: every call either does all it says or throws and changes nothing.
 //
 // Threads: build and add hash on `threads` workers; const calls are safe from
 // any number of threads at once; add and remove are not safe alongside
@@ -33,6 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <numeric>
 #include <span>
 #include <string>
@@ -51,6 +56,7 @@
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
 #include "annulus/core/sizes.hpp"
+#include "annulus/core/slots.hpp"
 #include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -115,6 +121,22 @@ struct table {
     map.swap(new_map);
     pending.clear();
     pending.shrink_to_fit();
+  }
+
+  // Drops the entries `gone` says, in place (the buckets keep their keys,
+  // maybe empty, until the next rebuild). Cannot throw.
+  template <class Gone>
+  void drop(const Gone& gone) noexcept {
+    std::uint32_t kept = 0;
+    for (std::size_t b = 0; b < keys.size(); ++b) {
+      const std::uint32_t begin = offsets[b], end = offsets[b + 1];
+      offsets[b] = kept;
+      for (std::uint32_t i = begin; i < end; ++i)
+        if (!gone(slots[i])) slots[kept++] = slots[i];
+    }
+    if (!offsets.empty()) offsets[keys.size()] = kept;
+    slots.resize(kept);
+    std::erase_if(pending, [&](const std::pair<std::uint64_t, slot_t>& e) { return gone(e.second); });
   }
 
   std::size_t memory_bytes() const {
@@ -214,26 +236,34 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   }
 
   std::size_t dim() const { return dim_; }
-  std::size_t size() const { return labels_.size() - dead_.removed(); }
-  bool contains(label_t label) const { return labels_.find(label).has_value(); }
+  std::size_t size() const { return slots_.live(); }
+  bool contains(label_t label) const { return slots_.find(label).has_value(); }
   /// The E2LSH bucket width in use (0 under SimHash, or before the first add).
   float bucket_width() const { return width_; }
 
-  /// Appends the rows of `data` with `labels` (empty = continuing row
-  /// numbers). Their entries go to each table's sorted side array, which is
-  /// merged into the CSR buckets (one sort per table) once it holds more than
-  /// max(1024, 1/8 of the table). Throws dimension_mismatch,
-  /// invalid_argument (NaN/Inf, zero vector under cosine, label count or
-  /// duplicate label), capacity_error; on a throw the index answers as before.
+  /// Adds the rows of `data` with `labels` (empty = continuing row
+  /// numbers), reusing removed vectors' slots once they are reclaimed. Their
+  /// entries go to each table's sorted side array, which is merged into the
+  /// CSR buckets (one sort per table) once it holds more than max(1024, 1/8
+  /// of the table). Throws dimension_mismatch, invalid_argument (NaN/Inf,
+  /// zero vector under cosine, label count or duplicate label),
+  /// capacity_error, std::bad_alloc; on a throw the index is as it was.
   void add(matrix_view<const float> data, std::span<const label_t> labels = {}, std::size_t threads = 0) {
     validate_rows<Metric>("data", data, dim_);
-    labels_.check_new(data.rows(), labels);
+    slots_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
-    const std::size_t old = labels_.size(), rows = data.rows();
-    vectors_.resize(sizes::product(old + rows, dim_, "lsh_index::add"));  // may throw: the slots beyond labels_ are unused
-    dead_.resize(old + rows);
-    store_rows<Metric>(data, vectors_.data() + old * dim_);
-    const matrix_view<const float> stored(vectors_.data() + old * dim_, rows, dim_);
+    if (dead_.purge_due(slots_.slots())) purge();  // changes no answer; cannot throw
+    const std::size_t rows = data.rows();
+
+    // Everything that allocates, before the first change.
+    const std::vector<slot_t> slots = slots_.plan(rows);
+    const std::size_t top = std::max<std::size_t>(slots_.slots(), *std::max_element(slots.begin(), slots.end()) + 1);
+    const std::size_t floats = sizes::product(top, dim_, "lsh_index::add");
+    if (vectors_.size() < floats) vectors_.resize(floats);
+    dead_.resize(top);
+    matrix<float> stored_rows(rows, dim_);
+    store_rows<Metric>(data, stored_rows.view().data());
+    const matrix_view<const float> stored = stored_rows.view();
     const float width = width_ != 0 || simhash ? width_ : pick_width(stored);
 
     // Keys of every new row in every table: projections block by block (GEMM).
@@ -249,25 +279,34 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
         for (std::size_t t = 0; t < tables_; ++t)
           keys[(first + i) * tables_ + t] = home_key(proj.data() + i * lk, t, width, nullptr);
     });
-    // Room first (a throw here changes nothing); then entries that name slots
-    // beyond labels_ until the labels are committed: searches skip those, so
-    // a throw in a rebuild (out of memory) leaves the index answering as before.
     for (lsh_detail::table& tb : tables_data_) tb.pending.reserve(tb.pending.size() + rows);
+    slots_.commit(rows, labels);  // the last step that can throw
+
+    // Cannot throw from here (std::inplace_merge does without its buffer if
+    // it gets none).
+    dead_.reuse(slots);
+    for (std::size_t i = 0; i < rows; ++i)
+      std::copy_n(stored.row_ptr(i), dim_, vectors_.data() + std::size_t(slots[i]) * dim_);
+    width_ = width;
     parallel_for(tables_, threads, [&](std::size_t t, std::size_t) {
       lsh_detail::table& tb = tables_data_[t];
       const std::size_t before = tb.pending.size();
-      for (std::size_t i = 0; i < rows; ++i) tb.pending.emplace_back(keys[i * tables_ + t], slot_t(old + i));
+      for (std::size_t i = 0; i < rows; ++i) tb.pending.emplace_back(keys[i * tables_ + t], slots[i]);
       std::sort(tb.pending.begin() + std::ptrdiff_t(before), tb.pending.end());
       std::inplace_merge(tb.pending.begin(), tb.pending.begin() + std::ptrdiff_t(before), tb.pending.end());
-      if (tb.pending.size() > std::max<std::size_t>(1024, tb.slots.size() / 8)) tb.rebuild();
+      // The merge builds the table anew and swaps it in: out of memory, the
+      // entries just wait in the side array for a later add.
+      if (tb.pending.size() > std::max<std::size_t>(1024, tb.slots.size() / 8)) try {
+          tb.rebuild();
+        } catch (const std::bad_alloc&) {
+        }
     });
-    labels_.append(rows, labels);
-    width_ = width;
   }
 
-  /// Removes the vector labelled `label` (a tombstone: its entries stay in
-  /// the tables and are skipped). Throws invalid_argument if absent.
-  void remove(label_t label) { dead_.remove(labels_, label, "lsh_index"); }
+  /// Removes the vector labelled `label`: a tombstone, skipped by searches,
+  /// whose entries and slot a later add reclaims. Throws invalid_argument if
+  /// absent (or std::bad_alloc), changing nothing.
+  void remove(label_t label) { dead_.remove(slots_, label, "lsh_index::remove"); }
 
   /// The k closest among the vectors in the probed buckets, closest first,
   /// into `out` (size >= k); returns k. If the probed buckets hold fewer
@@ -292,7 +331,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   /// Heap bytes: vectors, hyperplanes, tables, labels, tombstones.
   std::size_t memory_bytes() const {
     std::size_t bytes = vectors_.capacity() * sizeof(float) + hyper_.memory_bytes() + shift_.capacity() * 4 +
-                        mult_.capacity() * 8 + dead_.memory_bytes() + labels_.memory_bytes();
+                        mult_.capacity() * 8 + dead_.memory_bytes() + slots_.memory_bytes();
     for (const lsh_detail::table& t : tables_data_) bytes += sizeof(t) + t.memory_bytes();
     return bytes;
   }
@@ -301,6 +340,13 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   static constexpr std::size_t max_perturbations = 64;  // cheapest ones a probe set draws from
 
   const float* vec(slot_t s) const { return vectors_.data() + std::size_t(s) * dim_; }
+
+  // Drops every entry of a removed vector from the tables, in place, and
+  // frees their slots for reuse. Answers do not change.
+  void purge() noexcept {
+    for (lsh_detail::table& tb : tables_data_) tb.drop([&](slot_t s) { return dead_.dead(s); });
+    dead_.reclaim(slots_);
+  }
 
   // E2LSH coordinate j of table t: floor(p / w + u), and its position in the bucket.
   std::int64_t coordinate(float p, std::size_t j, float width, float& frac) const {
@@ -402,10 +448,10 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
 
   template <class Keep>
   bool take(slot_t s, lsh_detail::scratch& sc, const Keep* keep) const {
-    if (s >= labels_.size() || sc.visited.test_and_set(s)) return false;
+    if (s >= slots_.slots() || sc.visited.test_and_set(s)) return false;
     if (dead_.dead(s)) return false;
     if constexpr (!std::is_same_v<Keep, accept_all>)
-      if (!(*keep)(labels_.label(s))) return false;
+      if (!(*keep)(slots_.label(s))) return false;
     sc.candidates.push_back(s);
     return true;
   }
@@ -488,7 +534,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     const float* q = prepare_query<Metric>(query, dim_, sc.query).data();
     if (sc.proj.size() < hyper_.padded_rows()) sc.proj.resize(hyper_.padded_rows());
     gemm::one_row_products(q, hyper_, sc.proj.data());
-    sc.visited.reset(labels_.size());
+    sc.visited.reset(slots_.slots());
     sc.candidates.clear();
     const std::size_t cap = params.max_candidates != 0 ? std::max(params.max_candidates, k) : std::size_t(-1);
 
@@ -499,7 +545,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
          ++round, probes *= 4)
       gather(probes, cap, sc, keep);
     if (sc.candidates.size() < k)
-      for (std::size_t s = 0; s < labels_.size(); ++s) take(slot_t(s), sc, keep);
+      for (std::size_t s = 0; s < slots_.slots(); ++s) take(slot_t(s), sc, keep);
 
     topk_heap heap(out, k);
     float threshold = heap.threshold();
@@ -511,7 +557,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
       if (d <= threshold && heap.push(sc.candidates[j], d)) threshold = heap.threshold();
     }
     const std::size_t found = heap.sort();
-    for (std::size_t r = 0; r < found; ++r) out[r].label = labels_.label(slot_t(out[r].label));
+    for (std::size_t r = 0; r < found; ++r) out[r].label = slots_.label(slot_t(out[r].label));
     return found;
   }
 
@@ -523,8 +569,8 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   std::vector<std::uint64_t> mult_;    // E2LSH: key = sum of coordinate * multiplier (mod 2^64)
   std::vector<lsh_detail::table> tables_data_;
   std::vector<float, aligned_allocator<float>> vectors_;  // slot-major (normalised under cosine)
-  tombstones dead_;
-  label_map labels_;
+  tombstones dead_;       // removed vectors whose entries the tables may still hold
+  slot_directory slots_;  // labels and free slots
 };
 
 }  // namespace annulus

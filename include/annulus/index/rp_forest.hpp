@@ -17,9 +17,14 @@
 // Memory: the vectors (dim floats each, normalised under cosine), and per
 // tree a 16-byte node and a dim-float plane per split (about 2n / leaf_size
 // splits) plus a 4-byte leaf entry per vector; the label map as flat_index.
-// Removed vectors are tombstones: their floats and tree entries stay (never
-// returned, never reclaimed), so heavy remove/add churn grows memory and the
-// work per search; rebuild to reclaim.
+// Removed vectors are tombstones (core/tombstones.hpp): never returned, their
+// entries skipped, and dropped from a leaf that fills up; once they are an
+// eighth of the slots, the next add drops every one of their entries and
+// reuses their slots. So memory stays bounded under remove/add churn (leaves
+// that emptied are not merged: the trees keep the splits they made).
+//
+// Failure: every call either does all it says or throws and changes nothing
+// (add undoes its tree changes if it runs out of memory midway).
 //
 // Threads: build and add work on `threads` workers, one tree at a time each
 // (tree t draws from random_generator(seed, t), so the forest does not depend
@@ -34,10 +39,12 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <numeric>
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "annulus/core/error.hpp"
@@ -50,6 +57,7 @@
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
 #include "annulus/core/sizes.hpp"
+#include "annulus/core/slots.hpp"
 #include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -91,6 +99,15 @@ struct search_scratch {
   std::vector<queue_entry> queue;
   std::vector<slot_t> fresh;
   visited_set visited;
+};
+
+// What an add changed in one tree, to undo it if the add fails: the sizes
+// and the random stream before it, and each leaf it changed (as it was; an
+// insert changes exactly one existing node).
+struct tree_undo {
+  std::size_t nodes = 0, planes = 0, slots = 0, dead = 0;
+  random_generator rng;
+  std::vector<std::pair<std::uint32_t, node>> changed;
 };
 
 // What building a subtree needs besides the tree: reused across its nodes.
@@ -149,7 +166,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
                              " x " + std::to_string(data.cols()) + ")");
     rp_forest_index idx(data.cols(), params);
     validate_rows<Metric>("data", data, idx.dim_);
-    idx.labels_.check_new(data.rows(), {});
+    idx.slots_.check_new(data.rows(), {});
     const std::size_t n = data.rows();
     idx.vectors_.resize(sizes::product(n, idx.dim_, "rp_forest_index::build"));
     store_rows<Metric>(data, idx.vectors_.data());
@@ -161,42 +178,73 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
       rp_detail::build_scratch sc;
       idx.grow(tr, 0, 0, std::uint32_t(n), sc);
     });
-    idx.labels_.append(n, {});
+    idx.slots_.commit(n, {});
     return idx;
   }
 
   std::size_t dim() const { return dim_; }
-  std::size_t size() const { return labels_.size() - dead_.removed(); }
+  std::size_t size() const { return slots_.live(); }
   std::size_t n_trees() const { return trees_.size(); }
-  bool contains(label_t label) const { return labels_.find(label).has_value(); }
+  bool contains(label_t label) const { return slots_.find(label).has_value(); }
 
-  /// Appends the rows of `data` with `labels` (empty = continuing row
-  /// numbers): each descends every tree to a leaf, and a leaf that outgrows
-  /// leaf_size is split like build splits. Trees are updated on `threads`
-  /// workers (0 = all cores; one thread for small adds). Throws
-  /// dimension_mismatch, invalid_argument (NaN/Inf, zero vector under cosine,
-  /// label count or duplicate label), capacity_error; on a throw the index
-  /// answers as before (a leaf may keep an entry for a slot not yet in use,
-  /// which searches skip).
+  /// Adds the rows of `data` with `labels` (empty = continuing row
+  /// numbers), reusing removed vectors' slots once they are reclaimed: each
+  /// descends every tree to a leaf, and a leaf that outgrows leaf_size is
+  /// split like build splits. Trees are updated on `threads` workers (0 = all
+  /// cores; one thread for small adds). Throws dimension_mismatch,
+  /// invalid_argument (NaN/Inf, zero vector under cosine, label count or
+  /// duplicate label), capacity_error, std::bad_alloc; on a throw the index
+  /// is as it was.
   void add(matrix_view<const float> data, std::span<const label_t> labels = {}, std::size_t threads = 0) {
     validate_rows<Metric>("data", data, dim_);
-    labels_.check_new(data.rows(), labels);
+    slots_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
-    const std::size_t old = labels_.size(), rows = data.rows();
-    vectors_.resize(sizes::product(old + rows, dim_, "rp_forest_index::add"));  // may throw: the slots beyond labels_ are unused
-    dead_.resize(old + rows);
-    store_rows<Metric>(data, vectors_.data() + old * dim_);
-    const std::size_t workers = rows * trees_.size() >= 512 ? threads : 1;
-    parallel_for(trees_.size(), workers, [&](std::size_t t, std::size_t) {
-      rp_detail::build_scratch sc;
-      for (std::size_t i = 0; i < rows; ++i) insert(trees_[t], slot_t(old + i), sc);
-    });
-    labels_.append(rows, labels);
+    if (dead_.purge_due(slots_.slots())) purge();  // changes no answer; cannot throw
+    const std::size_t rows = data.rows();
+
+    // Everything that can be allocated up front, before the first change.
+    const std::vector<slot_t> slots = slots_.plan(rows);
+    const std::size_t top = std::max<std::size_t>(slots_.slots(), *std::max_element(slots.begin(), slots.end()) + 1);
+    const std::size_t floats = sizes::product(top, dim_, "rp_forest_index::add");
+    if (vectors_.size() < floats) vectors_.resize(floats);
+    dead_.resize(top);
+    std::vector<rp_detail::tree_undo> undo(trees_.size());
+    for (std::size_t t = 0; t < trees_.size(); ++t) {
+      const rp_detail::tree& tr = trees_[t];
+      undo[t] = {tr.nodes.size(), tr.planes.size(), tr.slots.size(), tr.dead, tr.rng, {}};
+      undo[t].changed.reserve(rows);
+    }
+    // The planned slots are free or beyond every slot in use: nothing reads them.
+    for (std::size_t i = 0; i < rows; ++i)
+      store_rows<Metric>(data.rows_slice(i, 1), vectors_.data() + std::size_t(slots[i]) * dim_);
+
+    // The trees, then the labels; out of memory in either undoes the trees.
+    const std::size_t revived = dead_.reuse(slots);
+    try {
+      const std::size_t workers = rows * trees_.size() >= 512 ? threads : 1;
+      parallel_for(trees_.size(), workers, [&](std::size_t t, std::size_t) {
+        rp_detail::build_scratch sc;
+        for (std::size_t i = 0; i < rows; ++i) insert(trees_[t], slots[i], sc, undo[t]);
+      });
+      slots_.commit(rows, labels);
+    } catch (...) {
+      for (std::size_t t = 0; t < trees_.size(); ++t) roll_back(trees_[t], undo[t]);
+      dead_.unreuse(std::span(slots).first(revived));
+      throw;
+    }
+    // Room left behind by leaves that moved: compact where it is half the
+    // slot array (out of memory just leaves it for later).
+    for (rp_detail::tree& t : trees_)
+      if (t.dead > t.slots.size() / 2) try {
+          compact(t);
+        } catch (const std::bad_alloc&) {
+        }
   }
 
-  /// Removes the vector labelled `label` (a tombstone: its entries stay in
-  /// the trees and are skipped). Throws invalid_argument if absent.
-  void remove(label_t label) { dead_.remove(labels_, label, "rp_forest_index"); }
+  /// Removes the vector labelled `label`: a tombstone, skipped by searches,
+  /// whose entries and slot a later add reclaims. Throws invalid_argument if
+  /// absent (or std::bad_alloc), changing nothing.
+  void remove(label_t label) { dead_.remove(slots_, label, "rp_forest_index::remove"); }
 
   /// The k closest among the search_k candidates the trees yield first,
   /// closest first, into `out` (size >= k); returns k. Allocates nothing once the thread is warm.
@@ -219,7 +267,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
 
   /// Heap bytes: vectors, trees (nodes, planes, leaf entries), labels, tombstones.
   std::size_t memory_bytes() const {
-    std::size_t bytes = vectors_.capacity() * sizeof(float) + dead_.memory_bytes() + labels_.memory_bytes() +
+    std::size_t bytes = vectors_.capacity() * sizeof(float) + dead_.memory_bytes() + slots_.memory_bytes() +
                         trees_.capacity() * sizeof(rp_detail::tree);
     for (const rp_detail::tree& t : trees_)
       bytes += t.nodes.capacity() * sizeof(rp_detail::node) + t.planes.capacity() * sizeof(float) +
@@ -391,33 +439,70 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     return ni;
   }
 
-  // Adds slot s to its leaf; a full leaf moves to the end of the slot array
-  // with twice the room, or, past leaf_size, is grown into a subtree there.
-  void insert(rp_detail::tree& t, slot_t s, rp_detail::build_scratch& sc) {
+  // Adds slot s to its leaf; a full leaf moves (its removed entries dropped)
+  // to the end of the slot array with twice the room, or, past leaf_size, is
+  // grown into a subtree there. Records the leaf as it was in undo.changed
+  // (reserved: never allocates); what it appends to the tree's arrays
+  // undo's sizes cut off. Out of memory leaves the leaf as it was.
+  void insert(rp_detail::tree& t, slot_t s, rp_detail::build_scratch& sc, rp_detail::tree_undo& undo) {
     const std::uint32_t ni = descend(t, s);
-    rp_detail::node leaf = t.nodes[ni];
+    const rp_detail::node leaf = t.nodes[ni];
     if (leaf.count < leaf.capacity) {
+      undo.changed.emplace_back(ni, leaf);
       t.slots[leaf.first + leaf.count] = s;
       ++t.nodes[ni].count;
       return;
     }
+    std::size_t live = 0;
+    for (std::uint32_t i = leaf.first; i < leaf.first + leaf.count; ++i) live += !dead_.dead(t.slots[i]);
     const std::uint32_t base = std::uint32_t(t.slots.size());
-    const std::size_t need = std::size_t(leaf.count) + 1;
-    const std::size_t room = need > leaf_size_ ? need : std::clamp<std::size_t>(2 * leaf.count, need, leaf_size_);
+    const std::size_t need = live + 1;
+    const std::size_t room = need > leaf_size_ ? need : std::clamp<std::size_t>(2 * live, need, leaf_size_);
     if (need > leaf_size_) {  // room for the whole subtree first: grow itself then cannot throw
       t.nodes.reserve(t.nodes.size() + 2 * need);
       t.planes.reserve(t.planes.size() + need * dim_);
       sc.stack.reserve(2 * need);
+      for (std::vector<float>* v : {&sc.c0, &sc.c1, &sc.s0, &sc.s1, &sc.plane, &sc.best_plane}) v->resize(dim_);
+      sc.margins.resize(need);
+      sc.best_margins.resize(need);
     }
     t.slots.resize(base + room);
-    std::copy_n(t.slots.begin() + leaf.first, leaf.count, t.slots.begin() + base);
-    t.slots[base + leaf.count] = s;
+    undo.changed.emplace_back(ni, leaf);
+    std::uint32_t at = base;
+    for (std::uint32_t i = leaf.first; i < leaf.first + leaf.count; ++i)
+      if (!dead_.dead(t.slots[i])) t.slots[at++] = t.slots[i];
+    t.slots[at] = s;
     t.dead += leaf.capacity;
     if (need > leaf_size_)
       grow(t, ni, base, base + std::uint32_t(need), sc);
     else
       t.nodes[ni] = rp_detail::node{base, std::uint32_t(need), std::uint32_t(room), 0.f};
-    if (t.dead > t.slots.size() / 2) compact(t);
+  }
+
+  // Undoes an add's changes to tree t (latest first). Cannot throw: it only
+  // restores values and shrinks vectors.
+  static void roll_back(rp_detail::tree& t, rp_detail::tree_undo& undo) noexcept {
+    for (auto it = undo.changed.rbegin(); it != undo.changed.rend(); ++it)
+      if (it->first < undo.nodes) t.nodes[it->first] = it->second;
+    t.nodes.resize(undo.nodes);
+    t.planes.resize(undo.planes);
+    t.slots.resize(undo.slots);
+    t.dead = undo.dead;
+    t.rng = undo.rng;
+  }
+
+  // Drops every entry of a removed vector from the leaves, in place, and
+  // frees their slots for reuse. Leaves keep their room; answers do not change.
+  void purge() noexcept {
+    for (rp_detail::tree& t : trees_)
+      for (rp_detail::node& nd : t.nodes) {
+        if (!nd.leaf()) continue;
+        std::uint32_t kept = nd.first;
+        for (std::uint32_t i = nd.first; i < nd.first + nd.count; ++i)
+          if (!dead_.dead(t.slots[i])) t.slots[kept++] = t.slots[i];
+        nd.count = kept - nd.first;
+      }
+    dead_.reclaim(slots_);
   }
 
   // Rewrites the slot array with every leaf exactly sized, in node order.
@@ -450,7 +535,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     const float* q = prepare_query<Metric>(query, dim_, sc->query).data();
     const std::size_t budget =
         std::max(k, params.search_k != 0 ? params.search_k : default_search_k_factor * k * trees_.size());
-    const std::size_t slots = labels_.size();  // leaves may name slots beyond a failed add's
+    const std::size_t slots = slots_.slots();
     sc->visited.reset(slots);
     std::vector<rp_detail::queue_entry>& queue = sc->queue;
     queue.clear();
@@ -481,7 +566,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
         if (s >= slots || sc->visited.test_and_set(s)) continue;
         if (dead_.dead(s)) continue;
         if constexpr (!std::is_same_v<Keep, accept_all>)
-          if (!(*keep)(labels_.label(s))) continue;
+          if (!(*keep)(slots_.label(s))) continue;
         fresh.push_back(s);
       }
       if (fresh.empty()) continue;
@@ -494,7 +579,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
       found += fresh.size();
     }
     const std::size_t n = heap.sort();
-    for (std::size_t r = 0; r < n; ++r) out[r].label = labels_.label(slot_t(out[r].label));
+    for (std::size_t r = 0; r < n; ++r) out[r].label = slots_.label(slot_t(out[r].label));
     return n;
   }
 
@@ -502,8 +587,8 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   std::size_t leaf_size_;
   std::vector<rp_detail::tree> trees_;
   std::vector<float, aligned_allocator<float>> vectors_;  // slot-major (normalised under cosine)
-  tombstones dead_;
-  label_map labels_;
+  tombstones dead_;       // removed vectors whose entries the trees may still hold
+  slot_directory slots_;  // labels and free slots
 };
 
 }  // namespace annulus

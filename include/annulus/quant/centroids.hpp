@@ -69,7 +69,9 @@ class basic_centroid_table {
     constexpr std::size_t block = 192;  // points per GEMM block (gemm.hpp: a few hundred rows)
     const std::size_t blocks = (points.rows() + block - 1) / block;
     const std::size_t workers = worker_count(blocks, threads);
-    std::vector<std::vector<float>> products(workers, std::vector<float>(block * size()));
+    // Sized to the points, not the block: a small batch (one add of a few
+    // rows) allocates a few KB, not block * size() floats per call.
+    std::vector<std::vector<float>> products(workers, std::vector<float>(std::min(block, points.rows()) * size()));
     std::vector<std::vector<neighbor>> best(workers, std::vector<neighbor>(count));
     gemm::packed_matrix unpacked;
     if constexpr (!std::is_same_v<E, float>) unpacked = packed_.unpacked();

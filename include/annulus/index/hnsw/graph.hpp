@@ -281,6 +281,28 @@ class graph {
   }
   static constexpr std::size_t hubs_to_borrow = 8;
 
+  /// Gives `sc` room for everything insert, connect and repair put in it
+  /// while the store keeps its capacity, so that they allocate nothing
+  /// (hnsw_index allocates before its first change, then links). The
+  /// frontier can hold every node a beam visits: 8 bytes a slot, reserved
+  /// and touched only as far as a beam goes. Throws std::bad_alloc.
+  void reserve_scratch(scratch& sc) const {
+    const std::size_t known = store_.capacity(), m = store_.m();
+    sc.visited.reset(known);
+    sc.frontier.reserve(known + 1);
+    sc.best.reserve(ef_construction_ + 1);
+    sc.fresh.reserve(2 * m);
+    // pool: a beam's best, widened by up to hubs_to_borrow hubs' layer-0
+    // lists (insert); a full list plus one (connect); a list and the hole's
+    // layer-0 neighbours (repair).
+    const std::size_t pool = std::max(ef_construction_ + hubs_to_borrow * 2 * m, 4 * m + 1);
+    sc.pool.reserve(pool);
+    sc.copies.reserve(pool);
+    sc.kept.reserve(2 * m);
+    sc.linked.reserve(2 * m + max_level * m);
+    sc.linked_end.reserve(max_level + 1);
+  }
+
   /// Links slot s (vector, header and upper lists written; not yet linked)
   /// into the graph at every layer up to its level.
   void insert(slot_t s, scratch& sc) {

@@ -12,8 +12,10 @@
 // 136 us from huge pages, 165-174 us from 4 KiB pages). A batch add sizes all
 // its lists in one arena, exactly while they are empty (so a build wastes
 // nothing), else growing each by half. A list that outgrows its room moves
-// to fresh arena space; once the space left behind exceeds what is in use,
-// everything is copied into one new arena.
+// to fresh arena space; when a new arena would take the arenas past twice
+// the entries, everything is copied into one new arena instead, each list
+// with a quarter more room than it holds. So the arenas never hold more than
+// twice the entries (of the most there were: removals free no arena space).
 #pragma once
 
 #include <algorithm>
@@ -42,10 +44,11 @@ class inverted_lists {
   /// any change (a throw leaves the lists as they were).
   void reserve(std::span<const std::size_t> extra) {
     std::vector<std::size_t> target(nlist(), 0);
-    std::size_t needed = 0;
+    std::size_t needed = 0, entries = 0;
     for (std::size_t l = 0; l < nlist(); ++l) {
       const list& li = lists_[l];
       const std::size_t need = li.slots.size() + extra[l];
+      entries += need;
       if (need <= li.capacity) continue;
       target[l] = li.slots.empty() ? need : std::max(need, li.capacity * 3 / 2);
       needed += target[l];
@@ -54,19 +57,24 @@ class inverted_lists {
     for (std::size_t l = 0; l < nlist(); ++l)
       if (target[l]) lists_[l].slots.reserve(target[l]);
     if (arena_free() < needed) {
-      const std::size_t live = in_use_ + needed;
-      const bool compact = dead_ > in_use_;
-      add_arena(compact ? live : std::max(needed, live / 2));
-      if (compact) {  // move every list, not only the growing ones
-        for (std::size_t l = 0; l < nlist(); ++l)
-          if (!target[l]) target[l] = lists_[l].capacity;
+      const std::size_t grow = std::max(needed, entries / 2);
+      if (!arenas_.empty() && arena_total_ + grow > 2 * entries) {  // compact: every list moves
+        std::size_t total = 0;
+        for (std::size_t l = 0; l < nlist(); ++l) {
+          const std::size_t need = lists_[l].slots.size() + extra[l];
+          target[l] = need + need / 4;
+          total += target[l];
+          lists_[l].slots.reserve(target[l]);  // appends within the room must not allocate
+        }
+        add_arena(total);
         for (std::size_t l = 0; l < nlist(); ++l) move_list(l, target[l]);
         large_block last = std::move(arenas_.back());
-        arenas_.clear();
+        arenas_.clear();  // keeps its room: the push_back cannot throw
         arenas_.push_back(std::move(last));
-        dead_ = 0;
+        arena_total_ = total;
         return;
       }
+      add_arena(grow);
     }
     for (std::size_t l = 0; l < nlist(); ++l)
       if (target[l]) move_list(l, target[l]);
@@ -114,8 +122,8 @@ class inverted_lists {
   std::size_t arena_free() const { return arenas_.empty() ? 0 : arena_entries_ - arena_used_; }
 
   void add_arena(std::size_t entries) {
-    arenas_.emplace_back(entries * width_ * sizeof(T));
-    dead_ += arena_free();  // the previous arena's unused tail
+    arenas_.emplace_back(entries * width_ * sizeof(T));  // may throw: then nothing changed
+    arena_total_ += entries;
     arena_entries_ = entries;
     arena_used_ = 0;
   }
@@ -125,8 +133,6 @@ class inverted_lists {
     list& li = lists_[l];
     T* to = reinterpret_cast<T*>(arenas_.back().data()) + arena_used_ * width_;
     std::copy_n(li.entries, li.slots.size() * width_, to);
-    dead_ += li.capacity;
-    in_use_ += capacity - li.capacity;
     li.entries = to;
     li.capacity = capacity;
     arena_used_ += capacity;
@@ -136,7 +142,7 @@ class inverted_lists {
   std::vector<list> lists_;
   std::vector<large_block> arenas_;
   std::size_t arena_entries_ = 0, arena_used_ = 0;  // the last arena's room and use, in entries
-  std::size_t in_use_ = 0, dead_ = 0;               // entries of room held by lists, and left behind
+  std::size_t arena_total_ = 0;                     // every arena's room, in entries
 };
 
 }  // namespace annulus::ivf
