@@ -81,7 +81,15 @@ matrix<T> hdf5_file::read(const std::string& dataset, std::int64_t mem_type) con
   } catch (const annulus::error& e) {
     throw usage_error(where + e.what());
   }
+  // The storage size is the file's own claim (a contiguous dataset's header
+  // names an address and a length): it must fit in the file's real size,
+  // else an 8 KB file could claim gigabytes of storage.
   const std::uint64_t stored = H5Dget_storage_size(ds.id);
+  std::error_code ec;
+  const std::uint64_t file_bytes = std::filesystem::file_size(path_, ec);
+  if (ec || stored > file_bytes)
+    throw usage_error(where + "claims " + std::to_string(stored) + " bytes of storage, the file holds " +
+                      (ec ? std::string("an unknown number") : std::to_string(file_bytes)));
   const std::size_t element = type ? H5Tget_size(type.id) : 0;
   std::uint64_t declared = 0;
   try {
