@@ -4,12 +4,14 @@
 //                      search(query, k, params, out) -> count: writes the k
 //                      closest (closest first) into caller storage, allocating
 //                      nothing, and returns how many it wrote
-//   mutable_index      add(rows, labels) and remove(label)
+//   mutable_index      add(rows, labels), remove(label), update(label, vector)
 //   filterable_index   search with a predicate over labels
 //   persistent_index   save(path) and load(path)
 //
 // search_batch(idx, queries, k, params, threads) runs any index over a batch on
 // the library's parallel_for, or the index's own batch path where it has one.
+// Every annulus index models all but persistent_index through one base
+// (index/base.hpp), which also defines label_predicate and accept_all.
 #pragma once
 
 #include <concepts>
@@ -22,6 +24,7 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
+#include "annulus/index/base.hpp"
 
 namespace annulus {
 
@@ -39,21 +42,13 @@ concept index = requires(const I& idx, std::span<const float> q, std::size_t k,
 
 template <class I>
 concept mutable_index = index<I> && requires(I& idx, matrix_view<const float> rows,
-                                             std::span<const label_t> labels, label_t label) {
+                                             std::span<const label_t> labels, label_t label,
+                                             std::span<const float> vector) {
   idx.add(rows, labels);
   idx.remove(label);
 };
 
-/// A predicate over labels: true keeps the item.
-template <class P>
-concept label_predicate = std::predicate<const P&, label_t>;
-
-/// The predicate that keeps everything: indexes test for this type to skip
-/// their filtering work entirely.
-struct accept_all {
-  constexpr bool operator()(label_t) const { return true; }
-};
-
+// Transitional: indexes not yet on index_base.
 /// The std::vector-returning forms of search, for an index (the derived
 /// class, which says `using vector_search<Index>::search;`) that has the
 /// span forms search(query, k, params, out[, keep]).

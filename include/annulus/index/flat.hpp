@@ -3,6 +3,11 @@
 //   flat_index<l2> idx(128);            // or annulus::flat_index<l2>::build(data)
 //   idx.add(data);                      // labels 0, 1, 2, ... (row numbers)
 //   auto hits = idx.search(query, 10);  // 10 closest, closest first
+//   idx.search(query, 10, {}, [&](label_t l) { return in_stock(l); });  // exact filtered
+//   idx.remove(label);  idx.update(label, vector);  idx.get(label);
+//
+// The public calls (search forms, batch, range search, get, labels, k
+// policy) come from index/base.hpp; this file is the scan.
 //
 // One query is a SIMD one-to-many scan (64 rows per kernel call) into a
 // bounded heap that lives in the caller's output. A batch is a blocked GEMM
@@ -13,12 +18,22 @@
 // memory is bounded by the block sizes (a few MB per thread), not by
 // queries x base.
 //
+// Removal frees the slot at once (the next add writes into it); a scan skips
+// free slots with one test per candidate that beats the k-th distance.
+// A filter is tested the same way, so filtered search is exact: the ground
+// truth for other indexes' filtered recall.
+//
 // Ownership: the index copies what it is given (normalised under cosine).
-// Threads: const calls (search, search_batch) are safe from any number of
-// threads at once; add is not safe alongside anything else.
+// Memory: dim floats and a squared norm a vector, a byte a slot, the label
+// map (nothing while labels are row numbers and nothing was removed).
+// Threads: const calls (search, search_batch, get, ...) are safe from any
+// number of threads at once; add, remove and update are not safe alongside
+// anything else.
 #pragma once
 
 #include <algorithm>
+#include <string_view>
+#include <type_traits>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -32,6 +47,8 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/sizes.hpp"
+#include "annulus/core/slots.hpp"
+#include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/concepts.hpp"
@@ -39,9 +56,12 @@
 namespace annulus {
 
 template <metric Metric>
-class flat_index : public vector_search<flat_index<Metric>> {
+class flat_index : public index_base<flat_index<Metric>, Metric> {
+  using base = index_base<flat_index<Metric>, Metric>;
+  friend base;
+
  public:
-  using metric_type = Metric;
+  static constexpr std::string_view index_name = "flat_index";
   struct build_params {
     std::size_t initial_capacity = 0;  ///< vectors to reserve room for (0 = grow on add)
   };
@@ -53,20 +73,10 @@ class flat_index : public vector_search<flat_index<Metric>> {
     reserve(params.initial_capacity);
   }
 
-  /// An index holding every row of `data` (labels = row numbers).
-  /// Throws invalid_argument on empty data, and what add throws.
-  static flat_index build(matrix_view<const float> data, const build_params& params = {}) {
-    if (data.rows() == 0 || data.cols() == 0)
-      throw invalid_argument("flat_index::build: empty data (" + std::to_string(data.rows()) +
-                             " x " + std::to_string(data.cols()) + ")");
-    flat_index idx(data.cols(), params);
-    idx.add(data);
-    return idx;
-  }
-
   std::size_t dim() const { return dim_; }
-  std::size_t size() const { return labels_.size(); }
+  std::size_t size() const { return slots_.live(); }
 
+  /// Room for n vectors without reallocating. Throws capacity_error, std::bad_alloc.
   void reserve(std::size_t n) {
     if (n > label_map::max_slots)
       throw capacity_error("flat_index: room for " + std::to_string(n) + " vectors asked, the limit is " +
@@ -75,50 +85,85 @@ class flat_index : public vector_search<flat_index<Metric>> {
     norms_.reserve(n);
   }
 
-  /// Appends the rows of `data` with labels `labels` (empty = size(), size()+1, ...).
-  /// Throws dimension_mismatch (wrong column count), invalid_argument (NaN/Inf,
-  /// zero vector under cosine, label count or duplicate label), capacity_error.
-  /// On a throw the index is unchanged. Adding zero rows does nothing.
-  void add(matrix_view<const float> data, std::span<const label_t> labels = {}) {
-    validate_rows<Metric>("data", data, dim_);
-    labels_.check_new(data.rows(), labels);
+  /// Bytes of heap memory the index holds (vectors, norms, labels, free slots).
+  std::size_t memory_bytes() const {
+    return vectors_.capacity() * sizeof(float) + norms_.capacity() * sizeof(float) + slots_.memory_bytes() +
+           free_.memory_bytes();
+  }
+
+  /// The stored vectors (normalised under cosine), in slot order; slots
+  /// freed by remove hold stale rows until an add reuses them.
+  matrix_view<const float> stored() const { return {vectors_.data(), slots_.slots(), dim_, dim_}; }
+
+ private:
+  static flat_index build_validated(matrix_view<const float> data, const build_params& params,
+                                    std::size_t threads) {
+    build_params p = params;
+    p.initial_capacity = std::max(p.initial_capacity, data.rows());
+    flat_index idx(data.cols(), p);
+    idx.add_validated(data, {}, threads);
+    return idx;
+  }
+
+  // Freed slots first, then fresh ones; everything that allocates before the
+  // label commit, the last step that can throw.
+  void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
+    slots_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
-    const std::size_t old = size();
-    vectors_.resize(sizes::product(old + data.rows(), dim_, "flat_index::add"));  // may throw: nothing changed yet
-    norms_.resize(old + data.rows());
-    store_rows<Metric>(data, vectors_.data() + old * dim_);
-    kernels::norm_sq_many({vectors_.data() + old * dim_, data.rows(), dim_}, norms_.data() + old);
-    labels_.append(data.rows(), labels);
+    const std::vector<slot_t> slots = slots_.plan(data.rows());
+    const std::size_t top = std::max<std::size_t>(slots_.slots(), std::size_t(slots.back()) + 1);
+    vectors_.resize(std::max(vectors_.size(), sizes::product(top, dim_, "flat_index::add")));
+    norms_.resize(std::max(norms_.size(), top));
+    free_.resize(top);
+    slots_.commit(data.rows(), labels);
+    parallel_for(data.rows(), threads, [&](std::size_t i, std::size_t) { write(slots[i], data.row_ptr(i)); }, 1024);
+    free_.reuse(slots);
   }
 
-  /// The k closest stored vectors to `query`, closest first, written to `out`
-  /// (size >= k); returns k. Allocates nothing.
-  /// Throws dimension_mismatch, invalid_argument (k = 0, k > size(), output
-  /// too small, NaN/Inf or, under cosine, zero query).
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params&,
-                     std::span<neighbor> out) const {
-    check::k_in_range(k, size());
-    check::output_size(out.size(), k);
-    const std::span<const float> q = prepare_query<Metric>(query, dim_, query_scratch());
+  void remove_label(label_t label) {
+    free_.remove(slots_, label, "flat_index::remove");  // nothing refers to the slot: free it now
+    free_.reclaim(slots_);
+  }
+
+  void update_validated(label_t label, std::span<const float> vector) {
+    write(slots_.slot_of(label, "flat_index::update"), vector.data());
+  }
+
+  const slot_directory& directory() const { return slots_; }
+  void copy_vector(slot_t s, float* out) const { std::copy_n(vectors_.data() + std::size_t(s) * dim_, dim_, out); }
+
+  // Writes a validated vector (normalised under cosine) and its norm into slot s. Cannot throw.
+  void write(slot_t s, const float* v) {
+    float* row = vectors_.data() + std::size_t(s) * dim_;
+    store_rows<Metric>(matrix_view<const float>(v, 1, dim_), row);
+    norms_[s] = kernels::norm_sq(row, dim_);
+  }
+
+  template <class Keep>
+  std::size_t search_prepared(const float* q, std::size_t k, const search_params&, std::span<neighbor> out,
+                              const Keep& keep) const {
     topk_heap heap(out, k);
-    scan(q.data(), 0, size(), heap);
-    const std::size_t n = heap.sort();
-    for (std::size_t i = 0; i < n; ++i) out[i].label = labels_.label(slot_t(out[i].label));
-    return n;
+    scan(q, 0, slots_.slots(), heap, keep);
+    return this->finish_labels(out, heap.sort(), [&](slot_t s) { return slots_.label(s); });
   }
 
-  using vector_search<flat_index>::search;  // the std::vector-returning forms
+  // Whether slot s may enter a result: it holds a vector that passes the filter.
+  template <class Keep>
+  bool admits(std::size_t s, const Keep& keep) const {
+    if (free_.dead(s)) return false;
+    if constexpr (std::is_same_v<Keep, accept_all>)
+      return true;
+    else
+      return keep(slots_.label(slot_t(s)));
+  }
 
-  /// Every row of `queries` at once, over `threads` workers (0 = all cores).
-  /// Throws what search throws, before doing any work.
-  result_matrix search_batch(matrix_view<const float> queries, std::size_t k,
-                             const search_params& params = {}, std::size_t threads = 0) const {
-    check::k_in_range(k, size());
-    validate_rows<Metric>("query", queries, dim_);
+  // Every query at once, by blocked GEMM (below gemm_min_queries, one query at a time).
+  result_matrix search_batch_prepared(matrix_view<const float> queries, std::size_t k, const search_params& params,
+                                      std::size_t threads) const {
     result_matrix out(queries.rows(), k);
     if (queries.rows() < gemm_min_queries) {
       parallel_for(queries.rows(), threads, [&](std::size_t i, std::size_t) {
-        out.set_count(i, search(queries.row(i), k, params, out.row_storage(i)));
+        out.set_count(i, this->search(queries.row(i), k, params, out.row_storage(i)));
       });
       return out;
     }
@@ -137,18 +182,6 @@ class flat_index : public vector_search<flat_index<Metric>> {
     return out;
   }
 
-  /// Bytes of heap memory the index holds (vectors, norms, labels).
-  std::size_t memory_bytes() const {
-    return vectors_.capacity() * sizeof(float) + norms_.capacity() * sizeof(float) +
-           labels_.memory_bytes();
-  }
-
-  /// The stored vectors (normalised under cosine), in slot order.
-  matrix_view<const float> stored() const { return {vectors_.data(), size(), dim_, dim_}; }
-  /// The label of slot `s` (s < size()).
-  label_t label_of(slot_t s) const { return labels_.label(s); }
-
- private:
   // Below this many queries a batch is searched one query at a time: GEMM pays
   // off once a base block is reused by enough queries.
   static constexpr std::size_t gemm_min_queries = 16;
@@ -173,16 +206,10 @@ class flat_index : public vector_search<flat_index<Metric>> {
     gemm::workspace gemm;
   };
 
-  // Per-thread room for a normalised query; grows once per thread, then reused.
-  std::span<float> query_scratch() const {
-    thread_local std::vector<float> buf;
-    if (buf.size() < dim_) buf.resize(dim_);
-    return buf;
-  }
-
   // Offers slots [begin, end) to the heap (labels in the heap are slots),
   // scoring a block of rows per kernel call.
-  void scan(const float* q, std::size_t begin, std::size_t end, topk_heap& heap) const {
+  template <class Keep>
+  void scan(const float* q, std::size_t begin, std::size_t end, topk_heap& heap, const Keep& keep) const {
     constexpr std::size_t block = 64;
     alignas(64) float dist[block];
     float threshold = heap.threshold();
@@ -190,7 +217,7 @@ class flat_index : public vector_search<flat_index<Metric>> {
       const std::size_t n = std::min(block, end - b);
       Metric::distances(q, matrix_view<const float>(vectors_.data() + b * dim_, n, dim_), dist);
       for (std::size_t j = 0; j < n; ++j)
-        if (dist[j] <= threshold && heap.push(b + j, dist[j])) threshold = heap.threshold();
+        if (dist[j] <= threshold && admits(b + j, keep) && heap.push(b + j, dist[j])) threshold = heap.threshold();
     }
   }
 
@@ -205,7 +232,7 @@ class flat_index : public vector_search<flat_index<Metric>> {
     float threshold = heap.threshold();
     for (std::size_t j = kernels::first_at_most(row, nb, threshold); j < nb;
          j = j + 1 + kernels::first_at_most(row + j + 1, nb - j - 1, threshold))
-      if (heap.push(b0 + j, row[j])) threshold = heap.threshold();
+      if (admits(b0 + j, accept_all{}) && heap.push(b0 + j, row[j])) threshold = heap.threshold();
   }
 
   void search_block(matrix_view<const float> queries, std::size_t k, batch_scratch& sc,
@@ -219,8 +246,8 @@ class flat_index : public vector_search<flat_index<Metric>> {
     for (std::size_t i = 0; i < nq; ++i) heaps.emplace_back(std::span(sc.heaps).subspan(i * c, c), c);
 
     const matrix_view<const float> q(sc.queries.data(), nq, dim_);
-    for (std::size_t b0 = 0; b0 < size(); b0 += base_block) {
-      const std::size_t nb = std::min(base_block, size() - b0);
+    for (std::size_t b0 = 0; b0 < slots_.slots(); b0 += base_block) {
+      const std::size_t nb = std::min(base_block, slots_.slots() - b0);
       gemm::inner_products(q, stored().rows_slice(b0, nb), sc.products.data(), nb, sc.gemm);
       for (std::size_t i = 0; i < nq; ++i)
         offer_row(sc.products.data() + i * nb, nb, b0, sc.query_norms[i], heaps[i]);
@@ -234,16 +261,18 @@ class flat_index : public vector_search<flat_index<Metric>> {
       std::span<neighbor> dst = out.row_storage(first_row + i);
       topk_heap best(dst, k);
       for (const neighbor& n : cand) best.push(n.label, n.distance);
-      const std::size_t found = best.sort();
-      for (std::size_t r = 0; r < found; ++r) dst[r].label = labels_.label(slot_t(dst[r].label));
-      out.set_count(first_row + i, found);
+      out.set_count(first_row + i,
+                    this->finish_labels(dst, best.sort(), [&](slot_t s) { return slots_.label(s); }));
     }
   }
 
   std::size_t dim_;
   std::vector<float, aligned_allocator<float>> vectors_;
   std::vector<float> norms_;  // squared norms, for the GEMM path under l2
-  label_map labels_;
+  slot_directory slots_;      // labels, free slots
+  tombstones free_;           // which slots hold no vector (removed, not yet reused)
 };
+
+static_assert(mutable_index<flat_index<l2>> && filterable_index<flat_index<cosine>, accept_all>);
 
 }  // namespace annulus
