@@ -87,3 +87,29 @@ TEST_CASE("flat_index: construction and label errors", "[flat]") {
   idx.add(matrix<float>(0, 7).view());  // nothing to add: no error, no change
   CHECK(idx.size() == 4);
 }
+
+// Issue 16: flat_index removes (freeing the slot for the next add) and
+// filters; its GEMM batch path skips freed slots as the single search does.
+TEMPLATE_TEST_CASE("flat_index: removed slots are skipped by both paths and reused by adds", "[flat]",
+                   l2, inner_product, cosine) {
+  const auto base = annulus::testing::clustered(3000, 20, 8, 51);
+  auto idx = flat_index<TestType>::build(base.view());
+  for (label_t l = 0; l < 3000; l += 2) idx.remove(l);
+  REQUIRE(idx.size() == 1500);
+  const auto queries = annulus::testing::clustered(40, 20, 8, 52);  // >= 16: the GEMM path
+  const auto batch = search_batch(idx, queries.view(), 10, {}, 2);
+  for (std::size_t i = 0; i < queries.rows(); ++i) {
+    const auto single = idx.search(queries.row(i), 10);
+    REQUIRE(std::vector<neighbor>(batch[i].begin(), batch[i].end()) == single);
+    // Exact: the same as a flat index that never held the even labels.
+    const auto odd = idx.search(queries.row(i), 10, {}, [](label_t l) { return l % 2 == 1; });
+    REQUIRE(odd == single);
+    for (const neighbor& n : single) REQUIRE(n.label % 2 == 1);
+  }
+  std::vector<label_t> fresh(1000);
+  for (std::size_t i = 0; i < fresh.size(); ++i) fresh[i] = 10000 + i;
+  idx.add(base.view().rows_slice(0, 1000), fresh);
+  CHECK(idx.size() == 2500);
+  CHECK(idx.stored().rows() == 3000);  // the freed slots took the new vectors
+  if constexpr (!std::is_same_v<TestType, inner_product>) CHECK(idx.search(base.row(0), 1)[0].label == 10000);
+}

@@ -180,6 +180,21 @@ template <class T>
 matrix_view<T> view_of(std::vector<T>& values, std::size_t cols) {
   return view_of(std::span<T>(values), cols);
 }
+/// Rows given as a vector of vectors (what many callers hold), copied once
+/// into a matrix. Throws dimension_mismatch naming the first row whose length
+/// differs from row 0's, invalid_argument for rows of length 0.
+template <class T>
+matrix<T> from_rows(const std::vector<std::vector<T>>& rows) {
+  const std::size_t cols = rows.empty() ? 0 : rows[0].size();
+  if (!rows.empty() && cols == 0) throw invalid_argument("from_rows: row 0 is empty");
+  for (std::size_t i = 1; i < rows.size(); ++i)
+    if (rows[i].size() != cols)
+      throw dimension_mismatch("from_rows: row " + std::to_string(i) + " has " + std::to_string(rows[i].size()) +
+                               " values, row 0 has " + std::to_string(cols));
+  matrix<T> out(rows.size(), cols);
+  for (std::size_t i = 0; i < rows.size(); ++i) std::copy(rows[i].begin(), rows[i].end(), out.row_ptr(i));
+  return out;
+}
 /// A single vector as a 1 x d matrix.
 template <class T>
 matrix_view<T> row_view(std::span<T> v) {
