@@ -184,8 +184,9 @@ TEST_CASE("hnsw: memory_bytes counts records, upper links and labels exactly", "
   const auto base = clustered(2000, 20, 6, 14);
   const std::size_t m = 10;
   const auto idx = hnsw_index<l2>::build(base.view(), {.m = m});
-  // Record: 24-byte header + 2m links, rounded to 64; 20 floats rounded to 64.
-  const std::size_t record = (24 + 8 * m + 63) / 64 * 64 + (20 * 4 + 63) / 64 * 64;
+  // Record: 24-byte header + 2m links, rounded to 64; 20 floats rounded to 64;
+  // the 8-byte owner of its upper-layer links.
+  const std::size_t record = (24 + 8 * m + 63) / 64 * 64 + (20 * 4 + 63) / 64 * 64 + 8;
   std::size_t upper = 0;
   for (label_t l = 0; l < base.rows(); ++l) upper += idx.level(l) * (m + 1) * 4;
   // Row-number labels cost nothing beyond an empty label map.
