@@ -17,6 +17,9 @@
 // contains, get, labels, k policy) come from index/base.hpp; this file is
 // the graph's bookkeeping: slots, labels, locks, and the search paths.
 //
+// Ownership: the index copies what it is given (normalised under cosine,
+// which is what get() returns); the node store owns records and links.
+//
 // Memory: one record per slot of round_up(24 + 8m, 64) + round_up(4 dim, 64)
 // bytes (links, header and vector together) and 8 bytes for the owner of its
 // upper-layer links, plus 4 (m + 1) bytes per upper layer a node reaches
