@@ -1,8 +1,8 @@
 // hnsw_index beyond the shared interface tests: recall per metric on
 // clustered data with uneven norms, deletion and slot reuse, updates, filters
 // at 1% and 50% selectivity, growth after build, a reproducible one-thread
-// build, exact memory accounting, bad input, and searches running while the
-// index changes.
+// build, exact memory accounting, bad input, and searches, contains, get and
+// labels running while the index changes.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -173,6 +173,7 @@ TEST_CASE("hnsw: one thread and one seed build the same graph", "[hnsw]") {
   std::size_t differ = 0;
   for (label_t l = 0; l < base.rows(); ++l) differ += a.level(l) != c.level(l);
   CHECK(differ > 0);
+  STATIC_REQUIRE(hnsw_index<l2>::build_params{}.seed == default_seed);  // the library's one default
   // Links respect the degree bounds: 2m on layer 0, m above.
   for (label_t l = 0; l < base.rows(); ++l) {
     REQUIRE(a.neighbors(l, 0).size() <= 16);
@@ -184,8 +185,9 @@ TEST_CASE("hnsw: memory_bytes counts records, upper links and labels exactly", "
   const auto base = clustered(2000, 20, 6, 14);
   const std::size_t m = 10;
   const auto idx = hnsw_index<l2>::build(base.view(), {.m = m});
-  // Record: 24-byte header + 2m links, rounded to 64; 20 floats rounded to 64.
-  const std::size_t record = (24 + 8 * m + 63) / 64 * 64 + (20 * 4 + 63) / 64 * 64;
+  // Record: 24-byte header + 2m links, rounded to 64; 20 floats rounded to 64;
+  // the 8-byte owner of its upper-layer links.
+  const std::size_t record = (24 + 8 * m + 63) / 64 * 64 + (20 * 4 + 63) / 64 * 64 + 8;
   std::size_t upper = 0;
   for (label_t l = 0; l < base.rows(); ++l) upper += idx.level(l) * (m + 1) * 4;
   // Row-number labels cost nothing beyond an empty label map.
@@ -259,6 +261,42 @@ TEST_CASE("hnsw: searches run while vectors are added, removed and updated", "[h
       CHECK((g.label % 5 != 0 || g.label % 10 == 0));  // removed and not added back: never returned
   CHECK(short_results.load() == 0);
   CHECK(idx.size() == 3000 - 600 + 300);
+}
+
+TEST_CASE("hnsw: contains, get and labels run beside adds, removes and updates", "[hnsw][threads]") {
+  const auto base = clustered(2000, 16, 8, 20);
+  auto idx = hnsw_index<l2>::build(base.view().rows_slice(0, 500), {.m = 8, .ef_construction = 40});
+  const auto row_is = [&](const std::vector<float>& v, label_t row) {
+    return row < base.rows() && std::equal(v.begin(), v.end(), base.row(row).begin());
+  };
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> reads{0}, bad{0};  // Catch's assertions are not thread-safe: count here
+  std::jthread reader([&] {
+    while (!done.load()) {
+      for (label_t l = 0; l < 2000; l += 37) {
+        if (!idx.contains(l)) continue;
+        try {
+          const auto v = idx.get(l);
+          bad += !row_is(v, l) && !row_is(v, l + 1);  // row l, or row l + 1 after an update
+        } catch (const invalid_argument&) {  // removed between contains and get
+        }
+      }
+      for (const label_t l : idx.labels()) bad += l >= 2000;
+      ++reads;
+    }
+  });
+  for (std::size_t first = 500; first < 2000; first += 250) idx.add(base.view().rows_slice(first, 250), {}, 2);
+  for (label_t l = 0; l < 2000; l += 4) idx.remove(l);
+  for (label_t l = 1; l < 2000; l += 40) idx.update(l, base.row(l + 1));
+  done = true;
+  reader.join();
+  CHECK(reads.load() > 0);
+  CHECK(bad.load() == 0);
+  const auto labels = idx.labels();
+  CHECK(labels.size() == 1500);
+  for (const label_t l : labels) REQUIRE(l % 4 != 0);
+  CHECK(row_is(idx.get(41), 42));
+  CHECK(row_is(idx.get(3), 3));
 }
 
 TEST_CASE("hnsw: removing every vector, entry point included, then adding again", "[hnsw]") {

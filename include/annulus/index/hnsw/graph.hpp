@@ -46,7 +46,6 @@ struct scratch {
   std::vector<candidate> copies;    // pool entries holding the base's own vector
   std::vector<slot_t> linked;       // the new node's neighbours, top layer first
   std::vector<std::size_t> linked_end;  // where each layer's part of `linked` ends
-  std::vector<float> query;         // a cosine query, normalised
 };
 
 /// Every node may be returned (no filter, no tombstones).

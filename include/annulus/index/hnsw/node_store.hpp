@@ -4,7 +4,7 @@
 //
 //   offset 0    node_header (24 bytes): layer-0 link count, level, lock byte,
 //               state (empty / live / deleted), label, pointer to the
-//               upper-layer links
+//               upper-layer links (read by searches; not an owner)
 //   offset 24   2m layer-0 links (32-bit slots)
 //   offset V    the vector (dim floats), V = the header and links rounded up
 //               to 64 bytes so a vector starts on a cache line
@@ -14,6 +14,11 @@
 // `first` slots, segment b >= 1 holds first * 2^(b-1)), so the store grows
 // while searches read it. Segments are large_blocks: huge-page backed on
 // Linux, zero-filled, touched only when written.
+//
+// Upper-layer links live in one block per node that reaches layer 1, owned
+// by the store: each segment has a unique_ptr per slot beside its records
+// (8 bytes a slot), which only writers touch; the header keeps a plain
+// pointer to the block, so a search reads upper links as before.
 //
 // Concurrency: link counts and link entries are read and written through
 // std::atomic_ref (acquire/release: plain moves on x86), so a search may
@@ -30,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "annulus/core/labels.hpp"
 #include "annulus/core/large_block.hpp"
@@ -46,7 +52,8 @@ struct node_header {
   std::uint8_t state;     // node_state, through atomic_ref; deleted nodes route but are never returned
   std::uint8_t reserved;
   label_t label;          // copy of the label map's entry, readable by searches without a lock
-  std::uint32_t* upper;   // layers 1..level, (1 + m) words each: count, then m links
+  std::uint32_t* upper;   // layers 1..level, (1 + m) words each: count, then m links;
+                          // the block is owned by the node_store
 };
 static_assert(sizeof(node_header) == 24);
 
@@ -86,6 +93,8 @@ struct link_list {
 
 class node_store {
  public:
+  using upper_block = std::unique_ptr<std::uint32_t[]>;
+
   node_store(std::size_t dim, std::size_t m)
       : dim_(dim), m_(m),
         vector_offset_(round_up(sizeof(node_header) + 2 * m * sizeof(std::uint32_t), 64)),
@@ -97,8 +106,11 @@ class node_store {
   std::size_t stride() const { return stride_; }
   /// Slots with room allocated; may grow while a search runs.
   std::size_t capacity() const { return segments_->capacity.load(std::memory_order_acquire); }
-  /// Bytes of node records allocated.
-  std::size_t bytes() const { return capacity() * stride_; }
+  /// Bytes allocated: node records, their block owners, upper-layer links.
+  std::size_t bytes() const {
+    return capacity() * (stride_ + sizeof(upper_block)) +
+           segments_->upper_words.load(std::memory_order_relaxed) * sizeof(std::uint32_t);
+  }
 
   /// Makes room for slots [0, n). Writer only. Throws std::bad_alloc, leaving
   /// the store as it was.
@@ -118,8 +130,7 @@ class node_store {
   std::byte* record(slot_t s) const {
     const segment_table& t = *segments_;
     if (s < t.first) return t.base0 + std::size_t{s} * stride_;  // every slot of a built index
-    const std::size_t b = std::bit_width(std::size_t{s} / t.first);
-    const std::size_t offset = s - (t.first << (b - 1));
+    const auto [b, offset] = place(s);
     return t.base[b].load(std::memory_order_acquire) + offset * stride_;
   }
   node_header& header(slot_t s) const { return *reinterpret_cast<node_header*>(record(s)); }
@@ -141,6 +152,21 @@ class node_store {
   }
   /// Words of upper-layer links a node of `level` needs.
   std::size_t upper_words(std::size_t level) const { return level * (m_ + 1); }
+
+  /// Zeroed upper-layer links for a node of `level` (none for level 0).
+  /// Throws std::bad_alloc.
+  upper_block new_upper(std::size_t level) const {
+    return level == 0 ? upper_block{} : std::make_unique<std::uint32_t[]>(upper_words(level));
+  }
+  /// Writer side, for a fresh slot s (never given a block) that no list
+  /// names yet: s's header points to `block`, from new_upper(level), which
+  /// the store keeps until it is destroyed (a reused slot keeps its block).
+  /// Safe from several writers at once on distinct slots.
+  void adopt_upper(slot_t s, std::size_t level, upper_block block) noexcept {
+    header(s).upper = block.get();
+    owner_of(s) = std::move(block);
+    segments_->upper_words.fetch_add(upper_words(level), std::memory_order_relaxed);
+  }
 
   /// Starts fetching the first `lines` cache lines of slot s's vector.
   void prefetch_vector(slot_t s, std::size_t lines) const {
@@ -165,12 +191,29 @@ class node_store {
     std::byte* base0 = nullptr;   // segment 0, read on every access without an atomic
     std::array<std::atomic<std::byte*>, max_segments> base{};
     std::array<large_block, max_segments> blocks;
+    std::array<std::unique_ptr<upper_block[]>, max_segments> upper;  // writers only
     std::atomic<std::size_t> capacity{0};
+    std::atomic<std::size_t> upper_words{0};  // held by the upper blocks
   };
+
+  // (segment, index in it) of slot s; segment 0 holds the first `first` slots.
+  std::pair<std::size_t, std::size_t> place(slot_t s) const {
+    const std::size_t first = segments_->first;
+    if (s < first) return {0, s};
+    const std::size_t b = std::bit_width(std::size_t{s} / first);
+    return {b, s - (first << (b - 1))};
+  }
+  upper_block& owner_of(slot_t s) const {
+    const auto [b, offset] = place(s);
+    return segments_->upper[b][offset];
+  }
 
   void install(std::size_t b, std::size_t slots) {
     segment_table& t = *segments_;
-    t.blocks[b] = large_block(sizes::product(slots, stride_, "hnsw node block"));
+    large_block records(sizes::product(slots, stride_, "hnsw node block"));
+    auto owners = std::make_unique<upper_block[]>(slots);  // on a throw, nothing installed
+    t.blocks[b] = std::move(records);
+    t.upper[b] = std::move(owners);
     if (b == 0) t.base0 = t.blocks[0].data();
     t.base[b].store(t.blocks[b].data(), std::memory_order_release);
     t.capacity.store(t.capacity.load(std::memory_order_relaxed) + slots, std::memory_order_release);
