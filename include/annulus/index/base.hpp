@@ -21,7 +21,9 @@
 //       under cosine, normalised; 1 <= k <= size(); out.size() >= k. Writes at most k
 //       results with the users' labels, closest first (finish_labels does the mapping);
 //       keep is accept_all for an unfiltered search.
-//   build_validated(data, params, threads) -> Derived    static; data is non-empty, validated
+//   optional: build_validated(data, params, threads) -> Derived   static; data is non-empty,
+//             validated; without it, build constructs (dim, params), reserves room for
+//             every row where the index has reserve(n), and adds
 //   add_validated(rows, labels, threads)                 rows validated; all-or-nothing
 //   remove_label(label), update_validated(label, vector)  all-or-nothing
 //   directory() -> const slot_directory&                 which slot holds which label
@@ -188,7 +190,14 @@ class index_base {
       throw invalid_argument(std::string(Derived::index_name) + "::build: empty data (" +
                              std::to_string(data.rows()) + " x " + std::to_string(data.cols()) + ")");
     validate_rows<Metric>("data", data, data.cols());
-    return Derived::build_validated(data, params, threads);
+    if constexpr (requires { Derived::build_validated(data, params, threads); }) {
+      return Derived::build_validated(data, params, threads);
+    } else {  // an index that needs no training: room for every row, then one add
+      Derived idx(data.cols(), params);
+      if constexpr (requires { idx.reserve(data.rows()); }) idx.reserve(data.rows());
+      idx.add_validated(data, {}, threads);
+      return idx;
+    }
   }
 
   /// Adds the rows of `data` with `labels` (empty = continue the row

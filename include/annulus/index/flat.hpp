@@ -96,15 +96,6 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
   matrix_view<const float> stored() const { return {vectors_.data(), slots_.slots(), dim_, dim_}; }
 
  private:
-  static flat_index build_validated(matrix_view<const float> data, const build_params& params,
-                                    std::size_t threads) {
-    build_params p = params;
-    p.initial_capacity = std::max(p.initial_capacity, data.rows());
-    flat_index idx(data.cols(), p);
-    idx.add_validated(data, {}, threads);
-    return idx;
-  }
-
   // Freed slots first, then fresh ones; everything that allocates before the
   // label commit, the last step that can throw.
   void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {

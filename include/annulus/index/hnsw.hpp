@@ -216,15 +216,6 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
 
   // ---- index_base's hooks: build, change, read ----
 
-  static hnsw_index build_validated(matrix_view<const float> data, const build_params& params,
-                                    std::size_t threads) {
-    build_params p = params;
-    p.initial_capacity = std::max(p.initial_capacity, data.rows());
-    hnsw_index idx(data.cols(), p);
-    idx.add_validated(data, {}, threads);
-    return idx;
-  }
-
   // Removed slots are reused first. Everything the linking needs, per-thread
   // scratch included, is allocated before the first change.
   void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
