@@ -170,7 +170,9 @@ TEMPLATE_TEST_CASE("rp_forest: update moves a vector to the leaves it now falls 
     }
   }
   INFO("updated vectors found as the nearest with search_k = 40: " << found << " of 300");
-  CHECK(found >= 285);
+  // Under inner_product the answer is the longest vector in the query's
+  // direction, not the updated one, and 40 candidates often miss it.
+  if constexpr (!std::is_same_v<TestType, inner_product>) CHECK(found >= 285);
   const auto all = idx.search(base.row(1), 3000, {.search_k = 3000});
   std::vector<label_t> labels;
   for (const neighbor& n : all) labels.push_back(n.label);
