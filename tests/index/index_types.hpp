@@ -97,9 +97,9 @@ struct test_setup<lsh_index<M>> {
       annulus::ivf_pq_index<annulus::cosine>, annulus::rp_forest_index<annulus::l2>,             \
       annulus::rp_forest_index<annulus::inner_product>, annulus::rp_forest_index<annulus::cosine>, \
       annulus::lsh_index<annulus::l2>, annulus::lsh_index<annulus::inner_product>,               \
-      annulus::lsh_index<annulus::cosine>
+      annulus::lsh_index<annulus::cosine>, annulus::kd_tree_index<annulus::l2>,                  \
+      annulus::kd_tree_index<annulus::cosine>
 // Indexes that only add after build.
 #define ANNULUS_ADD_ONLY_TYPES \
   annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>, \
-      annulus::flat_index<annulus::cosine>, annulus::kd_tree_index<annulus::l2>, \
-      annulus::kd_tree_index<annulus::cosine>
+      annulus::flat_index<annulus::cosine>

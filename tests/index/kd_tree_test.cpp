@@ -1,14 +1,19 @@
 // kd_tree_index: exact search equals flat search (duplicates, points on the
-// cutting planes, adds after the build), the approximate knobs trade recall
-// monotonically, filters, and the refusal of inner_product.
+// cutting planes, adds after the build, removes and updates), the approximate
+// knobs trade recall monotonically, filters, explain's counts, and the
+// refusal of inner_product (at compile time).
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
+#include <new>
+#include <span>
 #include <limits>
 #include <vector>
 
 #include "annulus/index/flat.hpp"
 #include "annulus/index/kd_tree.hpp"
+#include "support/alloc_failure.hpp"
 #include "support/data.hpp"
 #include "support/matchers.hpp"
 #include "support/recall.hpp"
@@ -105,8 +110,9 @@ TEST_CASE("kd_tree: the same tree on any thread count", "[kd_tree][threads]") {
   const auto two = kd_tree_index<l2>::build(base.view(), {}, 2);
   REQUIRE(one.node_count() == two.node_count());
   for (std::size_t i = 0; i < queries.rows(); ++i) {
-    kd_tree_index<l2>::search_stats a, b;
-    REQUIRE(one.search(queries.row(i), 10, {.stats = &a}) == two.search(queries.row(i), 10, {.stats = &b}));
+    const auto a = one.explain(queries.row(i), 10), b = two.explain(queries.row(i), 10);
+    REQUIRE(a.results == b.results);
+    REQUIRE(a.results == one.search(queries.row(i), 10));
     CHECK(a.points == b.points);
     CHECK(a.leaves == b.leaves);
   }
@@ -198,13 +204,10 @@ TEST_CASE("kd_tree: max_leaves and eps trade recall monotonically", "[kd_tree]")
     CHECK(recall / double(queries.rows()) >= 0.5);
   }
   // eps prunes: fewer points scored than exact search.
-  kd_tree_index<l2>::search_stats exact, loose;
   std::size_t exact_points = 0, loose_points = 0;
   for (std::size_t i = 0; i < queries.rows(); ++i) {
-    tree.search(queries.row(i), 10, {.stats = &exact});
-    tree.search(queries.row(i), 10, {.eps = 1.f, .stats = &loose});
-    exact_points += exact.points;
-    loose_points += loose.points;
+    exact_points += tree.explain(queries.row(i), 10).points;
+    loose_points += tree.explain(queries.row(i), 10, {.eps = 1.f}).points;
   }
   CHECK(loose_points * 2 < exact_points);
 }
@@ -220,14 +223,167 @@ TEST_CASE("kd_tree: filtered search equals a scan of the kept points", "[kd_tree
   CHECK(annulus::testing::filtered_recall(tree, base, queries, {.max_leaves = 4}, odd) < 1.0);
 }
 
-TEST_CASE("kd_tree: refuses inner product and bad parameters", "[kd_tree]") {
+namespace {
+template <class M>
+concept kd_tree_serves = requires { typename kd_tree_index<M>; };
+}  // namespace
+
+TEST_CASE("kd_tree: refuses inner product (at compile time) and bad parameters", "[kd_tree]") {
   using annulus::testing::message_has;
-  CHECK_THROWS_MATCHES(kd_tree_index<inner_product>(3), invalid_argument,
-                       message_has("inner_product") && message_has("mips"));
+  STATIC_REQUIRE(kd_tree_serves<l2>);
+  STATIC_REQUIRE(kd_tree_serves<cosine>);
+  STATIC_REQUIRE_FALSE(kd_tree_serves<inner_product>);  // no cell can be ruled out by an inner product
   CHECK_THROWS_MATCHES(kd_tree_index<l2>(3, {.leaf_size = 0}), invalid_argument, message_has("leaf_size"));
   CHECK_THROWS_MATCHES(kd_tree_index<l2>(0), invalid_argument, message_has("got 0"));
   const auto base = annulus::testing::clustered(100, 3, 2, 9);
   const auto tree = kd_tree_index<l2>::build(base.view());
   for (float bad : {-1.f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(), 3e19f})
     CHECK_THROWS_MATCHES(tree.search(base.row(0), 3, {.eps = bad}), invalid_argument, message_has("eps"));
+}
+
+// Removes (rows in the tree and in the tail), updates (a tree row moves to
+// the tail, a tail row is overwritten) and adds that reuse freed slots, in
+// rounds, against flat search with the same calls: exact search stays exact,
+// get returns what was stored, and dead rows past an eighth of the rows are
+// dropped by the next add's rebuild.
+TEMPLATE_TEST_CASE("kd_tree: remove, update and add in rounds equal flat search", "[kd_tree]", l2, cosine) {
+  const std::size_t d = 4;
+  const auto base = annulus::testing::clustered(2000, d, 8, 13);
+  const auto extra = annulus::testing::clustered(2000, d, 8, 14);
+  const auto queries = annulus::testing::clustered(30, d, 8, 15);
+  auto tree = kd_tree_index<TestType>::build(base.view(), {.leaf_size = 8});
+  auto flat = flat_index<TestType>::build(base.view());
+  random_generator rng(16, 0);
+  std::size_t next_extra = 0;
+  label_t next_label = 10000;
+  for (std::size_t round = 0; round < 12; ++round) {
+    INFO("round " << round);
+    const std::vector<label_t> present = tree.labels();
+    for (std::size_t i = 0; i < 40; ++i) {  // a label may come up twice: remove once
+      const label_t l = present[rng.below(present.size())];
+      if (!tree.contains(l)) continue;
+      tree.remove(l);
+      flat.remove(l);
+      CHECK_FALSE(tree.contains(l));
+    }
+    for (std::size_t i = 0; i < 10; ++i) {
+      const label_t l = present[rng.below(present.size())];
+      if (!tree.contains(l)) continue;
+      const auto v = extra.row(next_extra++ % extra.rows());
+      tree.update(l, v);
+      flat.update(l, v);
+      CHECK(tree.get(l) == flat.get(l));
+    }
+    std::vector<label_t> labels(30);
+    for (label_t& l : labels) l = next_label++;
+    const auto rows = extra.view().rows_slice(next_extra % (extra.rows() - 30), 30);
+    next_extra += 30;
+    tree.add(rows, labels);
+    flat.add(rows, labels);
+    REQUIRE(tree.size() == flat.size());
+    for (std::size_t i = 0; i < queries.rows(); ++i) {
+      const auto want = flat.search(queries.row(i), 10), got = tree.search(queries.row(i), 10);
+      REQUIRE(got.size() == want.size());
+      for (std::size_t r = 0; r < got.size(); ++r) {
+        CHECK(got[r].label == want[r].label);
+        CHECK(got[r].distance == Approx(want[r].distance).margin(1e-5));
+      }
+      const auto odd = [](label_t l) { return l % 2 == 1; };
+      for (const neighbor& n : tree.search(queries.row(i), 10, {}, odd)) CHECK(n.label % 2 == 1);
+    }
+  }
+  // 480 removes and 120 updates of 2360 rows: the rebuilds kept the dead rows below an eighth.
+  CHECK(tree.memory_bytes() < 2 * flat.memory_bytes() + 64 * 1024);
+  CHECK_THROWS_AS(tree.remove(123456789), invalid_argument);
+  CHECK_THROWS_AS(tree.update(123456789, queries.row(0)), invalid_argument);
+  CHECK_THROWS_AS(tree.get(123456789), invalid_argument);
+}
+
+TEST_CASE("kd_tree: remove then add reuses the room; update moves a label, in the tree or the tail", "[kd_tree]") {
+  matrix<float> line(300, 1);
+  for (std::size_t i = 0; i < 300; ++i) line(i, 0) = float(i);
+  auto tree = kd_tree_index<l2>::build(line.view(), {.leaf_size = 4});
+  std::size_t bytes = 0;
+  for (std::size_t round = 0; round < 100; ++round) {  // remove one, add one: memory stays put
+    tree.remove(label_t(round));
+    const float x = float(round);
+    tree.add(std::span(&x, 1), 1000 + round);
+    if (round == 9) bytes = tree.memory_bytes();  // with the label table the first remove built
+  }
+  CHECK(tree.size() == 300);
+  INFO("memory after 10 rounds " << bytes << ", after 100 " << tree.memory_bytes());
+  CHECK(tree.memory_bytes() <= bytes + 2048);
+  const std::vector<float> q{7.2f};
+  const auto hit = tree.search(q, 1);
+  REQUIRE(hit.size() == 1);
+  CHECK(hit[0].label == 1007);
+  const float far = 1000.f, farther = 2000.f, near = 7.1f;
+  tree.update(1007, std::span(&far, 1));  // rebuilt into the tree by the removes: moves to the tail
+  CHECK(tree.get(1007) == std::vector<float>{1000.f});
+  CHECK(tree.search(q, 1)[0].label == 1008);
+  CHECK(tree.search(std::vector<float>{990.f}, 1)[0].label == 1007);
+  tree.update(1007, std::span(&farther, 1));  // now in the tail: overwritten there
+  CHECK(tree.search(std::vector<float>{1990.f}, 1)[0].label == 1007);
+  tree.add(std::span(&near, 1), 5000);  // the tail's last row
+  tree.remove(1007);                     // a tail row: the last row takes its place
+  CHECK(tree.search(q, 1)[0].label == 5000);
+  CHECK(tree.search(std::vector<float>{1990.f}, 1)[0].label == 299);
+  CHECK(tree.get(5000) == std::vector<float>{7.1f});
+}
+
+// The lifecycle test's [oom] case reaches no rebuild through update; here an
+// update and an add each rebuild (dead rows past an eighth), with the n-th
+// allocation failing for every n: a failed call leaves the answers as they
+// were, the call that gets through answers as on a twin that never failed.
+TEST_CASE("kd_tree: an update or add whose rebuild runs out of memory changes nothing", "[kd_tree][oom]") {
+  const auto base = annulus::testing::clustered(400, 3, 4, 17);
+  const auto queries = annulus::testing::clustered(10, 3, 4, 18);
+  const auto answers = [&](const kd_tree_index<l2>& t) {
+    std::vector<std::vector<neighbor>> out;
+    for (std::size_t i = 0; i < queries.rows(); ++i) {
+      out.push_back(t.search(queries.row(i), 5));
+      out.push_back(t.search(queries.row(i), 5, {.max_leaves = 1}));  // depends on the tree's shape
+    }
+    return out;
+  };
+  const auto fresh = [&] {
+    auto t = kd_tree_index<l2>::build(base.view(), {.leaf_size = 4}, 1);
+    for (label_t l = 0; l < 51; ++l) t.remove(l);  // 51 dead rows of 400: past an eighth, rebuilt at the next change
+    return t;
+  };
+  const std::vector<float> v{0.5f, 0.25f, -1.f};
+  const auto update = [&](kd_tree_index<l2>& t) { t.update(100, v); };
+  const auto add = [&](kd_tree_index<l2>& t) { t.add(queries.view().rows_slice(0, 1), std::vector<label_t>{7000}, 1); };
+  for (const auto& call : {std::function<void(kd_tree_index<l2>&)>(update), std::function<void(kd_tree_index<l2>&)>(add)}) {
+    auto twin = fresh();
+    const std::size_t nodes = twin.node_count();
+    call(twin);
+    CHECK(twin.node_count() != nodes);  // rebuilt
+    const auto after = answers(twin);
+    std::size_t injected = 0;
+    for (std::size_t n = 0;; ++n) {
+      auto t = fresh();
+      const auto before = answers(t);
+      bool threw = false, failed = false;
+      {
+        annulus::testing::fail_allocation_at fail(n);
+        try {
+          call(t);
+        } catch (const std::bad_alloc&) {
+          threw = true;
+        }
+        failed = fail.failed();
+      }
+      INFO("allocation " << n);
+      if (threw) {
+        ++injected;
+        REQUIRE(answers(t) == before);
+        REQUIRE(t.size() == 349);
+        continue;
+      }
+      REQUIRE(answers(t) == after);
+      if (!failed) break;
+    }
+    CHECK(injected >= 4);  // the rebuild's allocations were reached
+  }
 }

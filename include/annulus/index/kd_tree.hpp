@@ -3,6 +3,12 @@
 //   kd_tree_index<l2> idx = kd_tree_index<l2>::build(points);   // d = 2 .. ~16
 //   auto hits = idx.search(query, 10);                          // exact
 //   auto fast = idx.search(query, 10, {.max_leaves = 32});      // approximate
+//   idx.search(query, 10, {}, [&](label_t l) { return open(l); });  // exact filtered
+//   idx.remove(label);  idx.update(label, vector);  idx.get(label);
+//   auto cost = idx.explain(query, 10);                         // results, points scored, leaves
+//
+// The public calls (search forms, batch, range search, get, labels, k
+// policy) come from index/base.hpp; this file is the tree.
 //
 // Each inner node cuts its points on the dimension where their bounding box is
 // widest, at the box's midpoint (sliding to the nearest point when one side
@@ -19,31 +25,41 @@
 // (docs/benchmarks.md measures where on clustered data).
 //
 // Metrics: l2, and cosine (vectors normalised, searched by l2, which orders
-// unit vectors as cosine does). inner_product is refused: it is not a metric,
-// so no cell can be ruled out by its distance to the query. For maximum inner
-// product, use transform/mips.hpp (norm augmentation to l2) or an index that
-// ranks by inner product (hnsw, ivf_flat, flat).
+// unit vectors as cosine does). inner_product does not compile (the class
+// requires another metric): see the comment at the class.
 //
 // Adds after a build go to a tail that every search scans; once the tail holds
 // a 32nd of the tree (and at least 256 points) the tree is rebuilt over
-// everything, so an add costs O(log n) amortised.
+// everything, so an add costs O(log n) amortised. remove frees the label's
+// slot at once (the next add reuses it) and marks its row dead: a search
+// tests the mark only for a point that beats the k-th distance, as it tests a
+// filter. update overwrites a row in the tail in place; a row in the tree is
+// marked dead and the new vector goes to the tail. Once dead rows pass an
+// eighth of the rows, the next add or update rebuilds the tree without them.
+// A rebuild writes the rows in their new order into a second copy and swaps
+// it in: for its duration the vectors are held twice.
 //
-// Memory: the vectors (dim floats each), a 4-byte slot per vector, 20 bytes a
-// node (about 2n / leaf_size nodes), the label map; per searching thread a
-// few dim-float buffers (best-bin-first: dim + 3 floats per waiting cell).
-// Threads: const calls (search, search_batch) are safe from any number of
-// threads at once; add is not safe alongside anything else.
+// Memory: the vectors (dim floats each, plus dead rows until a rebuild), a
+// 4-byte slot per row and a 4-byte row per slot, 20 bytes a node (about
+// 2n / leaf_size nodes), the label map; per searching thread a few dim-float
+// buffers (best-bin-first: dim + 3 floats per waiting cell), kept for reuse.
+// Failure: every mutating call either does all it says or throws and changes
+// nothing, out of memory included (a rebuild that runs out of memory fails
+// the add or update that needed it).
+// Threads: const calls (search, search_batch, explain, get, ...) are safe from
+// any number of threads at once; add, remove and update are not safe
+// alongside anything else.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
+#include <functional>
 #include <limits>
-#include <queue>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -56,23 +72,27 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/scratch.hpp"
 #include "annulus/core/sizes.hpp"
+#include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
-#include "annulus/core/validate.hpp"
 #include "annulus/index/concepts.hpp"
 
 namespace annulus {
 
+// inner_product is not a distance (no triangle inequality), so a kd-tree
+// cannot rule any cell out by its distance to the query: kd_tree_index
+// <inner_product> does not compile. For maximum inner product use
+// transform/mips.hpp (norm augmentation to l2), or an index that ranks by
+// inner product (flat, hnsw, ivf_flat).
 template <metric Metric>
-class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
+  requires(Metric::kind != metric_kind::inner_product)
+class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
+  using base = index_base<kd_tree_index<Metric>, Metric>;
+  friend base;
+
  public:
-  using metric_type = Metric;
+  static constexpr std::string_view index_name = "kd_tree_index";
   struct build_params {
     std::size_t leaf_size = 16;  ///< points per leaf at most (>= 1); duplicates may exceed it
-  };
-  /// What one search did, for seeing where the tree stops paying off.
-  struct search_stats {
-    std::size_t points = 0;  ///< distances computed (flat search computes size())
-    std::size_t leaves = 0;  ///< leaves scanned
   };
   struct search_params {
     std::size_t max_leaves = 0;  ///< leaves visited at most (best-bin-first); 0 = no limit
@@ -80,107 +100,38 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     /// >= 0 and finite: the k-th result is within (1 + eps) of the true k-th
     /// in Euclidean distance, so (1 + eps)^2 in the squared l2 returned.
     float eps = 0.f;
-    /// If set, receives this search's counts. One search at a time: not
-    /// through search_batch, and not shared between threads.
-    search_stats* stats = nullptr;
+  };
+  /// What one search found and what it cost (explain), for seeing where the
+  /// tree stops paying off.
+  struct search_stats {
+    std::vector<neighbor> results;  ///< what search returns for the same call
+    std::size_t points = 0;         ///< distances computed (flat search computes size())
+    std::size_t leaves = 0;         ///< leaves scanned (the tail of adds counts as one)
   };
 
   /// Empty index for vectors of `dim` (>= 1) floats.
-  /// Throws invalid_argument on dim 0, leaf_size 0, or Metric = inner_product.
+  /// Throws invalid_argument on dim 0 or leaf_size 0.
   explicit kd_tree_index(std::size_t dim, const build_params& params = {})
       : dim_(dim), leaf_size_(params.leaf_size) {
-    if constexpr (Metric::kind == metric_kind::inner_product)
-      throw invalid_argument(
-          "kd_tree_index: inner_product is not a distance (no triangle inequality), so a kd-tree "
-          "cannot rule any cell out; use transform/mips.hpp to turn maximum inner product into "
-          "l2, or an index that ranks by inner product (flat, hnsw, ivf_flat)");
     if (dim == 0) throw invalid_argument("kd_tree_index: dimension must be at least 1, got 0");
     if (leaf_size_ == 0) throw invalid_argument("kd_tree_index: leaf_size must be at least 1, got 0");
   }
 
-  /// A tree over every row of `data` (labels = row numbers), built on
-  /// `threads` workers (0 = all cores); the tree is the same for any count.
-  /// Throws invalid_argument on empty data, and what the constructor and add throw.
-  static kd_tree_index build(matrix_view<const float> data, const build_params& params = {},
-                             std::size_t threads = 0) {
-    if (data.rows() == 0 || data.cols() == 0)
-      throw invalid_argument("kd_tree_index::build: empty data (" + std::to_string(data.rows()) +
-                             " x " + std::to_string(data.cols()) + ")");
-    kd_tree_index idx(data.cols(), params);
-    idx.append(data, {});
-    idx.rebuild(threads);
-    return idx;
-  }
-
   std::size_t dim() const { return dim_; }
-  std::size_t size() const { return labels_.size(); }
+  std::size_t size() const { return slots_.live(); }
 
-  /// Appends the rows of `data` with labels `labels` (empty = size(), size()+1, ...).
-  /// Throws dimension_mismatch, invalid_argument (NaN/Inf, zero vector under
-  /// cosine, label count or duplicate label), capacity_error. On a throw the
-  /// index is unchanged. A rebuild runs on `threads` workers (0 = all cores);
-  /// if it runs out of memory the add has still happened: the tree is dropped,
-  /// every vector is found by scanning, and a later add builds it again.
-  void add(matrix_view<const float> data, std::span<const label_t> labels = {},
-           std::size_t threads = 0) {
-    append(data, labels);
-    const std::size_t tail = size() - built_;
-    if (tail < std::max<std::size_t>(rebuild_min_tail, built_ / rebuild_fraction)) return;
-    try {
-      rebuild(threads);
-    } catch (const std::exception&) {  // bad_alloc, or no thread to be had
-    }
+  /// One search as search(query, k, params) runs it, returning its results
+  /// with its counts. Throws what search throws. Thread-safe as search.
+  search_stats explain(std::span<const float> query, std::size_t k, const search_params& params = {}) const {
+    search_stats stats;
+    stats.results = this->search(query, k, params, counting{&stats});
+    return stats;
   }
 
-  /// The k closest stored vectors to `query`, closest first, written to `out`
-  /// (size >= k); returns k. Throws dimension_mismatch, invalid_argument (k = 0,
-  /// k > size(), output too small, eps < 0 or NaN, NaN/Inf or, under cosine,
-  /// zero query).
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
-                     std::span<neighbor> out) const {
-    return search(query, k, params, out, accept_all{});
-  }
-
-  /// Only vectors whose label passes `keep` (called at most once a vector,
-  /// and only for those close enough to enter the results); may return
-  /// fewer than k.
-  template <label_predicate Keep>
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
-                     std::span<neighbor> out, const Keep& keep) const {
-    check::k_in_range(k, size());
-    check::output_size(out.size(), k);
-    const float slack = (1.f + params.eps) * (1.f + params.eps);
-    if (!(params.eps >= 0.f) || !std::isfinite(slack))
-      throw invalid_argument("kd_tree_index: eps must be finite and >= 0, got " + std::to_string(params.eps));
-    scratch_lease<search_scratch> sc;
-    sc->query.resize(dim_);
-    const std::span<const float> q = prepare_query<Metric>(query, dim_, sc->query);
-    topk_heap heap(out, k);
-    // A cell's distance and a point's are rounded differently: shrinking the
-    // cell's by a few ulps per dimension keeps every cell that might hold a
-    // point at (or tied with) the k-th distance, so exact search is exact.
-    const float rounding = 1.f - float(4 * dim_ + 16) * std::numeric_limits<float>::epsilon();
-    walk<Keep> w{*this, q.data(), heap, keep, slack * std::max(rounding, 0.5f), {}};
-    if (!nodes_.empty()) {
-      sc->offsets.assign(dim_, 0.f);
-      if (params.max_leaves == 0)
-        w.depth_first(0, 0.f, sc->offsets.data());
-      else
-        w.best_bin_first(params.max_leaves, *sc);
-    }
-    if (size() > built_) w.scan(built_, size());  // the tail of adds since the last build
-    if (params.stats) *params.stats = w.stats;
-    const std::size_t n = heap.sort();
-    finish(out.first(n));
-    return n;
-  }
-
-  using vector_search<kd_tree_index>::search;  // the std::vector-returning forms
-
-  /// Bytes of heap memory the index holds (vectors, slots, nodes, labels).
+  /// Bytes of heap memory the index holds (vectors, rows and slots, nodes, labels).
   std::size_t memory_bytes() const {
     return points_.capacity() * sizeof(float) + slot_at_.capacity() * sizeof(slot_t) +
-           nodes_.capacity() * sizeof(node) + labels_.memory_bytes();
+           row_of_.capacity() * sizeof(std::uint32_t) + nodes_.capacity() * sizeof(node) + slots_.memory_bytes();
   }
 
   /// Nodes in the tree (leaves included); 0 before the first build.
@@ -191,7 +142,10 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
   // than the tree search itself, the price of a rebuild only every n/32 adds
   // (tens of us an add, amortised, at n = 10^6).
   static constexpr std::size_t rebuild_min_tail = 256, rebuild_fraction = 32;
+  static constexpr std::size_t dead_fraction = 8;  // dead rows past 1/8 of the rows: rebuild
   static constexpr std::uint32_t leaf_tag = std::numeric_limits<std::uint32_t>::max();
+  static constexpr slot_t dead_row = std::numeric_limits<slot_t>::max();  // slot_at_ of a removed row
+  static constexpr std::size_t no_row = std::numeric_limits<std::size_t>::max();
 
   // Preorder: an inner node's left child follows it; `a` is its right child.
   // A leaf's points are rows [a, b). low/high: the largest coordinate on the
@@ -204,7 +158,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
   };
 
   struct search_scratch {
-    std::vector<float> query, offsets, saved;  // saved: offsets of queued cells
+    std::vector<float> offsets, saved;  // saved: offsets of queued cells
     struct cell {
       float distance;
       std::uint32_t node;
@@ -212,6 +166,18 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
       bool operator>(const cell& o) const { return distance > o.distance; }
     };
     std::vector<cell> queue;
+  };
+
+  // explain()'s filter: keeps everything, and tells search_prepared where
+  // this search's counts go.
+  struct counting {
+    search_stats* stats;
+    constexpr bool operator()(label_t) const { return true; }
+  };
+  template <class Keep>
+  static constexpr bool filters = !std::is_same_v<Keep, accept_all> && !std::is_same_v<Keep, counting>;
+  struct cost {
+    std::size_t points = 0, leaves = 0;
   };
 
   // One query's traversal: the tree, the query, the heap and the filter.
@@ -222,7 +188,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     topk_heap& heap;
     const Keep& keep;
     float slack;  // (1 + eps)^2, times the rounding allowance
-    search_stats stats;
+    cost stats;
 
     // NaN (inf - inf with coordinates near the float limit) counts as worth it.
     bool worth(float cell_distance) const { return !(cell_distance * slack > heap.threshold()); }
@@ -237,8 +203,9 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
         const float dist = kernels::l2sq(q, p, d);
         if (dist > threshold) continue;
         const slot_t s = t.slot_at_[i];
-        if constexpr (!std::is_same_v<Keep, accept_all>)
-          if (!keep(t.labels_.label(s))) continue;
+        if (s == dead_row) continue;
+        if constexpr (filters<Keep>)
+          if (!keep(t.slots_.label(s))) continue;
         if (heap.push(s, dist)) threshold = heap.threshold();
       }
     }
@@ -305,61 +272,232 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
     }
   };
 
-  // Heap entries hold slots and squared l2; give them labels and the
-  // metric's distance. Under cosine the rows are unit vectors, where
-  // ||q - v||^2 / 2 = 1 - cos(q, v), and halving keeps the order exactly.
-  void finish(std::span<neighbor> found) const {
-    for (neighbor& n : found) {
-      n.label = labels_.label(slot_t(n.label));
-      if constexpr (Metric::kind == metric_kind::cosine) n.distance *= 0.5f;
-    }
+  static kd_tree_index build_validated(matrix_view<const float> data, const build_params& params,
+                                       std::size_t threads) {
+    kd_tree_index idx(data.cols(), params);
+    idx.slots_.check_new(data.rows(), {});
+    idx.stage(data, {});
+    for (std::size_t r = 0; r < data.rows(); ++r) idx.slot_at_[r] = slot_t(r);
+    idx.row_of_.resize(data.rows());
+    idx.build_tree(threads);
+    idx.index_rows(idx.row_of_);
+    idx.slots_.commit(data.rows(), {});
+    return idx;
   }
 
-  // Stores the rows in the tail (validated; the index is unchanged on a throw).
-  void append(matrix_view<const float> data, std::span<const label_t> labels) {
-    validate_rows<Metric>("data", data, dim_);
-    labels_.check_new(data.rows(), labels);
+  void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
+    slots_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
-    const std::size_t old = size();
-    points_.resize(sizes::product(old + data.rows(), dim_, "kd_tree_index::add"));  // may throw: size() is unchanged
-    slot_at_.resize(old + data.rows());
-    store_rows<Metric>(data, points_.data() + old * dim_);
-    for (std::size_t i = 0; i < data.rows(); ++i) slot_at_[old + i] = slot_t(old + i);
-    labels_.append(data.rows(), labels);
+    const std::vector<slot_t> slots = slots_.plan(data.rows());
+    place(data, slots, no_row, threads, [&] { slots_.commit(data.rows(), labels); });
   }
 
-  // Builds the tree over every stored row, reordering rows (and slot_at_) in
-  // place so each leaf's rows are contiguous. The top levels are cut on one
-  // thread until the pieces are small enough to share out; the pieces (which
-  // own disjoint rows) are built in parallel and spliced into preorder. The
-  // cuts do not depend on who makes them, so neither does the tree.
-  // Out of memory midway leaves rows moved under the old tree: the tree is
-  // dropped (everything becomes tail, searched by scan) rather than left wrong.
-  void rebuild(std::size_t threads) {
-    const std::size_t workers = resolve_threads(threads);
-    const std::size_t piece = workers > 1 ? std::max<std::size_t>(size() / 8 / workers, 4096) : size();
-    std::size_t max_depth = 16;
-    for (std::size_t n = size(); n > 1; n /= 2) max_depth += 2;
+  void remove_label(label_t label) {
+    const slot_t s = slots_.release(label, "kd_tree_index::remove");  // nothing refers to the slot but its row
+    kill(row_of_[s]);
+  }
+
+  // A row in the tail is overwritten; one in the tree dies and the vector
+  // joins the tail under the same slot.
+  void update_validated(label_t label, std::span<const float> vector) {
+    const slot_t s = slots_.slot_of(label, "kd_tree_index::update");
+    const matrix_view<const float> row(vector.data(), 1, dim_);
+    if (row_of_[s] >= built_)
+      store_rows<Metric>(row, points_.data() + std::size_t(row_of_[s]) * dim_);
+    else
+      place(row, std::span(&s, 1), row_of_[s], 0, [] {});
+  }
+
+  const slot_directory& directory() const { return slots_; }
+  void copy_vector(slot_t s, float* out) const {
+    std::copy_n(points_.data() + std::size_t(row_of_[s]) * dim_, dim_, out);
+  }
+
+  void check_searchable(const search_params& params) const {
+    if (!(params.eps >= 0.f) || !std::isfinite((1.f + params.eps) * (1.f + params.eps)))
+      throw invalid_argument("kd_tree_index: eps must be finite and >= 0, got " + std::to_string(params.eps));
+  }
+
+  template <class Keep>
+  std::size_t search_prepared(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
+                              const Keep& keep) const {
+    scratch_lease<search_scratch> sc;
+    topk_heap heap(out, k);
+    // A cell's distance and a point's are rounded differently: shrinking the
+    // cell's by a few ulps per dimension keeps every cell that might hold a
+    // point at (or tied with) the k-th distance, so exact search is exact.
+    const float slack = (1.f + params.eps) * (1.f + params.eps);
+    const float rounding = 1.f - float(4 * dim_ + 16) * std::numeric_limits<float>::epsilon();
+    walk<Keep> w{*this, q, heap, keep, slack * std::max(rounding, 0.5f), {}};
+    if (!nodes_.empty()) {
+      sc->offsets.assign(dim_, 0.f);
+      if (params.max_leaves == 0)
+        w.depth_first(0, 0.f, sc->offsets.data());
+      else
+        w.best_bin_first(params.max_leaves, *sc);
+    }
+    if (rows() > built_) w.scan(built_, rows());  // the tail of adds since the last build
+    if constexpr (std::is_same_v<Keep, counting>) {
+      keep.stats->points = w.stats.points;
+      keep.stats->leaves = w.stats.leaves;
+    }
+    const std::size_t n = heap.sort();
+    // Heap entries hold slots and squared l2. Under cosine the rows are unit
+    // vectors, where ||q - v||^2 / 2 = 1 - cos(q, v), and halving keeps the
+    // order exactly.
+    if constexpr (Metric::kind == metric_kind::cosine)
+      for (std::size_t i = 0; i < n; ++i) out[i].distance *= 0.5f;
+    return this->finish_labels(out, n, [&](slot_t s) { return slots_.label(s); });
+  }
+
+  std::size_t rows() const { return slot_at_.size(); }
+
+  // Stores `data` as the rows after rows() (slot_at_ is the caller's to
+  // fill), with room in row_of_ for `slots`. Throws capacity_error or
+  // std::bad_alloc, leaving rows() as it was.
+  void stage(matrix_view<const float> data, std::span<const slot_t> slots) {
+    const std::size_t old = rows(), n = data.rows();
+    if (n > label_map::max_slots - old)  // node row ranges are 32-bit
+      throw capacity_error("kd_tree_index: " + std::to_string(old + n) + " rows exceed the limit of " +
+                           std::to_string(label_map::max_slots));
     try {
-      std::vector<node> top;
-      std::vector<subtree> pieces;
-      std::vector<float> low(dim_), high(dim_);
-      build_node(top, 0, size(), low, high, max_depth, piece, &pieces);
-      parallel_for(pieces.size(), workers, [&](std::size_t i, std::size_t) {
-        std::vector<float> lo(dim_), hi(dim_);
-        build_node(pieces[i].nodes, pieces[i].begin, pieces[i].end, lo, hi, pieces[i].depth_left,
-                   size(), nullptr);
-      });
-      std::vector<node> nodes;
-      nodes.reserve(top.size() + 2 * (size() / leaf_size_ + 1));
-      splice(top, 0, pieces, nodes);
-      nodes_.swap(nodes);
-      built_ = size();
+      if (slot_at_.capacity() < old + n) reserve_rows(old + n);
+      points_.resize(sizes::product(old + n, dim_, "kd_tree_index::add"));
+      slot_at_.resize(old + n);
+      row_of_.resize(std::max(row_of_.size(), top_slot(slots)));
     } catch (...) {
-      nodes_.clear();
-      built_ = 0;
+      points_.resize(old * dim_);  // shrinking: cannot throw
+      slot_at_.resize(old);
       throw;
     }
+    store_rows<Metric>(data, points_.data() + old * dim_);
+  }
+
+  // Adds `data` (validated) under `slots`, `replaced` (a row in the tree, or
+  // no_row) dying, and rebuilds the tree when the tail or the dead rows have
+  // grown enough. `commit` (the label change, which may throw) runs after
+  // everything that allocates and before anything visible changes.
+  template <class Commit>
+  void place(matrix_view<const float> data, std::span<const slot_t> slots, std::size_t replaced,
+             std::size_t threads, const Commit& commit) {
+    const std::size_t n = data.rows(), after = rows() + n;
+    const std::size_t dead = dead_ + (replaced != no_row);
+    if (after - built_ >= std::max(rebuild_min_tail, built_ / rebuild_fraction) || dead * dead_fraction > after) {
+      rebuild(data, slots, replaced, threads, commit);
+      return;
+    }
+    const std::size_t old = rows();
+    stage(data, slots);
+    try {
+      commit();
+    } catch (...) {
+      points_.resize(old * dim_);
+      slot_at_.resize(old);
+      throw;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      slot_at_[old + i] = slots[i];
+      row_of_[slots[i]] = std::uint32_t(old + i);
+    }
+    if (replaced != no_row) kill(replaced);
+  }
+
+  // A row whose slot was released (or is taken by a newer row): in the tail
+  // the last row takes its place; in the tree it stays, marked dead, until a
+  // rebuild. Cannot throw.
+  void kill(std::size_t r) noexcept {
+    if (r < built_) {
+      slot_at_[r] = dead_row;
+      ++dead_;
+      return;
+    }
+    const std::size_t last = rows() - 1;
+    if (r != last) {
+      std::copy_n(points_.data() + last * dim_, dim_, points_.data() + r * dim_);
+      slot_at_[r] = slot_at_[last];
+      row_of_[slot_at_[r]] = std::uint32_t(r);
+    }
+    points_.resize(last * dim_);
+    slot_at_.pop_back();
+  }
+
+  // Room for `rows` rows and the tail that may follow them before the next
+  // rebuild, so that adds between rebuilds do not double the vectors' room.
+  void reserve_rows(std::size_t rows) {
+    const std::size_t room = rows + std::max(rebuild_min_tail, rows / rebuild_fraction);
+    points_.reserve(sizes::product(room, dim_, "kd_tree_index::add"));
+    slot_at_.reserve(room);
+  }
+
+  // Slots handed out once `slots` are: row_of_ must have room for them all.
+  std::size_t top_slot(std::span<const slot_t> slots) const {
+    std::size_t top = slots_.slots();
+    for (const slot_t s : slots) top = std::max<std::size_t>(top, std::size_t(s) + 1);
+    return top;
+  }
+
+  // Fills row_of (sized for every slot) with the row of each live row's slot. Cannot throw.
+  void index_rows(std::vector<std::uint32_t>& row_of) const noexcept {
+    for (std::size_t r = 0; r < rows(); ++r)
+      if (slot_at_[r] != dead_row) row_of[slot_at_[r]] = std::uint32_t(r);
+  }
+
+  // place() with a rebuild: the live rows, then `data`, are copied into a
+  // new index of the same shape whose tree is built over them all, and,
+  // after commit, swapped in. Nothing here changes *this before the swap.
+  template <class Commit>
+  void rebuild(matrix_view<const float> data, std::span<const slot_t> slots, std::size_t replaced,
+               std::size_t threads, const Commit& commit) {
+    kd_tree_index fresh(dim_, {leaf_size_});
+    const std::size_t live = rows() - dead_ - (replaced != no_row), total = live + data.rows();
+    fresh.reserve_rows(total);
+    fresh.points_.resize(total * dim_);
+    fresh.slot_at_.resize(total);
+    fresh.row_of_.resize(std::max(row_of_.size(), top_slot(slots)));
+    std::size_t to = 0;
+    for (std::size_t r = 0; r < rows(); ++r) {
+      if (slot_at_[r] == dead_row || r == replaced) continue;
+      std::copy_n(points_.data() + r * dim_, dim_, fresh.points_.data() + to * dim_);
+      fresh.slot_at_[to++] = slot_at_[r];
+    }
+    store_rows<Metric>(data, fresh.points_.data() + live * dim_);
+    std::copy(slots.begin(), slots.end(), fresh.slot_at_.begin() + std::ptrdiff_t(live));
+    fresh.build_tree(threads);
+    commit();
+    points_.swap(fresh.points_);
+    slot_at_.swap(fresh.slot_at_);
+    nodes_.swap(fresh.nodes_);
+    built_ = rows();
+    dead_ = 0;
+    index_rows(fresh.row_of_);
+    row_of_.swap(fresh.row_of_);
+  }
+
+  // Builds the tree over every row, reordering rows (and slot_at_) in place
+  // so each leaf's rows are contiguous. The top levels are cut on one thread
+  // until the pieces are small enough to share out; the pieces (which own
+  // disjoint rows) are built in parallel and spliced into preorder. The cuts
+  // do not depend on who makes them, so neither does the tree. Used on an
+  // index no one sees yet (build, or rebuild's fresh copy): out of memory
+  // midway leaves it to be thrown away.
+  void build_tree(std::size_t threads) {
+    const std::size_t workers = resolve_threads(threads);
+    const std::size_t piece = workers > 1 ? std::max<std::size_t>(rows() / 8 / workers, 4096) : rows();
+    std::size_t max_depth = 16;
+    for (std::size_t n = rows(); n > 1; n /= 2) max_depth += 2;
+    std::vector<node> top;
+    std::vector<subtree> pieces;
+    std::vector<float> low(dim_), high(dim_);
+    build_node(top, 0, rows(), low, high, max_depth, piece, &pieces);
+    parallel_for(pieces.size(), workers, [&](std::size_t i, std::size_t) {
+      std::vector<float> lo(dim_), hi(dim_);
+      build_node(pieces[i].nodes, pieces[i].begin, pieces[i].end, lo, hi, pieces[i].depth_left, rows(), nullptr);
+    });
+    std::vector<node> nodes;
+    nodes.reserve(top.size() + 2 * (rows() / leaf_size_ + 1));
+    splice(top, 0, pieces, nodes);
+    nodes_.swap(nodes);
+    built_ = rows();
   }
 
   struct subtree {
@@ -398,7 +536,7 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
                   std::vector<float>& low, std::vector<float>& high, std::size_t depth_left,
                   std::size_t piece, std::vector<subtree>* pieces) {
     const std::uint32_t id = std::uint32_t(nodes.size());
-    if (pieces && end - begin <= piece && end - begin < size()) {
+    if (pieces && end - begin <= piece && end - begin < rows()) {
       nodes.push_back({piece_tag, std::uint32_t(pieces->size()), 0, 0.f, 0.f});
       pieces->push_back({begin, end, depth_left, {}});
       return;
@@ -475,11 +613,15 @@ class kd_tree_index : public vector_search<kd_tree_index<Metric>> {
 
   std::size_t dim_;
   std::size_t leaf_size_;
-  std::size_t built_ = 0;          // rows [0, built_) are in the tree; the rest is the tail
-  std::vector<float> points_;      // rows in tree order, then the tail
-  std::vector<slot_t> slot_at_;    // row -> slot
+  std::size_t built_ = 0;              // rows [0, built_) are in the tree; the rest is the tail
+  std::size_t dead_ = 0;               // rows of the tree marked dead_row
+  std::vector<float> points_;          // rows in tree order, then the tail
+  std::vector<slot_t> slot_at_;        // row -> slot, or dead_row
+  std::vector<std::uint32_t> row_of_;  // slot -> row (stale for free slots)
   std::vector<node> nodes_;
-  label_map labels_;
+  slot_directory slots_;               // labels, free slots
 };
+
+static_assert(mutable_index<kd_tree_index<l2>> && filterable_index<kd_tree_index<cosine>, accept_all>);
 
 }  // namespace annulus

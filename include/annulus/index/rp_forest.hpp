@@ -8,6 +8,10 @@
 //   auto idx = rp_forest_index<l2>::build(data, {.n_trees = 16, .leaf_size = 32});
 //   auto hits = idx.search(query, 10, {.search_k = 2000});
 //   idx.add(more);  // descends every tree, splitting leaves that outgrow leaf_size
+//   idx.remove(label);  idx.update(label, vector);  idx.get(label);
+//
+// The public calls (search forms, batch, range search, get, labels, k
+// policy) come from index/base.hpp; this file is the forest.
 //
 // Splits: under l2 the perpendicular bisector of the two centroids (unit
 // normal w = (a - b) / |a - b|, offset w.(a + b) / 2); under cosine and
@@ -22,14 +26,18 @@
 // eighth of the slots, the next add drops every one of their entries and
 // reuses their slots. So memory stays bounded under remove/add churn (leaves
 // that emptied are not merged: the trees keep the splits they made).
+// update keeps the label's slot: its entry leaves the leaf the old vector
+// reached in each tree (found by descending with the old vector) and the new
+// vector is inserted as an add inserts it.
 //
 // Failure: every call either does all it says or throws and changes nothing
-// (add undoes its tree changes if it runs out of memory midway).
+// (add and update undo their tree changes if they run out of memory midway).
 //
 // Threads: build and add work on `threads` workers, one tree at a time each
 // (tree t draws from random_generator(seed, t), so the forest does not depend
-// on the thread count). const calls are safe from any number of threads at
-// once; add and remove are not safe alongside anything else.
+// on the thread count). const calls (search, search_batch, get, ...) are safe
+// from any number of threads at once; add, remove and update are not safe
+// alongside anything else.
 #pragma once
 
 #include <algorithm>
@@ -43,6 +51,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -60,7 +69,6 @@
 #include "annulus/core/slots.hpp"
 #include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
-#include "annulus/core/validate.hpp"
 #include "annulus/core/visited.hpp"
 #include "annulus/index/concepts.hpp"
 
@@ -95,13 +103,12 @@ struct queue_entry {
 constexpr bool lower_priority(const queue_entry& a, const queue_entry& b) { return a.priority < b.priority; }
 
 struct search_scratch {
-  std::vector<float> query;
   std::vector<queue_entry> queue;
   std::vector<slot_t> fresh;
   visited_set visited;
 };
 
-// What an add changed in one tree, to undo it if the add fails: the sizes
+// What an add or update changed in one tree, to undo it if the call fails: the sizes
 // and the random stream before it, and each leaf it changed (as it was; an
 // insert changes exactly one existing node).
 struct tree_undo {
@@ -120,18 +127,23 @@ struct build_scratch {
 }  // namespace rp_detail
 
 template <metric Metric>
-class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
+class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
+  using base = index_base<rp_forest_index<Metric>, Metric>;
+  friend base;
+
  public:
-  using metric_type = Metric;
+  static constexpr std::string_view index_name = "rp_forest_index";
   struct build_params {
-    std::size_t n_trees = 16;    ///< trees, 1..65536: more trees, better recall per candidate, more memory
-    std::size_t leaf_size = 32;  ///< vectors a leaf holds at most before it is split, 1..2^20
-    std::uint64_t seed = 1234;   ///< tree t draws from random_generator(seed, t)
+    std::size_t n_trees = 16;            ///< trees, 1..65536: more trees, better recall per candidate, more memory
+    std::size_t leaf_size = 32;          ///< vectors a leaf holds at most before it is split, 1..2^20
+    std::uint64_t seed = default_seed;   ///< tree t draws from random_generator(seed, t)
   };
   struct search_params {
     /// Distinct candidates (passing the filter) ranked exactly per query, at
     /// least k; 0 = default_search_k_factor * k * n_trees (5 * k * trees:
-    /// 800 at k = 10 and 16 trees, recall@10 0.99 on Fashion-MNIST).
+    /// 800 at k = 10 and 16 trees, recall@10 0.99 on Fashion-MNIST). A
+    /// filter's rejects count neither against k nor against search_k (so a
+    /// selective filter walks more of the trees).
     std::size_t search_k = 0;
   };
   static constexpr std::size_t default_search_k_factor = 5;
@@ -156,16 +168,25 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     }
   }
 
-  /// A forest over every row of `data` (labels = row numbers), its trees built
-  /// on `threads` workers (0 = all cores). Throws invalid_argument on empty
-  /// data or bad parameters, and what add throws.
-  static rp_forest_index build(matrix_view<const float> data, const build_params& params = {},
-                               std::size_t threads = 0) {
-    if (data.rows() == 0 || data.cols() == 0)
-      throw invalid_argument("rp_forest_index::build: empty data (" + std::to_string(data.rows()) +
-                             " x " + std::to_string(data.cols()) + ")");
+  std::size_t dim() const { return dim_; }
+  std::size_t size() const { return slots_.live(); }
+  std::size_t n_trees() const { return trees_.size(); }
+
+  /// Heap bytes: vectors, trees (nodes, planes, leaf entries), labels, tombstones.
+  std::size_t memory_bytes() const {
+    std::size_t bytes = vectors_.capacity() * sizeof(float) + dead_.memory_bytes() + slots_.memory_bytes() +
+                        trees_.capacity() * sizeof(rp_detail::tree);
+    for (const rp_detail::tree& t : trees_)
+      bytes += t.nodes.capacity() * sizeof(rp_detail::node) + t.planes.capacity() * sizeof(float) +
+               t.slots.capacity() * sizeof(slot_t);
+    return bytes;
+  }
+
+ private:
+  // Every tree built over all rows, one tree per parallel_for item.
+  static rp_forest_index build_validated(matrix_view<const float> data, const build_params& params,
+                                         std::size_t threads) {
     rp_forest_index idx(data.cols(), params);
-    validate_rows<Metric>("data", data, idx.dim_);
     idx.slots_.check_new(data.rows(), {});
     const std::size_t n = data.rows();
     idx.vectors_.resize(sizes::product(n, idx.dim_, "rp_forest_index::build"));
@@ -182,21 +203,11 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     return idx;
   }
 
-  std::size_t dim() const { return dim_; }
-  std::size_t size() const { return slots_.live(); }
-  std::size_t n_trees() const { return trees_.size(); }
-  bool contains(label_t label) const { return slots_.find(label).has_value(); }
-
-  /// Adds the rows of `data` with `labels` (empty = continuing row
-  /// numbers), reusing removed vectors' slots once they are reclaimed: each
-  /// descends every tree to a leaf, and a leaf that outgrows leaf_size is
-  /// split like build splits. Trees are updated on `threads` workers (0 = all
-  /// cores; one thread for small adds). Throws dimension_mismatch,
-  /// invalid_argument (NaN/Inf, zero vector under cosine, label count or
-  /// duplicate label), capacity_error, std::bad_alloc; on a throw the index
-  /// is as it was.
-  void add(matrix_view<const float> data, std::span<const label_t> labels = {}, std::size_t threads = 0) {
-    validate_rows<Metric>("data", data, dim_);
+  // Reuses removed vectors' slots once they are reclaimed: each row descends
+  // every tree to a leaf, and a leaf that outgrows leaf_size is split like
+  // build splits. Trees are updated on `threads` workers (one thread for
+  // small adds). On a throw the index is as it was.
+  void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
     slots_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
     if (dead_.purge_due(slots_.slots())) purge();  // changes no answer; cannot throw
@@ -208,12 +219,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
     const std::size_t floats = sizes::product(top, dim_, "rp_forest_index::add");
     if (vectors_.size() < floats) vectors_.resize(floats);
     dead_.resize(top);
-    std::vector<rp_detail::tree_undo> undo(trees_.size());
-    for (std::size_t t = 0; t < trees_.size(); ++t) {
-      const rp_detail::tree& tr = trees_[t];
-      undo[t] = {tr.nodes.size(), tr.planes.size(), tr.slots.size(), tr.dead, tr.rng, {}};
-      undo[t].changed.reserve(rows);
-    }
+    std::vector<rp_detail::tree_undo> undo = undo_records(rows);
     // The planned slots are free or beyond every slot in use: nothing reads them.
     for (std::size_t i = 0; i < rows; ++i)
       store_rows<Metric>(data.rows_slice(i, 1), vectors_.data() + std::size_t(slots[i]) * dim_);
@@ -241,41 +247,109 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
         }
   }
 
-  /// Removes the vector labelled `label`: a tombstone, skipped by searches,
-  /// whose entries and slot a later add reclaims. Throws invalid_argument if
-  /// absent (or std::bad_alloc), changing nothing.
-  void remove(label_t label) { dead_.remove(slots_, label, "rp_forest_index::remove"); }
+  // A tombstone, skipped by searches, whose entries and slot a later add reclaims.
+  void remove_label(label_t label) { dead_.remove(slots_, label, "rp_forest_index::remove"); }
 
-  /// The k closest among the search_k candidates the trees yield first,
-  /// closest first, into `out` (size >= k); returns k. Allocates nothing once the thread is warm.
-  /// Throws dimension_mismatch, invalid_argument (k = 0, k > size(), out too
-  /// small, NaN/Inf, zero query under cosine).
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
-                     std::span<neighbor> out) const {
-    return search_impl(query, k, params, out, static_cast<const accept_all*>(nullptr));
-  }
-  /// The same over vectors whose label passes `keep`, applied before a
-  /// candidate is scored: rejected ones count neither against k nor against
-  /// search_k (so a selective filter walks more of the trees). May return
-  /// fewer than k.
-  template <label_predicate Keep>
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
-                     std::span<neighbor> out, const Keep& keep) const {
-    return search_impl(query, k, params, out, &keep);
-  }
-  using vector_search<rp_forest_index>::search;  // the std::vector-returning forms
+  // The slot keeps its label; in each tree its entry leaves the leaf the old
+  // vector reached and the new vector is inserted as an add inserts it. Out
+  // of memory midway puts the entries and the old vector back.
+  void update_validated(label_t label, std::span<const float> vector) {
+    const slot_t s = slots_.slot_of(label, "rp_forest_index::update");
+    const std::vector<float> old(vec(s), vec(s) + dim_);
+    std::vector<entry_at> at(trees_.size());
+    for (std::size_t t = 0; t < trees_.size(); ++t) at[t] = locate(trees_[t], s);
+    std::vector<rp_detail::tree_undo> undo = undo_records(1);
+    rp_detail::build_scratch sc;
 
-  /// Heap bytes: vectors, trees (nodes, planes, leaf entries), labels, tombstones.
-  std::size_t memory_bytes() const {
-    std::size_t bytes = vectors_.capacity() * sizeof(float) + dead_.memory_bytes() + slots_.memory_bytes() +
-                        trees_.capacity() * sizeof(rp_detail::tree);
-    for (const rp_detail::tree& t : trees_)
-      bytes += t.nodes.capacity() * sizeof(rp_detail::node) + t.planes.capacity() * sizeof(float) +
-               t.slots.capacity() * sizeof(slot_t);
-    return bytes;
+    for (std::size_t t = 0; t < trees_.size(); ++t) take_out(trees_[t], at[t]);
+    store_rows<Metric>(matrix_view<const float>(vector.data(), 1, dim_), vectors_.data() + std::size_t(s) * dim_);
+    try {
+      for (std::size_t t = 0; t < trees_.size(); ++t) insert(trees_[t], s, sc, undo[t]);
+    } catch (...) {
+      for (std::size_t t = 0; t < trees_.size(); ++t) {
+        roll_back(trees_[t], undo[t]);
+        put_back(trees_[t], at[t], s);
+      }
+      std::copy(old.begin(), old.end(), vectors_.data() + std::size_t(s) * dim_);
+      throw;
+    }
   }
 
- private:
+  const slot_directory& directory() const { return slots_; }
+  void copy_vector(slot_t s, float* out) const { std::copy_n(vec(s), dim_, out); }
+
+  // Each tree's state before an add or update of `rows` vectors (changed
+  // reserved: recording a change never allocates).
+  std::vector<rp_detail::tree_undo> undo_records(std::size_t rows) const {
+    std::vector<rp_detail::tree_undo> undo(trees_.size());
+    for (std::size_t t = 0; t < trees_.size(); ++t) {
+      const rp_detail::tree& tr = trees_[t];
+      undo[t] = {tr.nodes.size(), tr.planes.size(), tr.slots.size(), tr.dead, tr.rng, {}};
+      undo[t].changed.reserve(rows);
+    }
+    return undo;
+  }
+
+  // Where a tree holds a slot: its leaf and the entry's place in t.slots.
+  struct entry_at {
+    std::uint32_t node = nowhere, entry = 0;
+  };
+  static constexpr std::uint32_t nowhere = rp_detail::internal_tag;
+
+  // The entry of live slot s: on the path its vector descends (margins
+  // computed as build and insert computed them; both sides of a split no
+  // plane separates, which build halves by position), else, should rounding
+  // ever disagree, in whichever leaf holds it. Every tree holds every live
+  // slot; were one missing, nowhere (and the update leaves that tree be).
+  entry_at locate(const rp_detail::tree& t, slot_t s) const {
+    const auto find_in = [&](std::uint32_t ni, entry_at& found) {
+      const rp_detail::node& nd = t.nodes[ni];
+      for (std::uint32_t i = nd.first; i < nd.first + nd.count; ++i)
+        if (t.slots[i] == s) {
+          found = {ni, i};
+          return true;
+        }
+      return false;
+    };
+    entry_at found;
+    std::vector<std::uint32_t> stack{0};
+    while (!stack.empty()) {
+      const std::uint32_t ni = stack.back();
+      stack.pop_back();
+      const rp_detail::node& nd = t.nodes[ni];
+      if (nd.leaf()) {
+        if (find_in(ni, found)) return found;
+      } else if (std::isnan(nd.offset)) {
+        stack.push_back(nd.first);
+        stack.push_back(nd.first + 1);
+      } else {
+        const float m = kernels::dot(vec(s), t.planes.data() + std::size_t(nd.count) * dim_, dim_) - nd.offset;
+        stack.push_back(nd.first + (m > 0));
+      }
+    }
+    for (std::uint32_t ni = 0; ni < t.nodes.size(); ++ni)
+      if (t.nodes[ni].leaf() && find_in(ni, found)) return found;
+    return found;
+  }
+
+  // Removes the entry at `at` from its leaf, keeping the others' order (a
+  // later split samples by position). Cannot throw.
+  static void take_out(rp_detail::tree& t, entry_at at) noexcept {
+    if (at.node == nowhere) return;
+    rp_detail::node& nd = t.nodes[at.node];
+    std::copy(t.slots.begin() + at.entry + 1, t.slots.begin() + nd.first + nd.count, t.slots.begin() + at.entry);
+    --nd.count;
+  }
+  // Undoes take_out (after roll_back has undone what came later). Cannot throw.
+  static void put_back(rp_detail::tree& t, entry_at at, slot_t s) noexcept {
+    if (at.node == nowhere) return;
+    rp_detail::node& nd = t.nodes[at.node];
+    std::copy_backward(t.slots.begin() + at.entry, t.slots.begin() + nd.first + nd.count,
+                       t.slots.begin() + nd.first + nd.count + 1);
+    t.slots[at.entry] = s;
+    ++nd.count;
+  }
+
   static constexpr std::size_t max_trees = 1u << 16;
   static constexpr std::size_t max_leaf_size = 1u << 20;
   static constexpr std::size_t split_attempts = 3;   // fresh point pairs tried for a balanced split
@@ -526,13 +600,9 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   }
 
   template <class Keep>
-  std::size_t search_impl(std::span<const float> query, std::size_t k, const search_params& params,
-                          std::span<neighbor> out, const Keep* keep) const {
-    check::k_in_range(k, size());
-    check::output_size(out.size(), k);
+  std::size_t search_prepared(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
+                              const Keep& keep) const {
     scratch_lease<rp_detail::search_scratch> sc;
-    if (sc->query.size() < dim_) sc->query.resize(dim_);
-    const float* q = prepare_query<Metric>(query, dim_, sc->query).data();
     const std::size_t budget =
         std::max(k, params.search_k != 0 ? params.search_k : default_search_k_factor * k * trees_.size());
     const std::size_t slots = slots_.slots();
@@ -566,7 +636,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
         if (s >= slots || sc->visited.test_and_set(s)) continue;
         if (dead_.dead(s)) continue;
         if constexpr (!std::is_same_v<Keep, accept_all>)
-          if (!(*keep)(slots_.label(s))) continue;
+          if (!keep(slots_.label(s))) continue;
         fresh.push_back(s);
       }
       if (fresh.empty()) continue;
@@ -578,9 +648,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
       }
       found += fresh.size();
     }
-    const std::size_t n = heap.sort();
-    for (std::size_t r = 0; r < n; ++r) out[r].label = slots_.label(slot_t(out[r].label));
-    return n;
+    return this->finish_labels(out, heap.sort(), [&](slot_t s) { return slots_.label(s); });
   }
 
   std::size_t dim_;
@@ -590,5 +658,7 @@ class rp_forest_index : public vector_search<rp_forest_index<Metric>> {
   tombstones dead_;       // removed vectors whose entries the trees may still hold
   slot_directory slots_;  // labels and free slots
 };
+
+static_assert(mutable_index<rp_forest_index<l2>> && filterable_index<rp_forest_index<cosine>, accept_all>);
 
 }  // namespace annulus
