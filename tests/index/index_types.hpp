@@ -10,6 +10,7 @@
 #include "annulus/index/ivf_pq.hpp"
 #include "annulus/index/kd_tree.hpp"
 #include "annulus/index/lsh.hpp"
+#include "annulus/index/mips.hpp"
 #include "annulus/index/rp_forest.hpp"
 
 namespace annulus::testing {
@@ -70,6 +71,17 @@ struct test_setup<lsh_index<M>> {
   static constexpr double min_recall = 0.95;
 };
 
+// mips_index over an l2 index: the inner index's setup. M is fixed at 1000
+// (the tests add vectors far longer than the clustered data's).
+template <class Inner>
+struct test_setup<mips_index<Inner>> {
+  static typename mips_index<Inner>::build_params build() {
+    return {.inner = test_setup<Inner>::build(), .max_norm = 1000};
+  }
+  static typename Inner::search_params search() { return test_setup<Inner>::search(); }
+  static constexpr double min_recall = test_setup<Inner>::min_recall;
+};
+
 }  // namespace annulus::testing
 
 // By family: each interface_*_test.cpp runs the interface tests over one list.
@@ -88,6 +100,8 @@ struct test_setup<lsh_index<M>> {
 #define ANNULUS_HASH_TYPES \
   annulus::lsh_index<annulus::l2>, annulus::lsh_index<annulus::inner_product>, \
       annulus::lsh_index<annulus::cosine>
+#define ANNULUS_MIPS_TYPES \
+  annulus::mips_index<annulus::flat_index<annulus::l2>>, annulus::mips_index<annulus::hnsw_index<annulus::l2>>
 // Indexes that change after build: add and remove (hnsw also updates).
 #define ANNULUS_MUTABLE_TYPES                                                                    \
   annulus::hnsw_index<annulus::l2>, annulus::hnsw_index<annulus::inner_product>,                 \
@@ -97,7 +111,8 @@ struct test_setup<lsh_index<M>> {
       annulus::ivf_pq_index<annulus::cosine>, annulus::rp_forest_index<annulus::l2>,             \
       annulus::rp_forest_index<annulus::inner_product>, annulus::rp_forest_index<annulus::cosine>, \
       annulus::lsh_index<annulus::l2>, annulus::lsh_index<annulus::inner_product>,               \
-      annulus::lsh_index<annulus::cosine>
+      annulus::lsh_index<annulus::cosine>, annulus::mips_index<annulus::flat_index<annulus::l2>>, \
+      annulus::mips_index<annulus::hnsw_index<annulus::l2>>
 // Indexes that only add after build.
 #define ANNULUS_ADD_ONLY_TYPES \
   annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>, \

@@ -12,6 +12,8 @@
 
 namespace annulus {
 
+inline constexpr std::uint64_t default_seed = 1234;
+
 /// splitmix64: turns any 64-bit value into a well-mixed one. Used to seed
 /// generators and to derive independent streams (one per thread or per tree).
 constexpr std::uint64_t mix64(std::uint64_t x) {
