@@ -4,6 +4,9 @@
 // that says how to build it for the tests and what recall it must reach.
 #pragma once
 
+#include <algorithm>
+#include <type_traits>
+
 #include "annulus/index/flat.hpp"
 #include "annulus/index/hnsw.hpp"
 #include "annulus/index/ivf_flat.hpp"
@@ -71,15 +74,25 @@ struct test_setup<lsh_index<M>> {
   static constexpr double min_recall = 0.95;
 };
 
-// mips_index over an l2 index: the inner index's setup. M is fixed at 1000
-// (the tests add vectors far longer than the clustered data's).
+// mips_index over an l2 index: M fixed at 500 (the tests add vectors of norm
+// up to about 430; the clustered data's are below 30). The dots come back
+// within the rounding of |q|^2 + M^2 (index/mips.hpp), so near-ties may swap:
+// over flat, recall 0.998 with 1% duplicates. Over hnsw, m 16 and
+// ef_construction 200: the augmented space, where every query is far from
+// every item, is less forgiving (20% duplicates: recall 0.90-0.96 at 12 and
+// 100, 0.98 at 16 and 200).
 template <class Inner>
 struct test_setup<mips_index<Inner>> {
   static typename mips_index<Inner>::build_params build() {
-    return {.inner = test_setup<Inner>::build(), .max_norm = 1000};
+    typename Inner::build_params inner = test_setup<Inner>::build();
+    if constexpr (std::is_same_v<Inner, hnsw_index<l2>>) {
+      inner.m = 16;
+      inner.ef_construction = 200;
+    }
+    return {.inner = inner, .max_norm = 500};
   }
   static typename Inner::search_params search() { return test_setup<Inner>::search(); }
-  static constexpr double min_recall = test_setup<Inner>::min_recall;
+  static constexpr double min_recall = std::min(test_setup<Inner>::min_recall, 0.99);
 };
 
 }  // namespace annulus::testing
