@@ -238,7 +238,7 @@ index_entry lsh_entry() {
 }
 
 // Maximum inner product through HNSW over norm-augmented vectors
-// (transform/mips.hpp), for --metric ip: the other route next to hnsw's own
+// (index/mips.hpp), for --metric ip: the other route next to hnsw's own
 // inner_product search, and hnswlib's.
 index_entry mips_hnsw_entry() {
   index_entry e;

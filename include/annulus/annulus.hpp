@@ -29,7 +29,7 @@
 #include "annulus/quant/kmeans.hpp"
 #include "annulus/quant/pq.hpp"
 
-#include "annulus/transform/mips.hpp"
+#include "annulus/index/mips.hpp"
 
 #include "annulus/eval/geometry.hpp"
 #include "annulus/eval/recall.hpp"

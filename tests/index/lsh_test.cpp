@@ -1,10 +1,11 @@
 // lsh_index beyond the shared interface tests: recall per metric on clustered
 // data with uneven norms (SimHash under cosine and inner_product, E2LSH under
 // l2), recall rising with probes, hashing that does not depend on the thread
-// count, filters, the candidate cap, adds (side arrays, then merged) and
-// removals after build, and bad parameters.
+// count, filters, the candidate cap, adds (side arrays, then merged),
+// removals and updates after build, and bad parameters.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -162,4 +163,59 @@ TEST_CASE("lsh: the automatic l2 width survives zero vectors and piles of duplic
   INFO("width " << clean.bucket_width() << " without duplicates, " << dup.bucket_width() << " with");
   CHECK(dup.bucket_width() > clean.bucket_width() / 4);
   CHECK(dup.bucket_width() < clean.bucket_width() * 4);
+}
+
+// update moves a vector's entries (CSR entries vacated, new ones in the side
+// arrays, merged once there are enough): afterwards the index answers
+// exactly as one built over the updated vectors with the same width, before
+// and after the merge, and get returns the new vector.
+TEMPLATE_TEST_CASE("lsh: update moves entries; the index answers as one built over the new vectors", "[lsh]", l2,
+                   cosine) {
+  auto data = clustered(3000, dim, 16, 15);
+  const auto fresh = clustered(1500, dim, 16, 16);
+  const auto queries = clustered(40, dim, 16, 17);
+  const typename lsh_index<TestType>::build_params bp{.tables = 8, .bits = 10, .seed = 5};
+  auto idx = lsh_index<TestType>::build(data.view(), bp);
+  const auto same_as_rebuilt = [&] {
+    auto p = bp;
+    p.bucket_width = idx.bucket_width();
+    const auto twin = lsh_index<TestType>::build(data.view(), p);
+    for (std::size_t i = 0; i < queries.rows(); ++i)
+      for (std::size_t probes : {0, 4}) {
+        INFO("query " << i << ", probes " << probes);
+        REQUIRE(idx.search(queries.row(i), k, {.probes = probes}) == twin.search(queries.row(i), k, {.probes = probes}));
+      }
+  };
+
+  // A few: entries move into the side arrays; the new vector is found by itself.
+  for (label_t l = 0; l < 40; ++l) {
+    idx.update(l, fresh.row(l));
+    std::copy_n(fresh.row_ptr(l), dim, data.row_ptr(l));
+  }
+  CHECK(idx.size() == 3000);
+  for (label_t l = 0; l < 40; ++l) {
+    const auto got = idx.search(fresh.row(l), 1, {});
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].label == l);
+    const std::vector<float> v = idx.get(l);  // the stored form: normalised under cosine
+    const double norm = TestType::normalizes ? std::sqrt(annulus::testing::exact_distance<l2>(
+                                                   fresh.row_ptr(l), std::vector<float>(dim).data(), dim))
+                                             : 1.0;
+    for (std::size_t j = 0; j < dim; ++j) CHECK(v[j] == Approx(fresh(l, j) / norm).margin(1e-6));
+  }
+  same_as_rebuilt();
+
+  // Many more (past the merge threshold), twice for some labels, after removals.
+  for (label_t l = 1000; l < 2400; ++l) {
+    idx.update(l, fresh.row(l - 900));
+    std::copy_n(fresh.row_ptr(l - 900), dim, data.row_ptr(l));
+  }
+  for (label_t l = 1000; l < 1100; ++l) {
+    idx.update(l, fresh.row(l - 1000));
+    std::copy_n(fresh.row_ptr(l - 1000), dim, data.row_ptr(l));
+  }
+  same_as_rebuilt();
+  idx.remove(2999);
+  CHECK_THROWS_MATCHES(idx.update(2999, fresh.row(0)), invalid_argument, message_has("label 2999 is not in the index"));
+  CHECK_THROWS_AS(idx.update(5, std::vector<float>(dim - 1, 1.f)), dimension_mismatch);
 }

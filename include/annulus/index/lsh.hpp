@@ -4,31 +4,45 @@
 // h = floor((a.v + b) / w) per projection, K of them combined into one key).
 // A query looks in its own bucket of every table and in `probes` more per
 // table (query-directed multi-probe, after Lv et al. 2007), then ranks the
-// distinct vectors found exactly.
+// distinct vectors found exactly. A filter is tested before a candidate is
+// scored or counted against max_candidates. When the probed buckets hold
+// fewer than k vectors (that pass the filter), up to three rounds of more
+// probes follow, then an exact scan of the rest, so k still come back.
 //
 //   auto idx = lsh_index<cosine>::build(data, {.tables = 16, .bits = 12});
 //   auto hits = idx.search(query, 10, {.probes = 32});
 //   idx.add(more);  // hashed into a small sorted side table per table
+//   idx.remove(label);  idx.update(label, vector);  idx.get(label);
+//
+// The public calls (search forms, batch, range search, get, labels, k
+// policy) come from index/base.hpp; this file is the hashing and probing.
 //
 // inner_product uses SimHash too, which estimates the angle, not the inner
 // product: a long vector at a wider angle can beat a short one in the same
 // bucket, so recall drops as norms spread. For maximum inner product,
-// mips_index<lsh_index<l2>> (transform/mips.hpp) augments the vectors so
+// mips_index<lsh_index<l2>> (index/mips.hpp) augments the vectors so
 // that inner products become l2 distances.
 //
 // Memory: the vectors (dim floats each), per table a 4-byte slot per vector
 // plus per bucket an 8-byte key, a 4-byte offset and 8 bytes of hash map,
 // and 16 bytes per entry added since the table's last merge; L*K hyperplanes
-// of dim floats; the label map as flat_index. Removed vectors are tombstones
+// of dim floats; the label map as flat_index; per searching thread, a
+// scratch (core/scratch.hpp) of L*K projections, the candidates and a
+// visited set of 2 bytes a slot. Removed vectors are tombstones
 // (core/tombstones.hpp): never returned, their entries skipped; once they are
 // an eighth of the slots, the next add drops their entries from every table
 // and reuses their slots, so memory stays bounded under remove/add churn.
+// An update moves the vector's entries to its new buckets: the old CSR entry
+// is overwritten with a vacant mark (skipped by the slot bound a candidate
+// is tested against anyway) until the next merge, the new one goes to the
+// side array.
 //
-// Failure: every call either does all it says or throws and changes nothing.
+// Failure: every call either does all it says or throws and changes nothing
+// (out of memory included).
 //
-// Threads: build and add hash on `threads` workers; const calls are safe from
-// any number of threads at once; add and remove are not safe alongside
-// anything else.
+// Threads: build and add hash on `threads` workers; const calls (search,
+// search_batch, get, ...) are safe from any number of threads at once; add,
+// remove and update are not safe alongside anything else.
 #pragma once
 
 #include <algorithm>
@@ -41,6 +55,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -71,6 +86,10 @@ namespace lsh_detail {
 // open-addressing map from key to bucket, plus the adds since the last
 // rebuild as a sorted (key, slot) array.
 struct table {
+  // A CSR entry whose vector moved (update): no slot reaches it, so a
+  // search's slot bound skips it; the next rebuild or drop removes it.
+  static constexpr slot_t vacant = slot_t(-1);
+
   std::vector<std::uint64_t> keys;     // bucket b's key
   std::vector<std::uint32_t> offsets;  // bucket b holds slots[offsets[b], offsets[b + 1])
   std::vector<slot_t> slots;
@@ -94,7 +113,8 @@ struct table {
     std::vector<std::pair<std::uint64_t, slot_t>> all;
     all.reserve(entries());
     for (std::size_t b = 0; b < keys.size(); ++b)
-      for (std::uint32_t i = offsets[b]; i < offsets[b + 1]; ++i) all.emplace_back(keys[b], slots[i]);
+      for (std::uint32_t i = offsets[b]; i < offsets[b + 1]; ++i)
+        if (slots[i] != vacant) all.emplace_back(keys[b], slots[i]);
     all.insert(all.end(), pending.begin(), pending.end());
     std::sort(all.begin(), all.end());
     std::vector<std::uint64_t> new_keys;
@@ -123,8 +143,8 @@ struct table {
     pending.shrink_to_fit();
   }
 
-  // Drops the entries `gone` says, in place (the buckets keep their keys,
-  // maybe empty, until the next rebuild). Cannot throw.
+  // Drops the entries `gone` says, and vacant ones, in place (the buckets
+  // keep their keys, maybe empty, until the next rebuild). Cannot throw.
   template <class Gone>
   void drop(const Gone& gone) noexcept {
     std::uint32_t kept = 0;
@@ -132,11 +152,36 @@ struct table {
       const std::uint32_t begin = offsets[b], end = offsets[b + 1];
       offsets[b] = kept;
       for (std::uint32_t i = begin; i < end; ++i)
-        if (!gone(slots[i])) slots[kept++] = slots[i];
+        if (slots[i] != vacant && !gone(slots[i])) slots[kept++] = slots[i];
     }
     if (!offsets.empty()) offsets[keys.size()] = kept;
     slots.resize(kept);
     std::erase_if(pending, [&](const std::pair<std::uint64_t, slot_t>& e) { return gone(e.second); });
+  }
+
+  // Moves slot s's entry from bucket `from` to bucket `to` (pending has room
+  // for one more). Cannot throw.
+  void move(slot_t s, std::uint64_t from, std::uint64_t to) noexcept {
+    if (from == to) return;
+    const auto at = std::lower_bound(pending.begin(), pending.end(), std::pair(from, s));
+    if (at != pending.end() && *at == std::pair(from, s)) {
+      pending.erase(at);
+    } else {
+      const std::span<const slot_t> b = bucket(from);
+      const std::size_t i = std::size_t(std::find(b.begin(), b.end(), s) - b.begin());
+      if (i < b.size()) slots[std::size_t(b.data() - slots.data()) + i] = vacant;
+    }
+    pending.insert(std::lower_bound(pending.begin(), pending.end(), std::pair(to, s)), std::pair(to, s));
+  }
+
+  // Merges the side array into the CSR part once it holds more than
+  // max(1024, 1/8 of the table). The merge builds the table anew and swaps
+  // it in: out of memory, the entries just wait in the side array.
+  void merge_if_due() noexcept {
+    if (pending.size() > std::max<std::size_t>(1024, slots.size() / 8)) try {
+        rebuild();
+      } catch (const std::bad_alloc&) {
+      }
   }
 
   std::size_t memory_bytes() const {
@@ -161,7 +206,6 @@ struct probe_set {
 constexpr bool costlier(const probe_set& a, const probe_set& b) { return a.cost > b.cost; }
 
 struct scratch {
-  std::vector<float> query;
   std::vector<float, aligned_allocator<float>> proj;  // L*K projections, padded
   std::vector<perturbation> perturbations;
   std::vector<probe_set> heap;
@@ -172,9 +216,12 @@ struct scratch {
 }  // namespace lsh_detail
 
 template <metric Metric>
-class lsh_index : public vector_search<lsh_index<Metric>> {
+class lsh_index : public index_base<lsh_index<Metric>, Metric> {
+  using base = index_base<lsh_index<Metric>, Metric>;
+  friend base;
+
  public:
-  using metric_type = Metric;
+  static constexpr std::string_view index_name = "lsh_index";
   /// SimHash (sign bits) under cosine and inner_product, E2LSH under l2.
   static constexpr bool simhash = Metric::kind != metric_kind::l2;
   struct build_params {
@@ -186,7 +233,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     /// aside), estimated on up to 2,048 of its rows
     /// (a first add of one row: that row's norm).
     float bucket_width = 0;
-    std::uint64_t seed = 1234;  ///< hyperplanes, offsets, key multipliers and the width sample
+    std::uint64_t seed = default_seed;  ///< hyperplanes, offsets, key multipliers and the width sample
   };
   struct search_params {
     std::size_t probes = 0;          ///< buckets probed per table beyond the query's own
@@ -223,33 +270,34 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     tables_data_.resize(tables_);
   }
 
-  /// An index over every row of `data` (labels = row numbers), hashed on
-  /// `threads` workers (0 = all cores). Throws invalid_argument on empty data
-  /// or bad parameters, and what add throws.
-  static lsh_index build(matrix_view<const float> data, const build_params& params = {}, std::size_t threads = 0) {
-    if (data.rows() == 0 || data.cols() == 0)
-      throw invalid_argument("lsh_index::build: empty data (" + std::to_string(data.rows()) + " x " +
-                             std::to_string(data.cols()) + ")");
-    lsh_index idx(data.cols(), params);
-    idx.add(data, {}, threads);
-    return idx;
-  }
-
   std::size_t dim() const { return dim_; }
   std::size_t size() const { return slots_.live(); }
-  bool contains(label_t label) const { return slots_.find(label).has_value(); }
   /// The E2LSH bucket width in use (0 under SimHash, or before the first add).
   float bucket_width() const { return width_; }
 
-  /// Adds the rows of `data` with `labels` (empty = continuing row
-  /// numbers), reusing removed vectors' slots once they are reclaimed. Their
-  /// entries go to each table's sorted side array, which is merged into the
-  /// CSR buckets (one sort per table) once it holds more than max(1024, 1/8
-  /// of the table). Throws dimension_mismatch, invalid_argument (NaN/Inf,
-  /// zero vector under cosine, label count or duplicate label),
-  /// capacity_error, std::bad_alloc; on a throw the index is as it was.
-  void add(matrix_view<const float> data, std::span<const label_t> labels = {}, std::size_t threads = 0) {
-    validate_rows<Metric>("data", data, dim_);
+  /// Heap bytes: vectors, hyperplanes, tables, labels, tombstones.
+  std::size_t memory_bytes() const {
+    std::size_t bytes = vectors_.capacity() * sizeof(float) + hyper_.memory_bytes() + shift_.capacity() * 4 +
+                        mult_.capacity() * 8 + dead_.memory_bytes() + slots_.memory_bytes();
+    for (const lsh_detail::table& t : tables_data_) bytes += sizeof(t) + t.memory_bytes();
+    return bytes;
+  }
+
+ private:
+  static constexpr std::size_t max_perturbations = 64;  // cheapest ones a probe set draws from
+
+  static lsh_index build_validated(matrix_view<const float> data, const build_params& params,
+                                   std::size_t threads) {
+    lsh_index idx(data.cols(), params);
+    idx.add_validated(data, {}, threads);
+    return idx;
+  }
+
+  // Rows validated (base::add). Reuses removed vectors' slots once they are
+  // reclaimed. The entries go to each table's sorted side array, merged into
+  // the CSR buckets (one sort per table) once it holds more than max(1024,
+  // 1/8 of the table). All-or-nothing.
+  void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
     slots_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
     if (dead_.purge_due(slots_.slots())) purge();  // changes no answer; cannot throw
@@ -294,50 +342,39 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
       for (std::size_t i = 0; i < rows; ++i) tb.pending.emplace_back(keys[i * tables_ + t], slots[i]);
       std::sort(tb.pending.begin() + std::ptrdiff_t(before), tb.pending.end());
       std::inplace_merge(tb.pending.begin(), tb.pending.begin() + std::ptrdiff_t(before), tb.pending.end());
-      // The merge builds the table anew and swaps it in: out of memory, the
-      // entries just wait in the side array for a later add.
-      if (tb.pending.size() > std::max<std::size_t>(1024, tb.slots.size() / 8)) try {
-          tb.rebuild();
-        } catch (const std::bad_alloc&) {
-        }
+      tb.merge_if_due();
     });
   }
 
-  /// Removes the vector labelled `label`: a tombstone, skipped by searches,
-  /// whose entries and slot a later add reclaims. Throws invalid_argument if
-  /// absent (or std::bad_alloc), changing nothing.
-  void remove(label_t label) { dead_.remove(slots_, label, "lsh_index::remove"); }
+  // A tombstone, skipped by searches, whose entries and slot a later add reclaims.
+  void remove_label(label_t label) { dead_.remove(slots_, label, "lsh_index::remove"); }
 
-  /// The k closest among the vectors in the probed buckets, closest first,
-  /// into `out` (size >= k); returns k. If the probed buckets hold fewer
-  /// than k vectors, up to three rounds of more probes follow (2p + 8, then
-  /// 4x), then an exact scan of the rest, so k still come back.
-  /// Allocates nothing once the thread is warm. Throws dimension_mismatch,
-  /// invalid_argument (k = 0, k > size(), out too small, NaN/Inf, zero query
-  /// under cosine).
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
-                     std::span<neighbor> out) const {
-    return search_impl(query, k, params, out, static_cast<const accept_all*>(nullptr));
-  }
-  /// The same over vectors whose label passes `keep`, applied before a
-  /// candidate is scored or counted against max_candidates. May return fewer than k.
-  template <label_predicate Keep>
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
-                     std::span<neighbor> out, const Keep& keep) const {
-    return search_impl(query, k, params, out, &keep);
-  }
-  using vector_search<lsh_index>::search;  // the std::vector-returning forms
+  // The slot keeps its label; its entry moves, table by table, from the old
+  // vector's bucket to the new one's. Everything that allocates (the stored
+  // form, the projections, a side array's room) comes first.
+  void update_validated(label_t label, std::span<const float> vector) {
+    const slot_t s = slots_.slot_of(label, "lsh_index::update");
+    std::vector<float> stored(dim_);
+    store_rows<Metric>(matrix_view<const float>(vector.data(), 1, dim_), stored.data());
+    std::vector<float, aligned_allocator<float>> proj(hyper_.padded_rows());
+    std::vector<std::uint64_t> from(tables_), to(tables_);
+    // one_row_products equals add's GEMM bit for bit: the keys the entries were filed under.
+    gemm::one_row_products(vec(s), hyper_, proj.data());
+    for (std::size_t t = 0; t < tables_; ++t) from[t] = home_key(proj.data(), t, width_, nullptr);
+    gemm::one_row_products(stored.data(), hyper_, proj.data());
+    for (std::size_t t = 0; t < tables_; ++t) to[t] = home_key(proj.data(), t, width_, nullptr);
+    for (lsh_detail::table& tb : tables_data_) tb.pending.reserve(tb.pending.size() + 1);
 
-  /// Heap bytes: vectors, hyperplanes, tables, labels, tombstones.
-  std::size_t memory_bytes() const {
-    std::size_t bytes = vectors_.capacity() * sizeof(float) + hyper_.memory_bytes() + shift_.capacity() * 4 +
-                        mult_.capacity() * 8 + dead_.memory_bytes() + slots_.memory_bytes();
-    for (const lsh_detail::table& t : tables_data_) bytes += sizeof(t) + t.memory_bytes();
-    return bytes;
+    // Cannot throw from here.
+    std::copy_n(stored.data(), dim_, vectors_.data() + std::size_t(s) * dim_);
+    for (std::size_t t = 0; t < tables_; ++t) {
+      tables_data_[t].move(s, from[t], to[t]);
+      tables_data_[t].merge_if_due();
+    }
   }
 
- private:
-  static constexpr std::size_t max_perturbations = 64;  // cheapest ones a probe set draws from
+  const slot_directory& directory() const { return slots_; }
+  void copy_vector(slot_t s, float* out) const { std::copy_n(vec(s), dim_, out); }
 
   const float* vec(slot_t s) const { return vectors_.data() + std::size_t(s) * dim_; }
 
@@ -523,15 +560,18 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
     }
   }
 
+  // The k closest among the vectors in the probed buckets (whose label
+  // passes `keep`, tested before a candidate is scored or counted against
+  // max_candidates). If the probed buckets hold fewer than k vectors, up to
+  // three rounds of more probes follow (2p + 8, then 4x), then an exact scan
+  // of the rest, so k still come back (unless the filter passes fewer).
+  // Allocates nothing once the thread is warm.
   template <class Keep>
-  std::size_t search_impl(std::span<const float> query, std::size_t k, const search_params& params,
-                          std::span<neighbor> out, const Keep* keep) const {
-    check::k_in_range(k, size());
-    check::output_size(out.size(), k);
+  std::size_t search_prepared(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
+                              const Keep& filter) const {
+    const Keep* keep = &filter;
     scratch_lease<lsh_detail::scratch> lease;
     lsh_detail::scratch& sc = *lease;
-    if (sc.query.size() < dim_) sc.query.resize(dim_);
-    const float* q = prepare_query<Metric>(query, dim_, sc.query).data();
     if (sc.proj.size() < hyper_.padded_rows()) sc.proj.resize(hyper_.padded_rows());
     gemm::one_row_products(q, hyper_, sc.proj.data());
     sc.visited.reset(slots_.slots());
@@ -556,9 +596,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
       const float d = Metric::distance(q, vec(sc.candidates[j]), dim_);
       if (d <= threshold && heap.push(sc.candidates[j], d)) threshold = heap.threshold();
     }
-    const std::size_t found = heap.sort();
-    for (std::size_t r = 0; r < found; ++r) out[r].label = slots_.label(slot_t(out[r].label));
-    return found;
+    return this->finish_labels(out, heap.sort(), [&](slot_t s) { return slots_.label(s); });
   }
 
   std::size_t dim_, tables_, bits_;
@@ -572,5 +610,7 @@ class lsh_index : public vector_search<lsh_index<Metric>> {
   tombstones dead_;       // removed vectors whose entries the tables may still hold
   slot_directory slots_;  // labels and free slots
 };
+
+static_assert(mutable_index<lsh_index<l2>> && filterable_index<lsh_index<cosine>, accept_all>);
 
 }  // namespace annulus
