@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <set>
+#include <type_traits>
 #include <vector>
 
 #include "annulus/index/concepts.hpp"
@@ -200,4 +201,122 @@ TEST_CASE("ivf: lists that grow one add at a time, shrink and grow again keep ev
     REQUIRE(idx.search(queries.row(i), k, {.nprobe = 8}) == exact.search(queries.row(i), k));
   // Left-behind space is bounded: at most about twice what the vectors need.
   CHECK(idx.memory_bytes() < 3 * 1200 * 16 * sizeof(float) + 100000);
+}
+
+TEMPLATE_TEST_CASE("ivf: get returns the stored vector (ivf_pq: kept, or decoded)", "[ivf]", l2, inner_product,
+                   cosine) {
+  const auto base = clustered(1500, dim, 10, 14);
+  const auto flat = ivf_flat_index<TestType>::build(base.view(), {.nlist = 16});
+  const auto kept = ivf_pq_index<TestType>::build(base.view(), {.nlist = 16, .m = 8, .keep_vectors = true});
+  const auto codes = ivf_pq_index<TestType>::build(base.view(), {.nlist = 16, .m = 8});
+  double error = 0, norm = 0;
+  for (label_t l = 0; l < base.rows(); l += 7) {
+    std::vector<float> want(base.row_ptr(l), base.row_ptr(l) + dim);
+    if constexpr (TestType::normalizes) {
+      float n = 0;
+      for (const float x : want) n += x * x;
+      for (float& x : want) x /= std::sqrt(n);
+    }
+    const std::vector<float> a = flat.get(l), b = kept.get(l), c = codes.get(l);
+    for (std::size_t j = 0; j < dim; ++j) {
+      REQUIRE(a[j] == Approx(want[j]).margin(1e-6));
+      REQUIRE(b[j] == Approx(want[j]).margin(1e-6));
+      error += (c[j] - want[j]) * (c[j] - want[j]);
+      norm += want[j] * want[j];
+    }
+  }
+  // PQ decodes approximately: centroid + decoded residual, a few percent off.
+  INFO("relative squared error " << error / norm);
+  CHECK(error / norm < 0.05);
+  CHECK_THROWS_MATCHES(flat.get(5000), invalid_argument, message_has("ivf_flat_index::get: label 5000"));
+}
+
+TEST_CASE("ivf_pq: with lossless codes get decodes the vector exactly", "[ivf]") {
+  const std::size_t d = 8;
+  random_generator rng(11);
+  matrix<float> base(600, d);
+  for (std::size_t i = 0; i < base.size(); ++i) base.data()[i] = float(rng.below(16)) - 5.f;
+  const auto idx = ivf_pq_index<l2>::build(base.view(), {.nlist = 1, .m = d, .pq_iterations = 30});
+  for (label_t l = 0; l < base.rows(); l += 13) {
+    const std::vector<float> got = idx.get(l);
+    for (std::size_t j = 0; j < d; ++j) REQUIRE(got[j] == Approx(base.row_ptr(l)[j]).margin(1e-3));
+  }
+}
+
+TEMPLATE_TEST_CASE("ivf: update moves the vector to its new list; a failed update changes nothing", "[ivf]",
+                   ivf_flat_index<l2>, ivf_flat_index<cosine>, ivf_pq_index<l2>, ivf_pq_index<inner_product>) {
+  using M = typename TestType::metric_type;
+  const auto base = clustered(2000, dim, 10, 15);
+  typename TestType::build_params p{.nlist = 16};
+  if constexpr (requires { p.keep_vectors; }) {
+    p.m = 8;
+    p.keep_vectors = true;
+  }
+  auto idx = TestType::build(base.view(), p);
+  const auto sizes = [&] {
+    std::vector<std::size_t> s(idx.nlist());
+    for (std::size_t l = 0; l < idx.nlist(); ++l) s[l] = idx.list_size(l);
+    return s;
+  };
+  // Label 3 takes row 1999's vector (another cluster, most likely another list).
+  const std::vector<std::size_t> before = sizes();
+  idx.update(3, base.row(1999));
+  CHECK(idx.size() == 2000);
+  CHECK(idx.contains(3));
+  std::size_t moved = 0, total = 0;
+  for (std::size_t l = 0; l < idx.nlist(); ++l) {
+    moved += before[l] > sizes()[l] ? before[l] - sizes()[l] : sizes()[l] - before[l];
+    total += sizes()[l];
+  }
+  CHECK(total == 2000);
+  CHECK(moved <= 2);
+  CHECK(idx.get(3) == idx.get(1999));
+  // The nearest list of row 1999 holds both now: one probe finds both at distance ~0
+  // (under inner_product a probe ranks lists by <q, c>, and q itself need not be the best).
+  if constexpr (!std::is_same_v<M, inner_product>) {
+    typename TestType::search_params s{.nprobe = 1};
+    if constexpr (requires { s.refine_factor; }) s.refine_factor = 4;
+    const auto hits = idx.search(base.row(1999), 2, s);
+    REQUIRE(hits.size() == 2);
+    CHECK(hits[0].label == 3);  // equal distances: by label
+    CHECK(hits[1].label == 1999);
+    CHECK(hits[1].distance == Approx(0).margin(1e-4));
+  }
+  const std::vector<std::size_t> after = sizes();
+
+  // Unknown label, bad values: errors, nothing changed.
+  const std::vector<float> old = idx.get(3);
+  CHECK_THROWS_MATCHES(idx.update(4000, base.row(0)), invalid_argument, message_has("update: label 4000"));
+  std::vector<float> bad(base.row_ptr(0), base.row_ptr(0) + dim);
+  bad[5] = std::nanf("");
+  CHECK_THROWS_AS(idx.update(3, bad), invalid_argument);
+  CHECK(idx.get(3) == old);
+  CHECK(sizes() == after);
+}
+
+TEST_CASE("ivf: search refuses untrained, nprobe = 0 and refine without vectors before looking at k", "[ivf]") {
+  const auto data = clustered(300, 16, 4, 16);
+  ivf_flat_index<l2> empty(16, {.nlist = 8});
+  CHECK_THROWS_MATCHES(empty.search(data.row(0), 5), invalid_argument,
+                       message_has("ivf_flat_index::search: the index is not trained"));
+  CHECK_THROWS_MATCHES(empty.search_batch(data.view(), 5), invalid_argument, message_has("not trained"));
+  CHECK_THROWS_MATCHES(empty.get(0), invalid_argument, message_has("label 0 is not in the index"));
+  const auto flat = ivf_flat_index<l2>::build(data.view(), {.nlist = 8});
+  CHECK_THROWS_MATCHES(flat.search(data.row(0), 301, {.nprobe = 0}), invalid_argument, message_has("nprobe"));
+  const auto pq = ivf_pq_index<l2>::build(data.view(), {.nlist = 8, .m = 4, .nbits = 6});
+  CHECK_THROWS_MATCHES(pq.search(data.row(0), 0, {.refine_factor = 2}), invalid_argument,
+                       message_has("keep_vectors"));
+  CHECK_THROWS_MATCHES(pq.search(data.row(0), 1000, {.nprobe = 0}), invalid_argument, message_has("nprobe"));
+  CHECK(ivf_flat_index<l2>::build_params{}.seed == default_seed);
+  CHECK(ivf_pq_index<l2>::build_params{}.seed == default_seed);
+}
+
+TEST_CASE("ivf_flat: memory is the vectors and the slots per vector", "[ivf]") {
+  const auto base = clustered(5000, 32, 10, 17);
+  const auto idx = ivf_flat_index<l2>::build(base.view(), {.nlist = 16});
+  const auto u = idx.memory();
+  CHECK(double(u.lists) / 5000 == Approx(32 * 4 + 4).margin(0.5));
+  CHECK(u.vectors == 0);
+  CHECK(u.quantizers > 0);
+  CHECK(idx.memory_bytes() == u.lists + u.quantizers + u.labels);
 }

@@ -7,6 +7,15 @@
 //
 //   ivf_pq_index<l2> idx = ivf_pq_index<l2>::build(data, {.nlist = 1024, .m = 56, .keep_vectors = true});
 //   auto hits = idx.search(query, 10, {.nprobe = 16, .refine_factor = 4});
+//   idx.remove(label);  idx.update(label, vector);  idx.get(label);
+//
+// The public calls come from index/base.hpp; the inverted file (training,
+// lists, the list loop, add, remove, update) from index/ivf/engine.hpp,
+// through index/ivf/ivf_index.hpp (train, memory, ...). This
+// file is the encoding (ivf::pq_encoding: the entry, the per-query table, the
+// per-list term) and the re-ranking. A query reads downhill:
+// ivf_pq_index::search_prepared -> inverted_file::search -> pq_encoding's
+// list scanner -> product_quantizer's table (quant/pq.hpp) and the lists.
 //
 // Distances from codes, with r^ the decoded residual (the query-dependent part
 // is one table of <q_j, centroid> per query, shared by every list):
@@ -20,18 +29,28 @@
 // into a per-list table for every probed list. The per-vector float costs
 // 4 bytes a vector and no per-list work.
 //
+// get(label) returns the kept vector with keep_vectors, else the decoded
+// approximation c + r^ (not the vector added: PQ is lossy; under cosine not
+// of unit norm either). remove, update and get find a slot's entry by
+// scanning the lists' slot arrays (about a millisecond per million vectors).
+//
 // Memory per vector: m code bytes (+ 4 under l2) + a 4-byte slot in the
-// lists; with keep_vectors, 4 dim bytes more (memory_usage() shows each part);
+// lists; with keep_vectors, 4 dim bytes more (memory() shows each part);
 // labels other than row numbers, or any remove, add a hash table entry
-// (about 40 bytes a vector).
-// Threads: as ivf_flat_index (searches concurrently; train/add/remove alone).
+// (about 40 bytes a vector). Per thread, a search keeps a table of m * 2^nbits
+// floats (rounded up to a SIMD panel) and, when re-ranking, k * refine_factor
+// candidates, reused by later searches (core/scratch.hpp).
+// Threads: as ivf_flat_index (searches concurrently; train, add, remove and
+// update alone).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
-#include <type_traits>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "annulus/core/error.hpp"
@@ -39,328 +58,281 @@
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
 #include "annulus/core/parallel.hpp"
-#include "annulus/core/prepare.hpp"
+#include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
 #include "annulus/core/sizes.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
+#include "annulus/index/base.hpp"
 #include "annulus/index/concepts.hpp"
-#include "annulus/index/ivf/core.hpp"
-#include "annulus/index/ivf/lists.hpp"
+#include "annulus/index/ivf/engine.hpp"
+#include "annulus/index/ivf/ivf_index.hpp"
+#include "annulus/quant/coarse.hpp"
+#include "annulus/quant/kmeans.hpp"
 #include "annulus/quant/pq.hpp"
 
 namespace annulus {
 
+namespace ivf {
+
+/// IVF-PQ's entries: the PQ code of the residual r = x - c (m bytes), then
+/// under l2 the float ||r^||^2 + 2<c, r^>; with keep_vectors, the stored
+/// vectors beside the lists, slot-indexed, for re-ranking and get (see
+/// engine.hpp for the Encoding calls).
 template <metric Metric>
-class ivf_pq_index : public vector_search<ivf_pq_index<Metric>> {
- public:
-  using metric_type = Metric;
-  struct build_params {
-    std::size_t nlist = 1024;            ///< lists (coarse k-means centroids), >= 1
-    std::size_t m = 0;                   ///< PQ sub-vectors, must divide dim; 0 = default_pq_m(dim)
-    std::size_t nbits = 8;               ///< bits per sub-vector code, 1..8 (2^nbits centroids)
-    bool keep_vectors = false;           ///< keep the float vectors too, for refine_factor
-    std::size_t train_size = 0;          ///< vectors build trains on; 0 = min(rows, 256 * nlist)
-    std::size_t kmeans_iterations = 10;  ///< coarse k-means iterations at most
-    std::size_t pq_iterations = 25;      ///< k-means iterations per PQ sub-space at most
-    std::uint64_t seed = 1234;           ///< training sample and k-means seeds
-  };
-  struct search_params {
-    std::size_t nprobe = 8;         ///< lists scanned per query (>= 1; above nlist means all)
-    std::size_t refine_factor = 0;  ///< re-rank k * refine_factor by exact distance (needs keep_vectors); 0 = off
-  };
-  /// Heap bytes by part; memory_bytes() is their sum.
-  struct memory_usage {
-    std::size_t lists = 0;       ///< codes (+ l2 terms) and slots
-    std::size_t vectors = 0;     ///< kept float vectors (keep_vectors)
-    std::size_t quantizers = 0;  ///< coarse centroids and PQ codebooks
-    std::size_t labels = 0;      ///< label map and free slots
-  };
-
-  /// Empty, untrained index. Throws invalid_argument on dim 0, nlist 0, an m
-  /// that does not divide dim, or nbits outside 1..8.
-  explicit ivf_pq_index(std::size_t dim, const build_params& params = {})
-      : core_("ivf_pq_index", dim, params.nlist), params_(params),
-        pq_(dim, params.m == 0 ? default_pq_m(dim) : params.m, params.nbits),
-        lists_(params.nlist, pq_.code_size() + term_bytes) {}
-
-  /// Trains on a sample of `data` (see build_params::train_size) and adds all
-  /// of it (labels = row numbers), on `threads` workers (0 = all cores).
-  /// Throws invalid_argument on empty data, fewer rows than nlist or than
-  /// 2^nbits, and what add throws.
-  static ivf_pq_index build(matrix_view<const float> data, const build_params& params = {},
-                            std::size_t threads = 0) {
-    if (data.rows() == 0 || data.cols() == 0)
-      throw invalid_argument("ivf_pq_index::build: empty data (" + std::to_string(data.rows()) +
-                             " x " + std::to_string(data.cols()) + ")");
-    ivf_pq_index idx(data.cols(), params);
-    validate_rows<Metric>("data", data, idx.dim());
-    const matrix<float> sample = idx.core_.training_sample(data, params.train_size, params.seed);
-    idx.train_stored(sample.view(), threads);
-    idx.add(data, {}, threads);
-    return idx;
-  }
-
-  /// Trains the coarse quantizer (k-means over every row of `sample`) and
-  /// then the PQ on the sample's residuals. Throws invalid_argument if the
-  /// index ever held vectors, on fewer rows than nlist or 2^nbits, or bad
-  /// values; dimension_mismatch. A throw changes nothing.
-  void train(matrix_view<const float> sample, std::size_t threads = 0) {
-    validate_rows<Metric>("training data", sample, dim());
-    matrix<float> copy;
-    train_stored(core_.stored_form(sample, copy), threads);
-  }
-
-  bool trained() const { return core_.trained() && pq_.trained(); }
-  std::size_t dim() const { return core_.dim(); }
-  std::size_t size() const { return core_.slots().live(); }
-  std::size_t nlist() const { return core_.nlist(); }
-  const product_quantizer& quantizer() const { return pq_; }
-  std::size_t list_size(std::size_t l) const { return lists_.size(l); }
-  bool contains(label_t label) const { return core_.slots().find(label).has_value(); }
-
-  /// Adds the rows of `data` with `labels` (empty = continuing row numbers),
-  /// reusing removed vectors' slots first. Throws as ivf_flat_index::add;
-  /// on a throw the index is unchanged.
-  void add(matrix_view<const float> data, std::span<const label_t> labels = {},
-           std::size_t threads = 0) {
-    core_.require_trained("add", pq_.trained());
-    validate_rows<Metric>("data", data, dim());
-    core_.slots().check_new(data.rows(), labels);
-    if (data.rows() == 0) return;
-    matrix<float> copy;
-    const matrix_view<const float> rows = core_.stored_form(data, copy);
-    const std::size_t n = rows.rows();
-    const std::vector<std::uint32_t> to = core_.coarse().assign(rows, threads);
-    const std::vector<slot_t> slots = core_.slots().plan(n);
-    const std::size_t width = lists_.width();
-    std::vector<std::uint8_t> entries(n * width);
-    encode(rows, to, entries.data(), threads);
-
-    // Everything that allocates, before the first change.
-    std::vector<std::size_t> per_list(nlist());
-    for (const std::uint32_t l : to) ++per_list[l];
-    lists_.reserve(per_list);
-    if (params_.keep_vectors) {
-      const std::size_t top = *std::max_element(slots.begin(), slots.end()) + std::size_t{1};
-      if (vectors_.size() < top * dim()) vectors_.resize(sizes::product(top, dim(), "ivf_pq_index::add"));
-    }
-    core_.slots().commit(n, labels);  // may throw bad_alloc: then it recorded nothing
-    for (std::size_t i = 0; i < n; ++i) {  // cannot throw
-      std::copy_n(entries.data() + i * width, width, lists_.append(to[i], slots[i]));
-      if (params_.keep_vectors) std::copy_n(rows.row_ptr(i), dim(), vectors_.data() + slots[i] * dim());
-    }
-  }
-
-  /// Removes the vector labelled `label`. Throws invalid_argument if absent.
-  void remove(label_t label) {
-    const slot_t s = core_.slots().release(label, "ivf_pq_index::remove");
-    lists_.erase(s);
-  }
-
-  /// The k closest by PQ distance (or, with refine_factor, the k closest by
-  /// exact distance among the k * refine_factor closest by PQ distance),
-  /// closest first, into `out` (size >= k); returns how many. Distances are
-  /// the PQ estimates unless refined. Allocates nothing once the thread is
-  /// warm. Throws invalid_argument (untrained, k = 0, k > size(), out too
-  /// small, nprobe = 0, refine_factor without keep_vectors, NaN/Inf, zero
-  /// query under cosine), dimension_mismatch.
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
-                     std::span<neighbor> out) const {
-    return search_impl(query, k, params, out, static_cast<const accept_all*>(nullptr));
-  }
-  /// The same over vectors whose label passes `keep` (applied in the list scan).
-  template <label_predicate Keep>
-  std::size_t search(std::span<const float> query, std::size_t k, const search_params& params,
-                     std::span<neighbor> out, const Keep& keep) const {
-    return search_impl(query, k, params, out, &keep);
-  }
-  using vector_search<ivf_pq_index>::search;  // the std::vector-returning forms
-
-  /// Every row of `queries`: probes for all in one GEMM pass, then the lists
-  /// scanned on `threads` workers (0 = all cores). Same results as search.
-  result_matrix search_batch(matrix_view<const float> queries, std::size_t k,
-                             const search_params& params = {}, std::size_t threads = 0) const {
-    const std::size_t nprobe = check_search(k, k, params);
-    validate_rows<Metric>("query", queries, dim());
-    result_matrix out(queries.rows(), k);
-    if (queries.rows() == 0) return out;
-    matrix<float> copy;
-    const matrix_view<const float> q = core_.stored_form(queries, copy);
-    std::vector<std::uint32_t> lists(q.rows() * nprobe);
-    std::vector<float> keys(q.rows() * nprobe);
-    core_.coarse().probe_batch(q, nprobe, lists.data(), keys.data(), threads);
-    parallel_for(q.rows(), threads, [&](std::size_t i, std::size_t) {
-      scratch_lease<scratch> sc;
-      out.set_count(i, scan(q.row_ptr(i), k, params, {lists.data() + i * nprobe, nprobe},
-                            keys.data() + i * nprobe, *sc, out.row_storage(i),
-                            static_cast<const accept_all*>(nullptr)));
-    });
-    return out;
-  }
-
-  memory_usage memory() const {
-    return {lists_.memory_bytes(), vectors_.capacity() * sizeof(float),
-            core_.coarse().memory_bytes() + pq_.memory_bytes(), core_.slots().memory_bytes()};
-  }
-  /// Heap bytes of every part (see memory()).
-  std::size_t memory_bytes() const {
-    const memory_usage u = memory();
-    return u.lists + u.vectors + u.quantizers + u.labels;
-  }
-
- private:
+class pq_encoding {
   static constexpr bool is_l2 = Metric::kind == metric_kind::l2;
   static constexpr std::size_t term_bytes = is_l2 ? sizeof(float) : 0;
 
-  struct scratch {
-    std::vector<float> query;
-    std::vector<float, aligned_allocator<float>> table;
-    std::vector<neighbor> candidates;
-    ivf::probe_scratch probe;
+ public:
+  using entry_type = std::uint8_t;
+  struct batch {
+    std::vector<std::uint8_t> entries;  // width() bytes a row
+    matrix_view<const float> rows;      // the stored-form rows, for keep_vectors
   };
 
-  void train_stored(matrix_view<const float> sample, std::size_t threads) {
-    core_.require_empty_for_training();
+  /// One query's scorer: the query's inner-product table (in per-thread
+  /// scratch), and the probed list's share of the distance.
+  class list_scanner {
+   public:
+    list_scanner(const pq_encoding& enc, const float* q, const coarse_quantizer<Metric>& coarse)
+        : coarse_(coarse), m_(enc.pq_.code_size()), stride_(enc.pq_.table_stride()) {
+      if (buffer_->size() < enc.pq_.table_size()) buffer_->resize(enc.pq_.table_size());
+      enc.pq_.inner_product_table(q, buffer_->data());
+      table_ = buffer_->data();
+      if constexpr (is_l2) q_norm_ = kernels::norm_sq(q, enc.pq_.dim());
+    }
+    /// Enters list l with probe key `key` (see the header comment).
+    void enter(std::size_t l, float key) {
+      if constexpr (is_l2) base_ = key + q_norm_;                                     // ||q - c||^2
+      else if constexpr (Metric::kind == metric_kind::inner_product) base_ = key;      // -<q, c>
+      else base_ = 1.f - coarse_.dot_from_key(l, key);                                // 1 - <q, c>
+    }
+    /// The estimated distance of the entry at e.
+    float operator()(const std::uint8_t* e) const {
+      const float ip = product_quantizer::lookup_add(table_, e, m_, stride_);
+      if constexpr (is_l2) {
+        float term;
+        std::memcpy(&term, e + m_, sizeof term);
+        return base_ + term - 2.f * ip;
+      } else {
+        return base_ - ip;
+      }
+    }
+
+   private:
+    scratch_lease<std::vector<float, aligned_allocator<float>>> buffer_;
+    const coarse_quantizer<Metric>& coarse_;
+    const float* table_ = nullptr;
+    std::size_t m_, stride_;
+    float q_norm_ = 0.f, base_ = 0.f;
+  };
+
+  /// Throws invalid_argument unless m divides dim and nbits is 1..8.
+  pq_encoding(std::size_t dim, std::size_t m, std::size_t nbits, bool keep_vectors, std::size_t pq_iterations,
+              std::uint64_t seed)
+      : pq_(dim, m, nbits), keep_vectors_(keep_vectors), iterations_(pq_iterations), seed_(seed) {}
+
+  const product_quantizer& quantizer() const { return pq_; }
+  bool keeps_vectors() const { return keep_vectors_; }
+  /// The kept vector of a live slot (keep_vectors only).
+  const float* vector(slot_t s) const { return vectors_.data() + std::size_t(s) * pq_.dim(); }
+
+  std::size_t width() const { return pq_.code_size() + term_bytes; }
+  bool trained() const { return pq_.trained(); }
+
+  /// A copy with the PQ trained on the sample's residuals to its lists.
+  /// Throws invalid_argument on fewer rows than 2^nbits.
+  pq_encoding trained_on(matrix_view<const float> sample, const coarse_quantizer<Metric>& coarse,
+                         std::size_t threads) const {
     if (sample.rows() < pq_.ksub())
-      throw invalid_argument("ivf_pq_index::train: " + std::to_string(sample.rows()) +
-                             " training vectors for " + std::to_string(pq_.ksub()) +
-                             " PQ centroids per sub-space (nbits = " + std::to_string(pq_.nbits()) +
-                             "); need at least " + std::to_string(pq_.ksub()));
-    // Both quantizers train into temporaries: a throw changes nothing.
-    ivf::coarse_quantizer<Metric> coarse =
-        core_.train_coarse(sample, params_.kmeans_iterations, params_.seed, threads);
+      throw invalid_argument("ivf_pq_index::train: " + std::to_string(sample.rows()) + " training vectors for " +
+                             std::to_string(pq_.ksub()) + " PQ centroids per sub-space (nbits = " +
+                             std::to_string(pq_.nbits()) + "); need at least " + std::to_string(pq_.ksub()));
     const std::vector<std::uint32_t> to = coarse.assign(sample, threads);
-    matrix<float> residuals(sample.rows(), dim());
+    matrix<float> residuals(sample.rows(), pq_.dim());
     residuals_of(coarse, sample, to, residuals.view().data());
     kmeans_params p;
-    p.iterations = params_.pq_iterations;
-    p.seed = params_.seed + 1;
+    p.iterations = iterations_;
+    p.seed = seed_ + 1;
     p.threads = threads;
-    product_quantizer pq(dim(), pq_.m(), pq_.nbits());
-    pq.train(residuals.view(), p);
-    core_.set_coarse(std::move(coarse));
-    pq_ = std::move(pq);
+    pq_encoding out(pq_.dim(), pq_.m(), pq_.nbits(), keep_vectors_, iterations_, seed_);
+    out.pq_.train(residuals.view(), p);
+    return out;
   }
 
+  /// The entries of stored-form rows going to lists `to`: code, then under
+  /// l2 the term ||r^||^2 + 2<c, r^> of the decoded residual r^.
+  batch encode(matrix_view<const float> rows, std::span<const std::uint32_t> to,
+               const coarse_quantizer<Metric>& coarse, std::size_t threads) const {
+    const std::size_t n = rows.rows(), d = pq_.dim(), width = this->width(), m = pq_.code_size();
+    matrix<float> residuals(n, d);
+    residuals_of(coarse, rows, to, residuals.view().data());
+    std::vector<std::uint8_t> codes(n * m);
+    pq_.encode(residuals.view(), codes.data(), threads);
+    batch out{std::vector<std::uint8_t>(n * width), rows};
+    constexpr std::size_t grain = 256;
+    const std::size_t workers = worker_count(n, threads, grain);
+    // Per worker: a decoded residual and a centroid (l2 only).
+    std::vector<float> room(is_l2 ? workers * 2 * d : 0);
+    parallel_for(n, workers, [&](std::size_t i, std::size_t w) {
+      std::uint8_t* e = out.entries.data() + i * width;
+      std::copy_n(codes.data() + i * m, m, e);
+      if constexpr (is_l2) {
+        float* decoded = room.data() + w * 2 * d;
+        float* centroid = decoded + d;
+        pq_.decode(e, decoded);
+        coarse.centroid(to[i], centroid);
+        const float term = kernels::norm_sq(decoded, d) + 2.f * kernels::dot(centroid, decoded, d);
+        std::memcpy(e + m, &term, sizeof term);
+      }
+    }, grain);
+    return out;
+  }
+
+  /// Room for kept vectors of slots [0, slots). Throws std::bad_alloc, capacity_error.
+  void reserve(std::size_t slots) {
+    if (keep_vectors_ && vectors_.size() < slots * pq_.dim())
+      vectors_.resize(sizes::product(slots, pq_.dim(), "ivf_pq_index::add"));
+  }
+
+  void write(const batch& b, std::size_t i, slot_t s, std::uint8_t* entry) noexcept {
+    std::copy_n(b.entries.data() + i * width(), width(), entry);
+    if (keep_vectors_) std::copy_n(b.rows.row_ptr(i), pq_.dim(), vectors_.data() + std::size_t(s) * pq_.dim());
+  }
+
+  /// The kept vector, else centroid + decoded residual.
+  void decode(const std::uint8_t* entry, std::size_t l, slot_t s, const coarse_quantizer<Metric>& coarse,
+              float* out) const {
+    const std::size_t d = pq_.dim();
+    if (keep_vectors_) {
+      std::copy_n(vector(s), d, out);
+      return;
+    }
+    std::vector<float> c(d);
+    coarse.centroid(l, c.data());
+    pq_.decode(entry, out);
+    for (std::size_t j = 0; j < d; ++j) out[j] += c[j];
+  }
+
+  list_scanner scanner(const float* q, const coarse_quantizer<Metric>& coarse) const {
+    return list_scanner(*this, q, coarse);
+  }
+
+  std::size_t quantizer_bytes() const { return pq_.memory_bytes(); }
+  std::size_t vector_bytes() const { return vectors_.capacity() * sizeof(float); }
+
+ private:
   // out row i = rows row i - its list's centroid.
-  static void residuals_of(const ivf::coarse_quantizer<Metric>& coarse, matrix_view<const float> rows,
-                           const std::vector<std::uint32_t>& to, float* out) {
+  static void residuals_of(const coarse_quantizer<Metric>& coarse, matrix_view<const float> rows,
+                           std::span<const std::uint32_t> to, float* out) {
     const std::size_t d = rows.cols();
     std::vector<float> c(d);
     for (std::size_t i = 0; i < rows.rows(); ++i) {
-      coarse.centroids().row(to[i], c.data());
+      coarse.centroid(to[i], c.data());
       const float* x = rows.row_ptr(i);
       float* r = out + i * d;
       for (std::size_t j = 0; j < d; ++j) r[j] = x[j] - c[j];
     }
   }
 
-  // The list entries of stored-form rows: code, then under l2 the term
-  // ||r^||^2 + 2<c, r^> of the decoded residual r^.
-  void encode(matrix_view<const float> rows, const std::vector<std::uint32_t>& to, std::uint8_t* entries,
-              std::size_t threads) const {
-    const std::size_t n = rows.rows(), width = lists_.width(), m = pq_.code_size();
-    matrix<float> residuals(n, dim());
-    residuals_of(core_.coarse(), rows, to, residuals.view().data());
-    std::vector<std::uint8_t> codes(n * m);
-    pq_.encode(residuals.view(), codes.data(), threads);
-    parallel_for(n, threads, [&](std::size_t i, std::size_t) {
-      std::uint8_t* e = entries + i * width;
-      std::copy_n(codes.data() + i * m, m, e);
-      if constexpr (is_l2) {
-        thread_local std::vector<float> decoded, centroid;
-        decoded.resize(dim());
-        centroid.resize(dim());
-        pq_.decode(e, decoded.data());
-        core_.coarse().centroids().row(to[i], centroid.data());
-        const float term = kernels::norm_sq(decoded.data(), dim()) +
-                           2.f * kernels::dot(centroid.data(), decoded.data(), dim());
-        std::memcpy(e + m, &term, sizeof term);
-      }
-    }, 256);
-  }
-
-  std::size_t check_search(std::size_t k, std::size_t out_size, const search_params& params) const {
-    const std::size_t nprobe = core_.check_search(k, out_size, params.nprobe, pq_.trained());
-    if (params.refine_factor > 0 && !params_.keep_vectors)
-      throw invalid_argument("ivf_pq_index: refine_factor = " + std::to_string(params.refine_factor) +
-                             " needs the vectors; build with keep_vectors = true");
-    return nprobe;
-  }
-
-  template <class Keep>
-  std::size_t search_impl(std::span<const float> query, std::size_t k, const search_params& params,
-                          std::span<neighbor> out, const Keep* keep) const {
-    const std::size_t nprobe = check_search(k, out.size(), params);
-    scratch_lease<scratch> sc;
-    if (sc->query.size() < dim()) sc->query.resize(dim());
-    const std::span<const float> q = prepare_query<Metric>(query, dim(), sc->query);
-    core_.coarse().probe(q.data(), nprobe, sc->probe);
-    return scan(q.data(), k, params, sc->probe.lists, sc->probe.list_keys.data(), *sc, out, keep);
-  }
-
-  // Ranks the codes of `lists` (probe keys `keys`) into out, re-ranking
-  // exactly when asked; labels replace slots at the end.
-  template <class Keep>
-  std::size_t scan(const float* q, std::size_t k, const search_params& params,
-                   std::span<const std::uint32_t> lists, const float* keys, scratch& sc,
-                   std::span<neighbor> out, const Keep* keep) const {
-    if (sc.table.size() < pq_.table_size()) sc.table.resize(pq_.table_size());
-    pq_.inner_product_table(q, sc.table.data());
-    const float* table = sc.table.data();
-    const std::size_t width = lists_.width(), m = pq_.code_size(), stride = pq_.table_stride();
-    const bool refine = params.refine_factor > 0;
-    const std::size_t want =
-        !refine ? k : (params.refine_factor >= size() / k ? size() : k * params.refine_factor);
-    if (refine && sc.candidates.size() < want) sc.candidates.resize(want);
-    std::span<neighbor> pool = refine ? std::span(sc.candidates).first(want) : out;
-    const float q_norm = is_l2 ? kernels::norm_sq(q, dim()) : 0.f;
-
-    topk_heap heap(pool, want);
-    float threshold = heap.threshold();
-    for (std::size_t p = 0; p < lists.size(); ++p) {
-      const std::uint32_t l = lists[p];
-      // The list's share of the distance (see the header comment).
-      float base;
-      if constexpr (is_l2) base = keys[p] + q_norm;  // ||q - c||^2
-      else if constexpr (Metric::kind == metric_kind::inner_product) base = keys[p];  // -<q, c>
-      else base = 1.f - 0.5f * (core_.coarse().centroids().norm_sq(l) - keys[p]);  // 1 - <q, c>
-      const std::uint8_t* e = lists_.entries(l);
-      const slot_t* slots = lists_.slots(l);
-      for (std::size_t i = 0, n = lists_.size(l); i < n; ++i, e += width) {
-        if constexpr (!std::is_same_v<Keep, accept_all>)
-          if (!(*keep)(core_.slots().label(slots[i]))) continue;
-        const float ip = product_quantizer::lookup_add(table, e, m, stride);
-        float d;
-        if constexpr (is_l2) {
-          float term;
-          std::memcpy(&term, e + m, sizeof term);
-          d = base + term - 2.f * ip;
-        } else {
-          d = base - ip;
-        }
-        if (d <= threshold && heap.push(slots[i], d)) threshold = heap.threshold();
-      }
-    }
-    std::size_t n = heap.sort();
-    if (refine) {
-      topk_heap best(out, k);
-      for (std::size_t c = 0; c < n; ++c) {
-        const slot_t s = slot_t(pool[c].label);
-        best.push(s, Metric::distance(q, vectors_.data() + std::size_t(s) * dim(), dim()));
-      }
-      n = best.sort();
-    }
-    for (std::size_t r = 0; r < n; ++r) out[r].label = core_.slots().label(slot_t(out[r].label));
-    return n;
-  }
-
-  ivf::core<Metric> core_;
-  build_params params_;
   product_quantizer pq_;
-  ivf::inverted_lists<std::uint8_t> lists_;
+  bool keep_vectors_;
+  std::size_t iterations_;
+  std::uint64_t seed_;
   std::vector<float, aligned_allocator<float>> vectors_;  // slot-indexed, keep_vectors only
 };
+
+}  // namespace ivf
+
+template <metric Metric>
+class ivf_pq_index : public ivf::ivf_index<ivf_pq_index<Metric>, Metric, ivf::pq_encoding<Metric>> {
+  using ivf_base = ivf::ivf_index<ivf_pq_index<Metric>, Metric, ivf::pq_encoding<Metric>>;
+  friend index_base<ivf_pq_index<Metric>, Metric>;
+  using ivf_base::engine_;
+
+ public:
+  static constexpr std::string_view index_name = "ivf_pq_index";
+  struct build_params {
+    std::size_t nlist = 1024;            ///< lists (coarse k-means centroids), >= 1
+    std::size_t m = 0;                   ///< PQ sub-vectors, must divide dim; 0 = default_pq_m(dim)
+    std::size_t nbits = 8;               ///< bits per sub-vector code, 1..8 (2^nbits centroids)
+    bool keep_vectors = false;           ///< keep the float vectors too, for refine_factor (and exact get)
+    std::size_t train_size = 0;          ///< vectors build trains on; 0 = min(rows, 256 * nlist)
+    std::size_t kmeans_iterations = 10;  ///< coarse k-means iterations at most
+    std::size_t pq_iterations = 25;      ///< k-means iterations per PQ sub-space at most
+    std::uint64_t seed = default_seed;   ///< training sample and k-means seeds (PQ: seed + 1)
+  };
+  struct search_params {
+    std::size_t nprobe = 8;         ///< lists scanned per query (>= 1; above nlist means all)
+    std::size_t refine_factor = 0;  ///< re-rank k * refine_factor by exact distance (needs keep_vectors); 0 = off
+  };
+
+  /// Empty, untrained index. Throws invalid_argument on dim 0, nlist 0, an m
+  /// that does not divide dim, or nbits outside 1..8. build(data, params,
+  /// threads) (index/base.hpp) trains on a sample of data
+  /// (build_params::train_size) and adds all of it; besides the base's
+  /// checks it throws invalid_argument on fewer rows than nlist or than
+  /// 2^nbits. train (coarse k-means, then the PQ on the residuals), trained,
+  /// nlist, list_size and memory come from index/ivf/ivf_index.hpp.
+  explicit ivf_pq_index(std::size_t dim, const build_params& params = {})
+      : ivf_base(index_name, dim, params.nlist, {params.kmeans_iterations, params.seed},
+                 ivf::pq_encoding<Metric>(dim, params.m == 0 ? default_pq_m(dim) : params.m, params.nbits,
+                                          params.keep_vectors, params.pq_iterations, params.seed)) {}
+
+  const product_quantizer& quantizer() const { return engine_.encoding().quantizer(); }
+
+ private:
+  // Untrained, nprobe = 0, refine_factor without keep_vectors:
+  // invalid_argument, before k is looked at.
+  void check_searchable(const search_params& params) const {
+    engine_.check_searchable(params.nprobe);
+    if (params.refine_factor > 0 && !engine_.encoding().keeps_vectors())
+      throw invalid_argument("ivf_pq_index: refine_factor = " + std::to_string(params.refine_factor) +
+                             " needs the vectors; build with keep_vectors = true");
+  }
+
+  template <class Keep>
+  std::size_t search_prepared(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
+                              const Keep& keep) const {
+    return ranked(q, k, params, out, [&](std::span<neighbor> pool) {
+      return engine_.search(q, params.nprobe, pool, keep);
+    });
+  }
+
+  // Probes for every query in one GEMM pass, then the lists on `threads` workers.
+  result_matrix search_batch_prepared(matrix_view<const float> queries, std::size_t k, const search_params& params,
+                                      std::size_t threads) const {
+    return engine_.search_batch(queries, params.nprobe, k, threads,
+                                [&](const float* q, ivf::probed lists, std::span<neighbor> out) {
+                                  return ranked(q, k, params, out, [&](std::span<neighbor> pool) {
+                                    return engine_.scan(q, lists, pool, accept_all{});
+                                  });
+                                });
+  }
+
+  // The k best into out, users' labels: scan_into(pool) ranks by PQ
+  // distance into the pool (out itself, or k * refine_factor candidates
+  // re-ranked here by exact distance to the kept vectors).
+  template <class ScanInto>
+  std::size_t ranked(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
+                     const ScanInto& scan_into) const {
+    if (params.refine_factor == 0) return this->labelled(out, scan_into(out.first(k)));
+    const std::size_t n_live = this->size();
+    const std::size_t want = params.refine_factor >= n_live / k ? n_live : k * params.refine_factor;
+    scratch_lease<std::vector<neighbor>> candidates;
+    if (candidates->size() < want) candidates->resize(want);
+    const std::span<neighbor> pool = std::span(*candidates).first(want);
+    const std::size_t n = scan_into(pool);
+    topk_heap best(out, k);
+    for (std::size_t c = 0; c < n; ++c) {
+      const slot_t s = slot_t(pool[c].label);
+      best.push(s, Metric::distance(q, engine_.encoding().vector(s), this->dim()));
+    }
+    return this->labelled(out, best.sort());
+  }
+};
+
+static_assert(mutable_index<ivf_pq_index<l2>> && filterable_index<ivf_pq_index<cosine>, accept_all>);
 
 }  // namespace annulus

@@ -1,5 +1,11 @@
-// The coarse quantizer both IVF indexes share: nlist k-means centroids, the
+// The coarse quantizer of an inverted file: nlist k-means centroids, the
 // list each stored vector goes to, and the lists each query probes.
+//
+//   coarse_quantizer<l2> cq;
+//   cq.train(sample, 1024, kmeans_params{});            // sample in stored form
+//   std::vector<std::uint32_t> to = cq.assign(rows, 0);  // each row's list
+//   coarse_quantizer<l2>::probe_scratch sc;
+//   cq.probe(q, 8, sc);                                  // sc.lists: the 8 lists to scan
 //
 // Stored vectors go to their nearest centroid under l2 for every metric: the
 // smallest residual, which is what k-means minimised and what IVF-PQ encodes.
@@ -7,6 +13,9 @@
 // (unit vectors: the nearest centroid holds the most similar directions),
 // largest <q, c> under inner_product (a list's mean inner product with q).
 // Probing every list is exact search under all three.
+//
+// Memory: nlist centroids in bfloat16 plus a float norm each. Threads: the
+// const calls are safe from any number of threads; train is not.
 #pragma once
 
 #include <concepts>
@@ -23,15 +32,7 @@
 #include "annulus/quant/centroids.hpp"
 #include "annulus/quant/kmeans.hpp"
 
-namespace annulus::ivf {
-
-/// Per-thread room for one query's probe: centroid keys and the selection.
-struct probe_scratch {
-  std::vector<float, aligned_allocator<float>> keys;
-  std::vector<neighbor> heap;
-  std::vector<std::uint32_t> lists;
-  std::vector<float> list_keys;
-};
+namespace annulus {
 
 template <metric Metric>
 class coarse_quantizer {
@@ -39,12 +40,30 @@ class coarse_quantizer {
   static constexpr centroid_order probe_order =
       std::same_as<Metric, inner_product> ? centroid_order::inner_product : centroid_order::l2;
 
+  /// Per-thread room for one query's probe: centroid keys and the selection.
+  struct probe_scratch {
+    std::vector<float, aligned_allocator<float>> keys;
+    std::vector<neighbor> heap;
+    std::vector<std::uint32_t> lists;
+    std::vector<float> list_keys;
+  };
+
   bool trained() const { return centroids_.size() != 0; }
   std::size_t nlist() const { return centroids_.size(); }
-  const basic_centroid_table<gemm::bf16>& centroids() const { return centroids_; }
+  /// Copies centroid l (dim floats, as rounded to bfloat16) to `out`.
+  void centroid(std::size_t l, float* out) const { centroids_.row(l, out); }
+
+  /// <q, c_l> from the probe key of list l for query q (see probe: under
+  /// l2 order the key is ||c_l||^2 - 2<q, c_l>, under inner_product -<q, c_l>).
+  float dot_from_key(std::size_t l, float key) const {
+    if constexpr (probe_order == centroid_order::l2)
+      return 0.5f * (centroids_.norm_sq(l) - key);
+    else
+      return -key;
+  }
 
   /// k-means with `nlist` centroids over `sample` (already stored form:
-  /// normalised under cosine). Throws what kmeans throws.
+  /// normalised under cosine). Throws what kmeans throws; then nothing changed.
   void train(matrix_view<const float> sample, std::size_t nlist, const kmeans_params& params) {
     centroids_ = basic_centroid_table<gemm::bf16>(kmeans(sample, nlist, params).centroids.view());
   }
@@ -57,8 +76,9 @@ class coarse_quantizer {
     return lists;
   }
 
-  /// The `nprobe` (<= nlist) lists to probe for query q, best first, in
-  /// sc.lists / sc.list_keys (keys as in centroid_order).
+  /// The `nprobe` (1..nlist) lists to probe for query q, best first, in
+  /// sc.lists, with their keys in sc.list_keys (keys as in centroid_order:
+  /// ||c||^2 - 2<q, c> under l2 and cosine, -<q, c> under inner_product).
   void probe(const float* q, std::size_t nprobe, probe_scratch& sc) const {
     if (sc.keys.size() < centroids_.score_room()) sc.keys.resize(centroids_.score_room());
     if (sc.heap.size() < nprobe) sc.heap.resize(nprobe);
@@ -85,21 +105,4 @@ class coarse_quantizer {
   basic_centroid_table<gemm::bf16> centroids_;
 };
 
-/// nprobe >= 1, clamped to nlist (probing every list is exact search).
-inline std::size_t probes(std::size_t nprobe, std::size_t nlist) {
-  if (nprobe == 0) throw invalid_argument("nprobe must be at least 1, got 0");
-  return std::min(nprobe, nlist);
-}
-
-/// Rows to train the coarse quantizer on: train_size (0 = 256 per list, as
-/// k-means would sample anyway), at most the data; at least nlist.
-inline std::size_t training_rows(std::size_t rows, std::size_t nlist, std::size_t train_size) {
-  const std::size_t want = train_size == 0 ? 256 * nlist : train_size;
-  const std::size_t n = std::min(rows, want);
-  if (n < nlist)
-    throw invalid_argument("IVF: " + std::to_string(n) + " training vectors for nlist = " +
-                           std::to_string(nlist) + " lists; need at least one per list (lower nlist)");
-  return n;
-}
-
-}  // namespace annulus::ivf
+}  // namespace annulus

@@ -1,0 +1,320 @@
+// ivf::inverted_file<Metric, Encoding>: the inverted-file engine that
+// ivf_flat_index and ivf_pq_index run on. It owns everything but what a list
+// entry holds: the dimension, the coarse quantizer (quant/coarse.hpp), the
+// slot directory (core/slots.hpp), the inverted lists (lists.hpp), training
+// (the sample, the coarse k-means), probing, the list loop (filter, distance,
+// top-k heap), and add, remove and update. The index supplies an Encoding:
+// what an entry stores and how a query scores it (FAISS splits IndexIVF and
+// its InvertedListScanner the same way). A query reads downhill:
+//
+//   index::search_prepared -> inverted_file::search -> coarse_quantizer::probe
+//                                                   -> scan: for each probed list l
+//                                                        scanner.enter(l, key)   the list's term
+//                                                        for each entry: filter, scanner(entry), heap
+//   Encoding::scanner -> the quantizer's tables, or the vectors themselves
+//
+// What an Encoding E supplies:
+//   using entry_type                  float (a vector) or std::uint8_t (a code)
+//   width() const                     entry_type values per entry
+//   trained() const                   its own training is done (beyond the coarse quantizer)
+//   trained_on(sample, coarse, threads) const -> E
+//                                     a copy trained on a stored-form sample, the coarse
+//                                     quantizer trained already; may throw
+//   encode(rows, to, coarse, threads) const -> E::batch
+//                                     the entries of stored-form rows going to lists to[i];
+//                                     may throw, changes nothing
+//   reserve(slots)                    room for per-slot data beside the lists; may throw
+//   write(batch, i, slot, entry)      row i's entry (and per-slot data); cannot throw
+//   decode(entry, list, slot, coarse, out) const
+//                                     the vector an entry stands for (get)
+//   scanner(q, coarse) const -> S     per query: S.enter(list, probe key), then
+//                                     S(entry) -> distance, for each entry of that list
+//   quantizer_bytes(), vector_bytes() const
+//
+// Memory: the lists (entries and a 4-byte slot each), the coarse centroids,
+// the slot directory, and what the encoding reports. Threads: const calls
+// are safe from any number of threads at once; train, add, remove and
+// update are not safe alongside anything else.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "annulus/core/distinct.hpp"
+#include "annulus/core/error.hpp"
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/metric.hpp"
+#include "annulus/core/parallel.hpp"
+#include "annulus/core/prepare.hpp"
+#include "annulus/core/random.hpp"
+#include "annulus/core/scratch.hpp"
+#include "annulus/core/slots.hpp"
+#include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
+#include "annulus/index/base.hpp"
+#include "annulus/index/ivf/lists.hpp"
+#include "annulus/quant/coarse.hpp"
+#include "annulus/quant/kmeans.hpp"
+
+namespace annulus::ivf {
+
+/// The lists a query probes, best first, with their probe keys.
+struct probed {
+  std::span<const std::uint32_t> lists;
+  const float* keys;
+};
+
+/// How an inverted file trains its coarse quantizer.
+struct training {
+  std::size_t kmeans_iterations = 10;  ///< Lloyd iterations at most
+  std::uint64_t seed = default_seed;   ///< the training sample's and k-means's seed
+};
+
+/// Heap bytes of an IVF index by part; memory_bytes() is their sum.
+struct memory_usage {
+  std::size_t lists = 0;       ///< entries (vectors or codes, + l2 terms) and their slots
+  std::size_t vectors = 0;     ///< float vectors kept beside codes (ivf_pq keep_vectors)
+  std::size_t quantizers = 0;  ///< coarse centroids and PQ codebooks
+  std::size_t labels = 0;      ///< label map and free slots
+  std::size_t total() const { return lists + vectors + quantizers + labels; }
+};
+
+template <metric Metric, class Encoding>
+class inverted_file {
+ public:
+  using entry_type = typename Encoding::entry_type;
+  using quantizer = coarse_quantizer<Metric>;
+
+  /// Throws invalid_argument on dim 0 or nlist 0, naming the index `name`.
+  inverted_file(std::string_view name, std::size_t dim, std::size_t nlist, training t, Encoding encoding)
+      : name_(name), dim_(dim), nlist_(nlist), training_(t), enc_(std::move(encoding)),
+        lists_(nlist, enc_.width()) {
+    if (dim == 0) throw invalid_argument(name_ + ": dimension must be at least 1, got 0");
+    if (nlist == 0) throw invalid_argument(name_ + ": nlist must be at least 1, got 0");
+  }
+
+  std::size_t dim() const { return dim_; }
+  std::size_t nlist() const { return nlist_; }
+  std::size_t size() const { return slots_.live(); }
+  bool trained() const { return coarse_.trained() && enc_.trained(); }
+  const quantizer& coarse() const { return coarse_; }
+  const Encoding& encoding() const { return enc_; }
+  const slot_directory& slots() const { return slots_; }
+  label_t label(slot_t s) const { return slots_.label(s); }
+  std::size_t list_size(std::size_t l) const { return lists_.size(l); }
+
+  memory_usage memory() const {
+    return {lists_.memory_bytes(), enc_.vector_bytes(), coarse_.memory_bytes() + enc_.quantizer_bytes(),
+            slots_.memory_bytes()};
+  }
+
+  /// Throws invalid_argument unless trained: "<name>::<what>: the index is not trained; ...".
+  void require_trained(const char* what) const {
+    if (!trained())
+      throw invalid_argument(name_ + "::" + what + ": the index is not trained; call train(sample) or build(data)");
+  }
+
+  /// Rows in stored form: normalised copies under cosine (in `copy`), else the rows themselves.
+  static matrix_view<const float> stored_form(matrix_view<const float> rows, matrix<float>& copy) {
+    if constexpr (!Metric::normalizes) {
+      return rows;
+    } else {
+      copy = matrix<float>(rows.rows(), rows.cols());
+      store_rows<Metric>(rows, copy.view().data());
+      return copy.view();
+    }
+  }
+
+  // ---- training ----
+
+  /// The rows build trains on, in stored form: train_size of them (0 = 256
+  /// per list, as k-means would sample anyway), a random subset (the
+  /// training seed's) in data order when fewer than all; one copy of each
+  /// repeated row. Throws invalid_argument when fewer than nlist rows would remain.
+  matrix<float> training_sample(matrix_view<const float> data, std::size_t train_size) const {
+    const std::size_t n = training_rows(data.rows(), train_size == 0 ? 256 * nlist_ : train_size);
+    matrix<float> sample(n, dim_);
+    random_generator rng(training_.seed);  // as the benchmark's FAISS peers draw theirs: the same rows
+    const auto rows = n < data.rows() ? random_subset(data.rows(), n, rng) : std::vector<std::size_t>{};
+    for (std::size_t i = 0; i < n; ++i)
+      store_rows<Metric>(data.rows_slice(rows.empty() ? i : rows[i], 1), sample.view().row_ptr(i));
+    // One copy of each value trains: k-means would otherwise spend lists on
+    // pulling centroids toward a vector repeated hundreds of times.
+    const std::vector<std::size_t> distinct = distinct_rows(sample.view());
+    if (distinct.size() == n || distinct.size() < nlist_) return sample;
+    matrix<float> unique(distinct.size(), dim_);
+    for (std::size_t i = 0; i < distinct.size(); ++i) std::copy_n(sample.row_ptr(distinct[i]), dim_, unique.row_ptr(i));
+    return unique;
+  }
+
+  /// Trains the coarse quantizer (k-means over every row of the stored-form
+  /// `sample`) and then the encoding, into
+  /// temporaries, and installs both. Throws invalid_argument if a vector was
+  /// ever added (removed ones leave slots assigned to the old lists), on
+  /// fewer rows than nlist, and what the encoding's training throws; a throw
+  /// changes nothing.
+  void train(matrix_view<const float> sample, std::size_t threads) {
+    if (slots_.slots() != 0)
+      throw invalid_argument(name_ + "::train: the index holds (or held) vectors assigned to its "
+                                     "current centroids; train a new, empty index");
+    check::dimension("training data", sample.cols(), dim_);
+    training_rows(sample.rows(), sample.rows());  // enough rows, or a clear error
+    kmeans_params p;
+    p.iterations = training_.kmeans_iterations;
+    p.seed = training_.seed;
+    p.threads = threads;
+    p.max_points_per_centroid = (sample.rows() + nlist_ - 1) / nlist_;  // the caller chose the sample: all of it
+    quantizer coarse;
+    coarse.train(sample, nlist_, p);
+    Encoding enc = enc_.trained_on(sample, coarse, threads);
+    coarse_ = std::move(coarse);  // cannot throw
+    enc_ = std::move(enc);
+  }
+
+  // ---- changes ----
+
+  /// Adds validated rows with labels (empty = continuing row numbers),
+  /// reusing freed slots first. Throws invalid_argument (untrained, labels),
+  /// capacity_error, std::bad_alloc; then nothing changed.
+  void add(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
+    require_trained("add");
+    slots_.check_new(data.rows(), labels);
+    if (data.rows() == 0) return;
+    matrix<float> copy;
+    const matrix_view<const float> rows = stored_form(data, copy);
+    const std::vector<std::uint32_t> to = coarse_.assign(rows, threads);
+    const std::vector<slot_t> slots = slots_.plan(rows.rows());
+    const auto batch = enc_.encode(rows, to, coarse_, threads);
+    // Everything that allocates, before the first change.
+    std::vector<std::size_t> per_list(nlist_);
+    for (const std::uint32_t l : to) ++per_list[l];
+    lists_.reserve(per_list);
+    enc_.reserve(std::size_t(*std::max_element(slots.begin(), slots.end())) + 1);
+    slots_.commit(rows.rows(), labels);  // may throw bad_alloc: then it recorded nothing
+    for (std::size_t i = 0; i < rows.rows(); ++i) enc_.write(batch, i, slots[i], lists_.append(to[i], slots[i]));
+  }
+
+  /// Removes `label`; its slot is reused by later adds. Throws
+  /// invalid_argument (unknown label) or std::bad_alloc, changing nothing.
+  void remove(label_t label) {
+    const slot_t s = slots_.release(label, (name_ + "::remove").c_str());
+    lists_.erase(s);  // cannot throw
+  }
+
+  /// Replaces the vector of `label` (validated): the entry moves to the
+  /// vector's list. Room in that list is made first, so a throw
+  /// (invalid_argument for an unknown label, std::bad_alloc) changes nothing.
+  void update(label_t label, std::span<const float> vector) {
+    const slot_t s = slots_.slot_of(label, (name_ + "::update").c_str());
+    matrix<float> copy;
+    const matrix_view<const float> row = stored_form({vector.data(), 1, dim_, dim_}, copy);
+    const std::vector<std::uint32_t> to = coarse_.assign(row, 1);
+    const auto batch = enc_.encode(row, to, coarse_, 1);
+    std::vector<std::size_t> per_list(nlist_);
+    per_list[to[0]] = 1;
+    lists_.reserve(per_list);
+    lists_.erase(s);  // cannot throw from here on
+    enc_.write(batch, 0, s, lists_.append(to[0], s));
+  }
+
+  /// The vector slot s (live) stands for (see the encoding's decode). Finds
+  /// the slot's entry by scanning the slot arrays: about a millisecond per
+  /// million vectors, as remove.
+  void copy_vector(slot_t s, float* out) const {
+    const auto at = lists_.find(s);
+    enc_.decode(lists_.entries(at->list) + at->index * lists_.width(), at->list, s, coarse_, out);
+  }
+
+  // ---- search ----
+
+  /// Throws invalid_argument unless a search with `nprobe` can run: trained, nprobe >= 1.
+  void check_searchable(std::size_t nprobe) const {
+    require_trained("search");
+    if (nprobe == 0) throw invalid_argument(name_ + "::search: nprobe must be at least 1, got 0");
+  }
+
+  /// Probes the min(nprobe, nlist) lists that suit q (prepared: dim floats,
+  /// normalised under cosine) and ranks their entries that pass `keep` into
+  /// `pool` (k = pool.size()); returns how many, closest first, with slots
+  /// as labels. Allocates nothing once the thread is warm.
+  template <class Keep>
+  std::size_t search(const float* q, std::size_t nprobe, std::span<neighbor> pool, const Keep& keep) const {
+    scratch_lease<typename quantizer::probe_scratch> sc;
+    coarse_.probe(q, std::min(nprobe, nlist_), *sc);
+    return scan(q, {sc->lists, sc->list_keys.data()}, pool, keep);
+  }
+
+  /// Every row of `queries` (validated; k served, >= 1): probes for all of
+  /// them in one GEMM pass, then rank(q, probed, out_row) -> count for each
+  /// row on `threads` workers (q prepared; out_row holds k).
+  template <class Rank>
+  result_matrix search_batch(matrix_view<const float> queries, std::size_t nprobe, std::size_t k,
+                             std::size_t threads, const Rank& rank) const {
+    nprobe = std::min(nprobe, nlist_);
+    result_matrix out(queries.rows(), k);
+    matrix<float> copy;
+    const matrix_view<const float> q = stored_form(queries, copy);
+    std::vector<std::uint32_t> lists(q.rows() * nprobe);
+    std::vector<float> keys(q.rows() * nprobe);
+    coarse_.probe_batch(q, nprobe, lists.data(), keys.data(), threads);
+    parallel_for(q.rows(), threads, [&](std::size_t i, std::size_t) {
+      const probed p{{lists.data() + i * nprobe, nprobe}, keys.data() + i * nprobe};
+      out.set_count(i, rank(q.row_ptr(i), p, out.row_storage(i)));
+    });
+    return out;
+  }
+
+  /// The list loop: ranks the entries of the probed lists that pass `keep`
+  /// into `pool` (k = pool.size()) by the encoding's distance; returns how
+  /// many, closest first, with slots as labels.
+  template <class Keep>
+  std::size_t scan(const float* q, probed p, std::span<neighbor> pool, const Keep& keep) const {
+    auto scanner = enc_.scanner(q, coarse_);
+    const std::size_t width = lists_.width();
+    topk_heap heap(pool, pool.size());
+    float threshold = heap.threshold();
+    for (std::size_t r = 0; r < p.lists.size(); ++r) {
+      const std::uint32_t l = p.lists[r];
+      scanner.enter(l, p.keys[r]);
+      const entry_type* e = lists_.entries(l);
+      const slot_t* slots = lists_.slots(l);
+      for (std::size_t i = 0, n = lists_.size(l); i < n; ++i, e += width) {
+        if constexpr (!std::is_same_v<Keep, accept_all>)
+          if (!keep(slots_.label(slots[i]))) continue;
+        const float d = scanner(e);
+        if (d <= threshold && heap.push(slots[i], d)) threshold = heap.threshold();
+      }
+    }
+    return heap.sort();
+  }
+
+ private:
+  static_assert(std::is_nothrow_move_assignable_v<quantizer> && std::is_nothrow_move_assignable_v<Encoding>,
+                "train installs its results with moves that cannot throw");
+
+  // n rows to train on, of `available`: at least one per list.
+  std::size_t training_rows(std::size_t available, std::size_t want) const {
+    const std::size_t n = std::min(available, want);
+    if (n < nlist_)
+      throw invalid_argument(name_ + ": " + std::to_string(n) + " training vectors for nlist = " +
+                             std::to_string(nlist_) + " lists; need at least one per list (lower nlist)");
+    return n;
+  }
+
+  std::string name_;
+  std::size_t dim_, nlist_;
+  training training_;
+  Encoding enc_;
+  quantizer coarse_;
+  slot_directory slots_;
+  inverted_lists<entry_type> lists_;
+};
+
+}  // namespace annulus::ivf

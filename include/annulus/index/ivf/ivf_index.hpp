@@ -1,0 +1,97 @@
+// ivf::ivf_index<Derived, Metric, Encoding>: what an IVF index is besides its
+// encoding and its search: an index_base (index/base.hpp) whose steps are an
+// inverted file's (engine.hpp). It holds the engine and gives the base the
+// hooks that only forward to it (build, add, remove, update, get, the slot
+// directory), and the public calls both IVF indexes have (train, trained,
+// nlist, list_size, memory). Derived (ivf_flat_index, ivf_pq_index) adds its
+// parameters, its Encoding, check_searchable, search_prepared and
+// search_batch_prepared.
+//
+// Threads: as the engine (const calls from any number of threads; train,
+// add, remove and update alone).
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "annulus/core/matrix.hpp"
+#include "annulus/core/metric.hpp"
+#include "annulus/core/slots.hpp"
+#include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
+#include "annulus/index/base.hpp"
+#include "annulus/index/ivf/engine.hpp"
+
+namespace annulus::ivf {
+
+template <class Derived, metric Metric, class Encoding>
+class ivf_index : public index_base<Derived, Metric> {
+  using base = index_base<Derived, Metric>;
+  friend base;
+
+ public:
+  /// Heap bytes by part; memory_bytes() is their sum.
+  using memory_usage = ivf::memory_usage;
+
+  /// Trains the coarse quantizer (k-means over every row of `sample`, at
+  /// least nlist rows) and then the encoding (ivf_pq: the PQ on the sample's
+  /// residuals), on `threads` workers (0 = all cores). Throws
+  /// invalid_argument if vectors were ever added, on too few rows or bad
+  /// values; dimension_mismatch. A throw changes nothing.
+  void train(matrix_view<const float> sample, std::size_t threads = 0) {
+    validate_rows<Metric>("training data", sample, dim());
+    matrix<float> copy;
+    engine_.train(engine::stored_form(sample, copy), threads);
+  }
+
+  bool trained() const { return engine_.trained(); }
+  std::size_t dim() const { return engine_.dim(); }
+  std::size_t size() const { return engine_.size(); }
+  std::size_t nlist() const { return engine_.nlist(); }
+  /// Vectors in list l (l < nlist()).
+  std::size_t list_size(std::size_t l) const { return engine_.list_size(l); }
+
+  memory_usage memory() const { return engine_.memory(); }
+  /// Heap bytes of every part (see memory()).
+  std::size_t memory_bytes() const { return memory().total(); }
+
+ protected:
+  using engine = inverted_file<Metric, Encoding>;
+
+  /// Throws invalid_argument on dim 0 or nlist 0, and what the encoding's constructor threw.
+  ivf_index(std::string_view name, std::size_t dim, std::size_t nlist, training t, Encoding encoding)
+      : engine_(name, dim, nlist, t, std::move(encoding)) {}
+
+  // build (index/base.hpp): trains on a sample of data (params.train_size)
+  // and adds all of it. Throws invalid_argument on fewer rows than nlist,
+  // and what train and add throw.
+  template <class Params>
+  static Derived build_validated(matrix_view<const float> data, const Params& params, std::size_t threads) {
+    Derived idx(data.cols(), params);
+    engine& e = static_cast<ivf_index&>(idx).engine_;
+    const matrix<float> sample = e.training_sample(data, params.train_size);
+    e.train(sample.view(), threads);
+    e.add(data, {}, threads);
+    return idx;
+  }
+
+  // The base's hooks: add (untrained: invalid_argument), remove, update, get.
+  void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
+    engine_.add(data, labels, threads);
+  }
+  void remove_label(label_t label) { engine_.remove(label); }
+  void update_validated(label_t label, std::span<const float> vector) { engine_.update(label, vector); }
+  const slot_directory& directory() const { return engine_.slots(); }
+  void copy_vector(slot_t s, float* out) const { engine_.copy_vector(s, out); }
+
+  /// The first n of out hold slots: give them their labels (ties by label).
+  std::size_t labelled(std::span<neighbor> out, std::size_t n) const {
+    return this->finish_labels(out, n, [&](slot_t s) { return engine_.label(s); });
+  }
+
+  engine engine_;
+};
+
+}  // namespace annulus::ivf
