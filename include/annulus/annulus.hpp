@@ -3,6 +3,7 @@
 
 #include "annulus/version.hpp"
 
+#include "annulus/core/eigen.hpp"
 #include "annulus/core/error.hpp"
 #include "annulus/core/gemm.hpp"
 #include "annulus/core/kernels.hpp"

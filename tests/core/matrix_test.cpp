@@ -8,6 +8,7 @@
 #include "annulus/index/flat.hpp"
 #include "annulus/index/hnsw.hpp"
 
+#include "annulus/core/eigen.hpp"
 #include "annulus/core/matrix.hpp"
 
 using namespace annulus;

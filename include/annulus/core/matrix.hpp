@@ -3,8 +3,10 @@
 // Ownership: matrix_view never owns memory; whoever built the view keeps the
 // data alive while the view is used. matrix<T> owns its storage. Indexes take
 // matrix_view<const float> at their boundary, so any of the adapters below
-// hands data over without a copy, except a column-major Eigen matrix, which
-// to_row_major() converts with one copy (the only copy in this header).
+// (pointer, span, vector) hands data over without a copy. The Eigen adapters
+// (view_of an Eigen matrix, to_row_major) are in core/eigen.hpp, which the
+// umbrella annulus.hpp includes: this header, and so every index header, does
+// not include Eigen.
 #pragma once
 
 #include <algorithm>
@@ -16,8 +18,6 @@
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#include <Eigen/Core>
 
 #include "annulus/core/error.hpp"
 #include "annulus/core/sizes.hpp"
@@ -199,34 +199,6 @@ matrix<T> from_rows(const std::vector<std::vector<T>>& rows) {
 template <class T>
 matrix_view<T> row_view(std::span<T> v) {
   return {v.data(), v.empty() ? 0 : std::size_t{1}, v.size(), v.size()};
-}
-
-/// A row-major Eigen matrix, Map or block with direct access (no copy).
-template <class Derived>
-  requires(bool(Derived::IsRowMajor) &&
-           (int(Eigen::internal::traits<Derived>::Flags) & Eigen::DirectAccessBit) != 0)
-auto view_of(const Eigen::DenseBase<Derived>& m) {
-  using scalar = typename Derived::Scalar;
-  const auto& d = m.derived();
-  if (d.innerStride() != 1)
-    throw invalid_argument("view_of: Eigen expression has inner stride " +
-                           std::to_string(d.innerStride()) + ", annulus needs 1");
-  return matrix_view<const scalar>(d.data(), static_cast<std::size_t>(d.rows()),
-                                   static_cast<std::size_t>(d.cols()),
-                                   static_cast<std::size_t>(d.outerStride()));
-}
-
-/// Any Eigen matrix (column-major included) copied once into a row-major
-/// annulus matrix. Use this for Eigen::MatrixXf, whose default layout is
-/// column-major: annulus reads vectors as rows.
-template <class Derived>
-matrix<typename Derived::Scalar> to_row_major(const Eigen::DenseBase<Derived>& m) {
-  matrix<typename Derived::Scalar> out(static_cast<std::size_t>(m.rows()),
-                                       static_cast<std::size_t>(m.cols()));
-  using row_major =
-      Eigen::Matrix<typename Derived::Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Eigen::Map<row_major>(out.data(), m.rows(), m.cols()) = m;
-  return out;
 }
 
 }  // namespace annulus
