@@ -234,3 +234,5 @@ TEMPLATE_TEST_CASE("index: concurrent searches return what one thread returns", 
   }
   for (std::size_t j = 0; j < got.size(); ++j) REQUIRE(got[j] == expected[j % queries.rows()]);
 }
+
+#include "index/interface_calls.hpp"  // the calls every index inherits from index_base

@@ -6,6 +6,7 @@
 //                      nothing, and returns how many it wrote
 //   mutable_index      add(rows, labels), remove(label), update(label, vector)
 //   filterable_index   search with a predicate over labels
+//   inspectable_index  contains(label), get(label), labels()
 //   persistent_index   save(path) and load(path)
 //
 // search_batch(idx, queries, k, params, threads) runs any index over a batch on
@@ -46,43 +47,15 @@ concept mutable_index = index<I> && requires(I& idx, matrix_view<const float> ro
                                              std::span<const float> vector) {
   idx.add(rows, labels);
   idx.remove(label);
+  idx.update(label, vector);
 };
 
-// Transitional: indexes not yet on index_base.
-/// The std::vector-returning forms of search, for an index (the derived
-/// class, which says `using vector_search<Index>::search;`) that has the
-/// span forms search(query, k, params, out[, keep]).
-template <class Index>
-class vector_search {
- public:
-  template <class I = Index, class Params = typename I::search_params>
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k, const Params& params = {}) const {
-    refuse_before_allocating(query, k, params);
-    std::vector<neighbor> out(k);
-    out.resize(self().search(query, k, params, std::span<neighbor>(out)));
-    return out;
-  }
-  /// Only vectors whose label passes `keep`; may hold fewer than k.
-  template <label_predicate Keep, class I = Index, class Params = typename I::search_params>
-  std::vector<neighbor> search(std::span<const float> query, std::size_t k, const Params& params,
-                               const Keep& keep) const {
-    refuse_before_allocating(query, k, params);
-    std::vector<neighbor> out(k);
-    out.resize(self().search(query, k, params, std::span<neighbor>(out), keep));
-    return out;
-  }
-
- private:
-  const Index& self() const { return static_cast<const Index&>(*this); }
-  // A k that cannot be served throws before k results are allocated (k =
-  // 2^62 was a std::length_error, 10^8 seconds of allocating): the index's
-  // own error when it has a better one (an untrained IVF), else k's.
-  template <class Params>
-  void refuse_before_allocating(std::span<const float> query, std::size_t k, const Params& params) const {
-    if (k != 0 && k <= self().size()) return;
-    self().search(query, k, params, std::span<neighbor>{});
-    check::k_in_range(k, self().size());
-  }
+/// What is stored can be read back: contains(label), get(label), labels().
+template <class I>
+concept inspectable_index = index<I> && requires(const I& idx, label_t label) {
+  { idx.contains(label) } -> std::same_as<bool>;
+  { idx.get(label) } -> std::same_as<std::vector<float>>;
+  { idx.labels() } -> std::same_as<std::vector<label_t>>;
 };
 
 template <class I, class P>
