@@ -8,12 +8,14 @@
 // (searches that scan every slot skip it) until an add reuses it (reuse()).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "annulus/core/labels.hpp"
+#include "annulus/core/sizes.hpp"
 #include "annulus/core/slots.hpp"
 
 namespace annulus {
@@ -24,6 +26,29 @@ class tombstones {
   /// unmarked. Throws std::bad_alloc, changing nothing.
   void resize(std::size_t slots) {
     if (dead_.size() < slots) dead_.resize(slots, 0);
+  }
+  /// The first step of an add of `rows` vectors labelled `labels` (empty =
+  /// default labels) to an index that keeps its vectors by slot (`dim`
+  /// floats a slot in `vectors`): checks the labels (dir.check_new), runs
+  /// `purge` when purge_due (the index drops removed entries and calls
+  /// reclaim; it must not throw), and returns the slots the rows get
+  /// (dir.plan: freed ones first, then fresh ones; none for no rows), with
+  /// `vectors` and the marks grown to hold them. Throws invalid_argument,
+  /// capacity_error (naming `what`), std::bad_alloc; changes nothing an
+  /// answer depends on.
+  template <class Vectors, class Purge>
+  std::vector<slot_t> plan_add(slot_directory& dir, Vectors& vectors, std::size_t rows,
+                               std::span<const label_t> labels, std::size_t dim, const char* what,
+                               Purge&& purge) {
+    dir.check_new(rows, labels);
+    if (rows == 0) return {};
+    if (purge_due(dir.slots())) purge();
+    std::vector<slot_t> slots = dir.plan(rows);
+    const std::size_t top = std::max<std::size_t>(dir.slots(), *std::max_element(slots.begin(), slots.end()) + 1);
+    const std::size_t floats = sizes::product(top, dim, what);
+    if (vectors.size() < floats) vectors.resize(floats);
+    resize(top);
+    return slots;
   }
   /// Forgets `label` in `dir` and marks its slot. Throws invalid_argument
   /// ("<what>: label L is not in the index") or std::bad_alloc, changing nothing.

@@ -99,13 +99,10 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
   // Freed slots first, then fresh ones; everything that allocates before the
   // label commit, the last step that can throw.
   void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
-    slots_.check_new(data.rows(), labels);
-    if (data.rows() == 0) return;
-    const std::vector<slot_t> slots = slots_.plan(data.rows());
-    const std::size_t top = std::max<std::size_t>(slots_.slots(), std::size_t(slots.back()) + 1);
-    vectors_.resize(std::max(vectors_.size(), sizes::product(top, dim_, "flat_index::add")));
-    norms_.resize(std::max(norms_.size(), top));
-    free_.resize(top);
+    // flat frees a removed slot at once: there is never anything to purge.
+    const std::vector<slot_t> slots = free_.plan_add(slots_, vectors_, data.rows(), labels, dim_, "flat_index::add", [] {});
+    if (slots.empty()) return;
+    norms_.resize(vectors_.size() / dim_);
     slots_.commit(data.rows(), labels);
     parallel_for(data.rows(), threads, [&](std::size_t i, std::size_t) { write(slots[i], data.row_ptr(i)); }, 1024);
     free_.reuse(slots);

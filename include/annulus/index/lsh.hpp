@@ -286,29 +286,18 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
  private:
   static constexpr std::size_t max_perturbations = 64;  // cheapest ones a probe set draws from
 
-  static lsh_index build_validated(matrix_view<const float> data, const build_params& params,
-                                   std::size_t threads) {
-    lsh_index idx(data.cols(), params);
-    idx.add_validated(data, {}, threads);
-    return idx;
-  }
-
   // Rows validated (base::add). Reuses removed vectors' slots once they are
   // reclaimed. The entries go to each table's sorted side array, merged into
   // the CSR buckets (one sort per table) once it holds more than max(1024,
   // 1/8 of the table). All-or-nothing.
   void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
-    slots_.check_new(data.rows(), labels);
-    if (data.rows() == 0) return;
-    if (dead_.purge_due(slots_.slots())) purge();  // changes no answer; cannot throw
+    // Purging changes no answer and cannot throw.
+    const std::vector<slot_t> slots =
+        dead_.plan_add(slots_, vectors_, data.rows(), labels, dim_, "lsh_index::add", [&] { purge(); });
+    if (slots.empty()) return;
     const std::size_t rows = data.rows();
 
     // Everything that allocates, before the first change.
-    const std::vector<slot_t> slots = slots_.plan(rows);
-    const std::size_t top = std::max<std::size_t>(slots_.slots(), *std::max_element(slots.begin(), slots.end()) + 1);
-    const std::size_t floats = sizes::product(top, dim_, "lsh_index::add");
-    if (vectors_.size() < floats) vectors_.resize(floats);
-    dead_.resize(top);
     matrix<float> stored_rows(rows, dim_);
     store_rows<Metric>(data, stored_rows.view().data());
     const matrix_view<const float> stored = stored_rows.view();

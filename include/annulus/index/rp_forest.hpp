@@ -208,17 +208,13 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
   // build splits. Trees are updated on `threads` workers (one thread for
   // small adds). On a throw the index is as it was.
   void add_validated(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
-    slots_.check_new(data.rows(), labels);
-    if (data.rows() == 0) return;
-    if (dead_.purge_due(slots_.slots())) purge();  // changes no answer; cannot throw
+    // Purging changes no answer and cannot throw.
+    const std::vector<slot_t> slots =
+        dead_.plan_add(slots_, vectors_, data.rows(), labels, dim_, "rp_forest_index::add", [&] { purge(); });
+    if (slots.empty()) return;
     const std::size_t rows = data.rows();
 
     // Everything that can be allocated up front, before the first change.
-    const std::vector<slot_t> slots = slots_.plan(rows);
-    const std::size_t top = std::max<std::size_t>(slots_.slots(), *std::max_element(slots.begin(), slots.end()) + 1);
-    const std::size_t floats = sizes::product(top, dim_, "rp_forest_index::add");
-    if (vectors_.size() < floats) vectors_.resize(floats);
-    dead_.resize(top);
     std::vector<rp_detail::tree_undo> undo = undo_records(rows);
     // The planned slots are free or beyond every slot in use: nothing reads them.
     for (std::size_t i = 0; i < rows; ++i)
