@@ -1,7 +1,8 @@
 // The interface tests of the calls every index gets from index_base
 // (index/base.hpp): range search, get, labels, contains, update, the k
 // policy, and filtered search against flat_index's exact filtered search.
-// Included by interface_cases.hpp, so they run over every index type.
+// Included at the end of interface_cases.hpp (whose build_test_index they
+// use), so they run over every index type.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -54,7 +55,7 @@ TEMPLATE_TEST_CASE("index: range search against a brute-force radius scan", "[in
   using M = typename TestType::metric_type;
   const auto base = annulus::testing::clustered(1500, 16, 8, 21);
   const auto queries = annulus::testing::clustered(20, 16, 8, 22);
-  const TestType idx = TestType::build(base.view(), test_setup<TestType>::build());
+  const TestType idx = build_test_index<TestType>(base);
   const auto params = test_setup<TestType>::search();
   double found = 0, expected = 0;
   for (std::size_t i = 0; i < queries.rows(); ++i) {
@@ -87,7 +88,7 @@ TEMPLATE_TEST_CASE("index: get returns the stored vector, labels and contains fo
                    "[index][get]", ANNULUS_INTERFACE_TYPES) {
   using M = typename TestType::metric_type;
   const auto base = annulus::testing::clustered(600, 16, 4, 23);
-  TestType idx = TestType::build(base.view(), test_setup<TestType>::build());
+  TestType idx = build_test_index<TestType>(base);
   for (const label_t l : {label_t{0}, label_t{17}, label_t{599}}) {
     const std::vector<float> want = annulus::testing::stored_form<M>(base.row(l));
     const std::vector<float> got = idx.get(l);
@@ -126,7 +127,7 @@ TEMPLATE_TEST_CASE("index: get returns the stored vector, labels and contains fo
 TEMPLATE_TEST_CASE("index: update replaces a vector under its label", "[index][update]", ANNULUS_INTERFACE_TYPES) {
   using M = typename TestType::metric_type;
   const auto base = annulus::testing::clustered(800, 16, 4, 25);
-  TestType idx = TestType::build(base.view(), test_setup<TestType>::build());
+  TestType idx = build_test_index<TestType>(base);
   const auto params = test_setup<TestType>::search();
   // Label 5 takes the place of a far vector; label 6 moves onto row 400's.
   std::vector<float> far(16);  // norm 431: within mips_index's test M of 500
@@ -161,7 +162,7 @@ TEMPLATE_TEST_CASE("index: update replaces a vector under its label", "[index][u
 TEMPLATE_TEST_CASE("index: k above the live count throws by default, or serves what there is",
                    "[index][k_policy]", ANNULUS_INTERFACE_TYPES) {
   const auto base = annulus::testing::clustered(300, 8, 3, 27);
-  TestType idx = TestType::build(base.view(), test_setup<TestType>::build());
+  TestType idx = build_test_index<TestType>(base);
   const auto params = test_setup<TestType>::search();
   for (label_t l = 0; l < 280; ++l) idx.remove(l);
   REQUIRE(idx.size() == 20);
@@ -200,7 +201,7 @@ TEMPLATE_TEST_CASE("index: filtered search against flat's exact filtered search"
   using M = typename TestType::metric_type;
   const auto base = annulus::testing::clustered(3000, 24, 12, 11);
   const auto queries = annulus::testing::clustered(40, 24, 12, 12);
-  const TestType idx = TestType::build(base.view(), test_setup<TestType>::build());
+  const TestType idx = build_test_index<TestType>(base);
   const flat_index<M> exact = flat_index<M>::build(base.view());
   const auto params = test_setup<TestType>::search();
   for (const label_t every : {label_t{2}, label_t{10}}) {  // half and a tenth of the vectors pass
