@@ -13,7 +13,7 @@
 //                                                        for each entry: filter, scanner(entry), heap
 //   Encoding::scanner -> the quantizer's tables, or the vectors themselves
 //
-// What an Encoding E supplies:
+// What an Encoding E supplies (the concept ivf::encoding below checks it):
 //   using entry_type                  float (a vector) or std::uint8_t (a code)
 //   width() const                     entry_type values per entry
 //   trained() const                   its own training is done (beyond the coarse quantizer)
@@ -38,9 +38,9 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -86,7 +86,25 @@ struct memory_usage {
   std::size_t total() const { return lists + vectors + quantizers + labels; }
 };
 
-template <metric Metric, class Encoding>
+/// What an inverted file needs of an encoding (see the header comment).
+template <class E, class Metric>
+concept encoding = requires(const E& e, E& writable, matrix_view<const float> rows, std::span<const std::uint32_t> to,
+                            const coarse_quantizer<Metric>& coarse, const typename E::batch& batch,
+                            typename E::entry_type* entry, const float* q, float* out) {
+  { e.width() } -> std::convertible_to<std::size_t>;
+  { e.trained() } -> std::convertible_to<bool>;
+  { e.trained_on(rows, coarse, std::size_t{}) } -> std::same_as<E>;
+  { e.encode(rows, to, coarse, std::size_t{}) } -> std::same_as<typename E::batch>;
+  writable.reserve(std::size_t{});
+  { writable.write(batch, std::size_t{}, slot_t{}, entry) } noexcept;
+  e.decode(entry, std::size_t{}, slot_t{}, coarse, out);
+  { e.scanner(q, coarse).enter(std::size_t{}, 0.f) };
+  { e.scanner(q, coarse)(entry) } -> std::convertible_to<float>;
+  { e.quantizer_bytes() } -> std::convertible_to<std::size_t>;
+  { e.vector_bytes() } -> std::convertible_to<std::size_t>;
+};
+
+template <metric Metric, encoding<Metric> Encoding>
 class inverted_file {
  public:
   using entry_type = typename Encoding::entry_type;
