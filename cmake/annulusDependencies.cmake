@@ -14,3 +14,14 @@ endif()
 if(NOT TARGET xtl)
   add_library(xtl INTERFACE IMPORTED)
 endif()
+# xxHash (libxxhash-dev) checksums saved indexes (core/checksum.hpp). annulus
+# compiles it into the including program (XXH_INLINE_ALL): only the header is
+# needed, never the library.
+if(NOT TARGET annulus_xxhash)
+  find_path(ANNULUS_XXHASH_INCLUDE_DIR xxhash.h)
+  if(NOT ANNULUS_XXHASH_INCLUDE_DIR)
+    message(FATAL_ERROR "annulus: xxhash.h not found (Debian: apt-get install libxxhash-dev)")
+  endif()
+  add_library(annulus_xxhash INTERFACE IMPORTED)
+  set_target_properties(annulus_xxhash PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${ANNULUS_XXHASH_INCLUDE_DIR}")
+endif()

@@ -33,6 +33,20 @@ class format_error : public error {
   using error::error;
 };
 
+/// The operating system refused a file operation (a missing file, a full
+/// disk, no permission); the message names the path and the reason.
+class io_error : public error {
+ public:
+  using error::error;
+};
+
+/// A change was asked of a read-only index (one served from a memory-mapped
+/// file by view()).
+class read_only_error : public error {
+ public:
+  using error::error;
+};
+
 /// A size limit would be exceeded (more vectors than 32-bit slots, ...).
 class capacity_error : public error {
  public:

@@ -118,6 +118,29 @@ class label_map {
     --added_;
   }
 
+  /// Rebuilds a saved map: `size` slots, `added` vectors ever added, the
+  /// slot -> label array (empty: the identity, labels are slot numbers) and
+  /// a state a slot (0: live; only live slots' labels enter the table).
+  /// Throws format_error naming `where` when two live slots share a label.
+  static label_map restore(std::size_t size, std::size_t added, std::span<const label_t> labels,
+                           std::span<const std::uint8_t> state, const std::string& where) {
+    label_map m;
+    m.size_ = size;
+    m.added_ = added;
+    if (labels.empty()) return m;
+    m.identity_ = false;
+    m.labels_.assign(labels.begin(), labels.end());
+    m.slots_.reserve(size);
+    for (std::size_t s = 0; s < size; ++s)
+      if (state[s] == 0 && !m.slots_.emplace(labels[s], static_cast<slot_t>(s)).second)
+        throw format_error(where + ": label " + std::to_string(labels[s]) + " is held by two slots");
+    return m;
+  }
+  /// Whether labels are still the slot numbers (nothing stored per slot).
+  bool identity() const { return identity_; }
+  /// Vectors ever added (the next default label).
+  std::size_t added() const { return added_; }
+
   /// Heap bytes held (hash table nodes estimated from their payload and links).
   std::size_t memory_bytes() const {
     return labels_.capacity() * sizeof(label_t) +

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -17,6 +19,7 @@
 
 #include "annulus/core/error.hpp"
 #include "annulus/core/labels.hpp"
+#include "annulus/core/serialize.hpp"
 
 namespace annulus {
 
@@ -101,6 +104,72 @@ class slot_directory {
   }
 
   std::size_t memory_bytes() const { return labels_.memory_bytes() + free_.capacity() * sizeof(slot_t); }
+
+  // ---- saved form: sections "slots" (record), "slots.labels" (u64 a slot,
+  // absent while labels are slot numbers), "slots.state" (u8 a slot: 0 live,
+  // 1 free, 2 retired), "slots.free" (u32, the free list in order) ----
+
+  void save(serial::writer& w) const {
+    std::vector<std::uint8_t> state(slots(), 2);
+    for (const slot_t s : free_) state[s] = 1;
+    for (std::size_t s = 0; s < slots(); ++s) {
+      const auto at = find(label(slot_t(s)));
+      if (at && *at == s) state[s] = 0;
+    }
+    w.section("slots", serial::record()
+                           .set("slots", slots())
+                           .set("added", labels_.added())
+                           .set("retired", retired_)
+                           .set("identity", labels_.identity() ? 1 : 0));
+    if (!labels_.identity()) {
+      std::vector<label_t> labels(slots());
+      for (std::size_t s = 0; s < slots(); ++s) labels[s] = label(slot_t(s));
+      w.section("slots.labels", std::span<const label_t>(labels));
+    }
+    w.section("slots.state", std::span<const std::uint8_t>(state));
+    w.section("slots.free", std::span<const slot_t>(free_));
+  }
+
+  /// The directory a file saved; every count is checked against the others
+  /// (format_error).
+  static slot_directory load(serial::reader& r) {
+    const auto rec = r.fields("slots");
+    const std::uint64_t n = rec.u64_in("slots", 0, label_map::max_slots);
+    const auto state = r.structure_array<std::uint8_t>("slots.state", n);
+    const auto free = r.structure_array<slot_t>("slots.free");
+    const bool identity = rec.u64_in("identity", 0, 1) == 1;
+    const std::uint64_t added = rec.u64_in("added", n, std::numeric_limits<std::uint64_t>::max());
+    const std::uint64_t retired = rec.u64_in("retired", 0, n);
+    std::size_t frees = 0, retireds = 0;
+    for (std::size_t s = 0; s < n; ++s) {
+      if (state[s] > 2) r.fail("slots.state", "slot " + std::to_string(s) + " has state " + std::to_string(state[s]));
+      frees += state[s] == 1;
+      retireds += state[s] == 2;
+    }
+    if (retireds != retired || frees != free.size())
+      r.fail("slots", "counts disagree with slots.state: " + std::to_string(free.size()) + " free and " +
+                          std::to_string(retired) + " retired listed, " + std::to_string(frees) + " and " +
+                          std::to_string(retireds) + " marked");
+    std::vector<bool> seen(n);
+    for (const slot_t s : free) {
+      if (s >= n || state[s] != 1 || seen[s])
+        r.fail("slots.free", "slot " + std::to_string(s) + " is not a free slot listed once");
+      seen[s] = true;
+    }
+    std::span<const label_t> labels;
+    if (identity) {
+      if (frees != 0 || retireds != 0 || added != n || r.has("slots.labels"))
+        r.fail("slots", "labels are slot numbers, but slots were removed or labels are stored");
+    } else {
+      labels = r.structure_array<label_t>("slots.labels", n);
+    }
+    slot_directory d;
+    d.labels_ = label_map::restore(n, added, labels, state, r.where("slots.labels"));
+    d.free_.reserve(free.size() + retired);
+    d.free_.assign(free.begin(), free.end());
+    d.retired_ = retired;
+    return d;
+  }
 
  private:
   label_map labels_;

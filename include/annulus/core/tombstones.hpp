@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "annulus/core/labels.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/sizes.hpp"
 #include "annulus/core/slots.hpp"
 
@@ -94,6 +95,47 @@ class tombstones {
     not_live_ += revived.size();
   }
   std::size_t memory_bytes() const { return dead_.capacity() + marked_.capacity() * sizeof(slot_t); }
+
+  // ---- saved form: "tombstones.dead" (u8 a slot), "tombstones.marked"
+  // (u32, in removal order) ----
+
+  void save(serial::writer& w) const {
+    w.section("tombstones.dead", std::span<const std::uint8_t>(dead_));
+    w.section("tombstones.marked", std::span<const slot_t>(marked_));
+  }
+  /// The marks a file saved, checked against the directory loaded beside
+  /// them (format_error): removed marks are its retired slots, free marks
+  /// its free ones.
+  static tombstones load(serial::reader& r, const slot_directory& dir) {
+    const auto dead = r.structure_array<std::uint8_t>("tombstones.dead");
+    const auto marked = r.structure_array<slot_t>("tombstones.marked");
+    if (dead.size() < dir.slots())
+      r.fail("tombstones.dead", std::to_string(dead.size()) + " marks for " + std::to_string(dir.slots()) + " slots");
+    tombstones t;
+    std::size_t removed = 0, freed = 0;
+    for (std::size_t s = 0; s < dead.size(); ++s) {
+      const bool live = s < dir.slots() && dir.find(dir.label(slot_t(s))) == slot_t(s);
+      if (dead[s] > free_mark || (dead[s] == 0) != (live || s >= dir.slots()))
+        r.fail("tombstones.dead", "slot " + std::to_string(s) + " is marked " + std::to_string(dead[s]) +
+                                      (live ? " but holds a vector" : " but holds none"));
+      removed += dead[s] == removed_mark;
+      freed += dead[s] == free_mark;
+    }
+    if (removed != marked.size() || removed != dir.retired() || freed + removed != dir.slots() - dir.live())
+      r.fail("tombstones.marked", std::to_string(marked.size()) + " slots listed, " + std::to_string(removed) +
+                                      " marked removed, the directory retired " + std::to_string(dir.retired()));
+    std::vector<bool> seen(dead.size());
+    for (const slot_t s : marked) {
+      if (s >= dead.size() || dead[s] != removed_mark || seen[s])
+        r.fail("tombstones.marked", "slot " + std::to_string(s) + " is not a removed slot listed once");
+      seen[s] = true;
+    }
+    t.dead_.assign(dead.begin(), dead.end());
+    t.marked_.reserve(marked.size() + 1);
+    t.marked_.assign(marked.begin(), marked.end());
+    t.not_live_ = removed + freed;
+    return t;
+  }
 
  private:
   static constexpr std::uint8_t removed_mark = 1, free_mark = 2;

@@ -12,6 +12,7 @@
 //   remove(label), update(label, vector)
 //   contains(label), get(label), labels()
 //   set_k_policy(k_policy)                   what a k above size() does
+//   save(path | ostream), load(path | istream), view(path), verify()
 //
 // What Derived provides (private, befriended as `friend index_base`):
 //
@@ -33,16 +34,28 @@
 //   optional: search_batch_prepared(queries, k, params, threads) -> result_matrix
 //             a faster batch path (GEMM); queries validated, k served
 //   optional: reading_lock() -> a lock held while the base reads directory() and
-//             copy_vector() (hnsw, whose writers run beside searches)
+//             copy_vector(), and while it saves (hnsw, whose writers run beside searches)
+//   persistence (core/serialize.hpp has the format):
+//     static constexpr std::string_view file_kind         the header's index kind
+//     save_sections(serial::writer&) const                 everything but the header
+//     static load_sections(serial::reader&) -> Derived     the reverse, trusting
+//             nothing: every count checked against the others (format_error).
+//             When r.viewing(), bulk sections are borrowed (stored_array::borrow)
+//             and read with payload(), the rest copied.
 //
-// The base keeps one data member, the k policy; it is set before the index
-// is shared between threads (reading it is not synchronised).
+// The base keeps two data members: the k policy (set before the index is
+// shared between threads; reading it is not synchronised) and, for a view,
+// the file mapping its borrowed sections live in.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <filesystem>
+#include <istream>
+#include <memory>
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,11 +63,13 @@
 #include <vector>
 
 #include "annulus/core/error.hpp"
+#include "annulus/core/file.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -206,7 +221,9 @@ class index_base {
   /// cosine, overflowing norm, label count, a label present or repeated),
   /// capacity_error (more than 2^32 - 1 slots), std::bad_alloc, and what the
   /// index adds (untrained); then the index is as it was. No rows: nothing.
+  /// Throws read_only_error on a view (so do remove and update).
   void add(matrix_view<const float> data, std::span<const label_t> labels = {}, std::size_t threads = 0) {
+    refuse_if_view("add");
     validate_rows<Metric>("data", data, dim_of());
     self_mut().add_validated(data, labels, threads);
   }
@@ -218,16 +235,91 @@ class index_base {
   /// Removes `label`: no search that starts afterwards returns it, and its
   /// room is reused by later adds. Throws invalid_argument (unknown label)
   /// or std::bad_alloc, changing nothing.
-  void remove(label_t label) { self_mut().remove_label(label); }
+  void remove(label_t label) {
+    refuse_if_view("remove");
+    self_mut().remove_label(label);
+  }
 
   /// Replaces the vector of `label`. Throws invalid_argument (unknown label,
   /// bad values), dimension_mismatch, std::bad_alloc; then the index is as
   /// it was.
   void update(label_t label, std::span<const float> vector) {
+    refuse_if_view("update");
     const matrix_view<const float> row = row_view(vector);
     check::dimension("vector", vector.size(), dim_of());
     validate_rows<Metric>("vector", row, dim_of());
     self_mut().update_validated(label, vector);
+  }
+
+  // ---- persistence ----
+
+  /// Writes the index to `path` atomically: into a temporary file in the
+  /// same directory, fsynced, then renamed over `path` (and the directory
+  /// fsynced). A crash or an exception midway leaves whatever file was at
+  /// `path` untouched. Safe beside searches; an index whose adds may run
+  /// beside searches (hnsw) makes them wait. Throws io_error (no such
+  /// directory, no permission, a full disk), std::bad_alloc.
+  void save(const std::filesystem::path& path) const {
+    atomic_file file(path);
+    write_to([&](std::span<const std::byte> b) { file.write(b); });
+    file.commit();
+  }
+  /// The same bytes to a stream the caller owns (its own storage, a
+  /// network buffer); not atomic. Throws io_error when the stream fails.
+  void save(std::ostream& out) const {
+    write_to([&](std::span<const std::byte> b) {
+      out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+      if (!out) throw io_error(std::string(Derived::index_name) + "::save: the stream refused the bytes");
+    });
+  }
+
+  /// The index saved at `path`, in memory of its own: fully mutable,
+  /// searching exactly as the saved one did. Reads through a mapping of the
+  /// file, checking every checksum. Throws io_error (cannot open) and
+  /// format_error naming the file, the section and what was wrong: not an
+  /// annulus file, a newer format version, another index kind or metric, a
+  /// checksum mismatch, truncation, counts that disagree. Allocates nothing
+  /// a size in the file asks for before checking it against the file's size.
+  static Derived load(const std::filesystem::path& path) {
+    const mapped_file file(path);
+    file.expect_sequential();
+    serial::reader r(file.bytes(), path.string(), serial::open_mode::load);
+    return load_from(r);
+  }
+  /// The same from the rest of a stream (read whole first).
+  static Derived load(std::istream& in) {
+    const auto bytes = read_stream(in);
+    serial::reader r(bytes, "stream", serial::open_mode::load);
+    return load_from(r);
+  }
+
+  /// A read-only index served from a read-only mapping of `path`: the bulk
+  /// sections (vectors, codes) are read in place, so opening costs
+  /// milliseconds whatever the size, pages are read as queries touch them,
+  /// and processes viewing one file share one copy in the page cache.
+  /// The header, the table and every section that steers memory accesses
+  /// (labels, links, lists, parameters) are checked at open; the bulk
+  /// sections' checksums only by verify(). add, remove and update throw
+  /// read_only_error. Throws as load.
+  static Derived view(const std::filesystem::path& path)
+    requires requires { Derived::viewable; }
+  {
+    auto source = std::make_shared<view_source>(path);
+    source->file.expect_random();
+    serial::reader r(source->file.bytes(), path.string(), serial::open_mode::view);
+    Derived idx = load_from(r);
+    source->unverified = r.unverified();
+    idx.view_ = std::move(source);
+    return idx;
+  }
+
+  /// Whether this index is a read-only view of a file.
+  bool read_only() const { return view_ != nullptr; }
+  /// A view: checks the checksums of the sections view() did not (reads the
+  /// whole file). Throws format_error naming the first damaged section.
+  /// Loaded or built indexes were checked already: nothing to do.
+  void verify() const {
+    if (view_) serial::verify_sections(view_->file.bytes(), view_->unverified, view_->file.path().string());
   }
 
   // ---- what is stored ----
@@ -353,7 +445,45 @@ class index_base {
     return out;
   }
 
+  template <class Sink>
+  void write_to(Sink&& sink) const {
+    [[maybe_unused]] auto lock = read_lock();
+    serial::writer w(std::forward<Sink>(sink),
+                     {std::string(Derived::file_kind), Metric::kind, static_cast<std::uint32_t>(dim_of()),
+                      self().size()});
+    w.section("base", serial::record().set("k_policy", k_policy_ == k_policy::strict ? 0 : 1));
+    self().save_sections(w);
+    w.finish();
+  }
+
+  static Derived load_from(serial::reader& r) {
+    r.expect(Derived::file_kind, Metric::kind);
+    const auto base = r.fields("base");
+    const auto policy = base.u64_in("k_policy", 0, 1) == 0 ? k_policy::strict : k_policy::at_most;
+    Derived idx = Derived::load_sections(r);
+    if (idx.dim() != r.header().dim || idx.size() != r.header().count)
+      r.fail("the header says " + std::to_string(r.header().count) + " vectors of dimension " +
+             std::to_string(r.header().dim) + ", the sections hold " + std::to_string(idx.size()) + " of " +
+             std::to_string(idx.dim()));
+    idx.k_policy_ = policy;
+    return idx;
+  }
+
+  void refuse_if_view(const char* call) const {
+    if (view_)
+      throw read_only_error(std::string(Derived::index_name) + "::" + call + ": this index is a read-only view of " +
+                            view_->file.path().string() + "; load() the file for an index that can change");
+  }
+
+  // A viewed file and what view() left to verify().
+  struct view_source {
+    explicit view_source(const std::filesystem::path& path) : file(path) {}
+    mapped_file file;
+    std::vector<serial::section_entry> unverified;
+  };
+
   k_policy k_policy_ = k_policy::strict;
+  std::shared_ptr<const view_source> view_;  // set on views only; shared by copies
 };
 
 }  // namespace annulus

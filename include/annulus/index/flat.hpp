@@ -5,6 +5,8 @@
 //   auto hits = idx.search(query, 10);  // 10 closest, closest first
 //   idx.search(query, 10, {}, [&](label_t l) { return in_stock(l); });  // exact filtered
 //   idx.remove(label);  idx.update(label, vector);  idx.get(label);
+//   idx.save("items.annulus");  auto back = flat_index<l2>::load("items.annulus");
+//   auto served = flat_index<l2>::view("items.annulus");   // read in place, read-only
 //
 // The public calls (search forms, batch, range search, get, labels, k
 // policy) come from index/base.hpp; this file is the scan.
@@ -26,6 +28,8 @@
 // Ownership: the index copies what it is given (normalised under cosine).
 // Memory: dim floats and a squared norm a vector, a byte a slot, the label
 // map (nothing while labels are row numbers and nothing was removed).
+// File (kind "flat"): the vectors and norms as stored (a view reads both in
+// place), the slot directory and the free-slot marks.
 // Threads: const calls (search, search_batch, get, ...) are safe from any
 // number of threads at once; add, remove and update are not safe alongside
 // anything else.
@@ -47,7 +51,9 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/sizes.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/slots.hpp"
+#include "annulus/core/stored.hpp"
 #include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -62,6 +68,8 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
 
  public:
   static constexpr std::string_view index_name = "flat_index";
+  static constexpr std::string_view file_kind = "flat";
+  static constexpr bool viewable = true;
   struct build_params {
     std::size_t initial_capacity = 0;  ///< vectors to reserve room for (0 = grow on add)
   };
@@ -76,7 +84,8 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
   std::size_t dim() const { return dim_; }
   std::size_t size() const { return slots_.live(); }
 
-  /// Room for n vectors without reallocating. Throws capacity_error, std::bad_alloc.
+  /// Room for n vectors without reallocating. Throws capacity_error,
+  /// std::bad_alloc, read_only_error on a view.
   void reserve(std::size_t n) {
     if (n > label_map::max_slots)
       throw capacity_error("flat_index: room for " + std::to_string(n) + " vectors asked, the limit is " +
@@ -87,8 +96,7 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
 
   /// Bytes of heap memory the index holds (vectors, norms, labels, free slots).
   std::size_t memory_bytes() const {
-    return vectors_.capacity() * sizeof(float) + norms_.capacity() * sizeof(float) + slots_.memory_bytes() +
-           free_.memory_bytes();
+    return vectors_.memory_bytes() + norms_.memory_bytes() + slots_.memory_bytes() + free_.memory_bytes();
   }
 
   /// The stored vectors (normalised under cosine), in slot order; slots
@@ -119,6 +127,26 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
 
   const slot_directory& directory() const { return slots_; }
   void copy_vector(slot_t s, float* out) const { std::copy_n(vectors_.data() + std::size_t(s) * dim_, dim_, out); }
+
+  void save_sections(serial::writer& w) const {
+    const std::size_t n = slots_.slots();
+    w.section("vectors", std::span<const float>(vectors_.data(), n * dim_));
+    w.section("norms", std::span<const float>(norms_.data(), n));
+    slots_.save(w);
+    free_.save(w);
+  }
+
+  static flat_index load_sections(serial::reader& r) {
+    flat_index idx(r.header().dim);
+    idx.slots_ = slot_directory::load(r);
+    idx.free_ = tombstones::load(r, idx.slots_);
+    const std::size_t n = idx.slots_.slots();
+    const auto vectors = r.payload_array<float>("vectors", r.product("vectors", n, idx.dim_));
+    const auto norms = r.payload_array<float>("norms", n);
+    idx.vectors_ = r.viewing() ? stored_array<float>::borrow(vectors) : stored_array<float>::copy_of(vectors);
+    idx.norms_ = r.viewing() ? stored_array<float>::borrow(norms) : stored_array<float>::copy_of(norms);
+    return idx;
+  }
 
   // Writes a validated vector (normalised under cosine) and its norm into slot s. Cannot throw.
   void write(slot_t s, const float* v) {
@@ -255,8 +283,8 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
   }
 
   std::size_t dim_;
-  std::vector<float, aligned_allocator<float>> vectors_;
-  std::vector<float> norms_;  // squared norms, for the GEMM path under l2
+  stored_array<float> vectors_;  // slot-major, dim_ floats a slot
+  stored_array<float> norms_;    // squared norms, for the GEMM path under l2
   slot_directory slots_;      // labels, free slots
   tombstones free_;           // which slots hold no vector (removed, not yet reused)
 };

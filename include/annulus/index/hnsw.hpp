@@ -69,6 +69,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -86,6 +87,7 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/index/concepts.hpp"
@@ -100,6 +102,8 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
 
  public:
   static constexpr std::string_view index_name = "hnsw_index";
+  static constexpr std::string_view file_kind = "hnsw";
+  static constexpr bool viewable = true;
 
   struct build_params {
     std::size_t m = 16;                 ///< links per node on upper layers (2m on layer 0), 2..1024
@@ -146,18 +150,19 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   std::vector<label_t> neighbors(label_t label, std::size_t layer = 0) const {
     std::lock_guard lock(state_->writer);
     const slot_t s = slot_of(label, "neighbors");
-    if (layer > store().header(s).level)
+    if (layer > store().level(s))
       throw invalid_argument("neighbors: label " + std::to_string(label) + " is on layers 0.." +
-                             std::to_string(store().header(s).level) + ", not " + std::to_string(layer));
+                             std::to_string(store().level(s)) + ", not " + std::to_string(layer));
     std::vector<label_t> out;
     const hnsw_detail::link_list l = store().links(s, layer);
-    for (std::uint32_t i = 0, n = l.size(); i < n; ++i) out.push_back(store().header(l[i]).label);
+    for (std::uint32_t i = 0, n = l.size(); i < n; ++i)
+      if (l[i] < store().capacity()) out.push_back(store().header(l[i]).label);  // a view's links are unchecked
     return out;
   }
   /// The highest layer `label` is on. Throws invalid_argument for an unknown label.
   std::size_t level(label_t label) const {
     std::lock_guard lock(state_->writer);
-    return store().header(slot_of(label, "level")).level;
+    return store().level(slot_of(label, "level"));
   }
 
   /// Bytes of heap memory the index holds: node records (allocated capacity)
@@ -255,6 +260,131 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   void copy_vector(slot_t s, float* out) const { std::copy_n(store().vector(s), dim_, out); }
   // contains, get and labels read the directory and vectors beside writers.
   std::unique_lock<std::mutex> reading_lock() const { return std::unique_lock(state_->writer); }
+
+  // ---- the file (kind "hnsw"): record "hnsw" (parameters, entry point,
+  // record stride), "hnsw.levels" (u8 a slot), "hnsw.upper" (each node's
+  // upper-layer lists in slot order, (1 + m) words a layer), "hnsw.nodes"
+  // (the node records as in memory: header, layer-0 links, vector; lock and
+  // pointer zeroed), the slot directory. A view serves hnsw.nodes in place:
+  // its layer-0 links are not checked at open, so searches skip any link to
+  // a slot beyond the store (they already skip slots added after they began). ----
+
+  void save_sections(serial::writer& w) const {  // the base holds reading_lock(): no writer runs
+    const std::size_t n = state_->slots.slots();
+    w.section("hnsw", serial::record()
+                          .set("m", params_.m)
+                          .set("ef_construction", params_.ef_construction)
+                          .set("seed", params_.seed)
+                          .set("initial_capacity", params_.initial_capacity)
+                          .set("entry", graph().entry())
+                          .set("stride", store().stride()));
+    std::vector<std::uint8_t> levels(n);
+    for (std::size_t s = 0; s < n; ++s) levels[s] = static_cast<std::uint8_t>(store().level(slot_t(s)));
+    w.section("hnsw.levels", std::span<const std::uint8_t>(levels));
+    w.begin("hnsw.upper");
+    for (std::size_t s = 0; s < n; ++s)
+      if (levels[s] > 0) w.append(store().upper_links(slot_t(s), levels[s]));
+    w.end();
+    w.begin("hnsw.nodes");
+    std::vector<std::byte> record(store().stride());
+    for (std::size_t s = 0; s < n; ++s) {
+      store().saved_record(slot_t(s), record.data());
+      w.append(std::span<const std::byte>(record));
+    }
+    w.end();
+    state_->slots.save(w);
+  }
+
+  static hnsw_index load_sections(serial::reader& r) {
+    const auto rec = r.fields("hnsw");
+    build_params p;
+    p.m = rec.u64_in("m", 2, 1024);
+    p.ef_construction = rec.u64_in("ef_construction", p.m, std::uint64_t{1} << 32);
+    p.seed = rec.u64("seed");
+    hnsw_index idx(r.header().dim, p);  // reserves nothing: initial_capacity is only recorded
+    idx.params_.initial_capacity = rec.u64("initial_capacity");
+    const hnsw_detail::node_store& store = idx.store();
+    if (rec.u64("stride") != store.stride())
+      r.fail("hnsw", "record stride " + std::to_string(rec.u64("stride")) + ", expected " +
+                         std::to_string(store.stride()) + " for m " + std::to_string(p.m) + " and dimension " +
+                         std::to_string(idx.dim_));
+    slot_directory dir = slot_directory::load(r);
+    const std::size_t n = dir.slots();
+    if (dir.retired() != 0) r.fail("slots", "hnsw frees removed slots at once, but the file retires some");
+    const auto levels = r.structure_array<std::uint8_t>("hnsw.levels", n);
+    std::uint64_t words = 0;
+    for (std::size_t s = 0; s < n; ++s) {
+      if (levels[s] > hnsw_detail::max_level)
+        r.fail("hnsw.levels", "slot " + std::to_string(s) + " on level " + std::to_string(levels[s]));
+      words += store.upper_words(levels[s]);
+    }
+    const auto upper = r.structure_array<std::uint32_t>("hnsw.upper", words);
+    check_upper_links(r, levels, upper, p.m);
+    const std::uint64_t entry = rec.u64("entry");
+    const bool no_entry = entry == graph_type::no_entry;
+    if (n == 0 ? !no_entry
+               : (no_entry || graph_type::entry_slot(entry) >= n ||
+                  graph_type::entry_level(entry) > levels[graph_type::entry_slot(entry)]))
+      r.fail("hnsw", "entry point (slot " + std::to_string(entry & 0xffffffffu) + ", level " +
+                         std::to_string(entry >> 32) + ") is not a node of " + std::to_string(n) + " slots");
+    const auto nodes = r.payload_array<std::byte>("hnsw.nodes", r.product("hnsw.nodes", n, store.stride()));
+    if (r.viewing()) {
+      idx.graph().store().view(nodes, n, levels, upper);
+    } else {
+      check_records(r, nodes, dir, levels, store.stride(), p.m);
+      idx.graph().store().restore(nodes, n, levels, upper);
+    }
+    idx.graph().restore_entry(entry);
+    idx.state_->live.store(dir.live());
+    idx.state_->tombstones.store(n - dir.live());
+    idx.state_->slots = std::move(dir);
+    return idx;
+  }
+
+  // Every upper-layer list: at most m links, each to a slot on that layer or above.
+  static void check_upper_links(serial::reader& r, std::span<const std::uint8_t> levels,
+                                std::span<const std::uint32_t> upper, std::size_t m) {
+    std::size_t at = 0;
+    for (std::size_t s = 0; s < levels.size(); ++s)
+      for (std::size_t layer = 1; layer <= levels[s]; ++layer, at += m + 1) {
+        const std::uint32_t count = upper[at];
+        if (count > m)
+          r.fail("hnsw.upper", "slot " + std::to_string(s) + " has " + std::to_string(count) + " links on layer " +
+                                   std::to_string(layer) + ", at most " + std::to_string(m));
+        for (std::size_t i = 0; i < count; ++i) {
+          const std::uint32_t t = upper[at + 1 + i];
+          if (t >= levels.size() || levels[t] < layer)
+            r.fail("hnsw.upper", "slot " + std::to_string(s) + " links on layer " + std::to_string(layer) +
+                                     " to slot " + std::to_string(t) + ", which is not on that layer");
+        }
+      }
+  }
+
+  // Every record's header against the directory and the levels; every
+  // layer-0 link to a slot that exists.
+  static void check_records(serial::reader& r, std::span<const std::byte> nodes, const slot_directory& dir,
+                            std::span<const std::uint8_t> levels, std::size_t stride, std::size_t m) {
+    for (std::size_t s = 0; s < levels.size(); ++s) {
+      const std::byte* at = nodes.data() + s * stride;
+      hnsw_detail::node_header h;
+      std::memcpy(&h, at, sizeof h);
+      const bool live = dir.find(dir.label(slot_t(s))) == slot_t(s);
+      const auto want = live ? node_state::live : node_state::deleted;
+      const char* wrong = h.level != levels[s]                    ? "a level other than hnsw.levels'"
+                          : h.lock != 0 || h.reserved != 0 || h.upper != nullptr ? "nonzero lock or pointer bytes"
+                          : h.state != want                       ? "a state the slot directory contradicts"
+                          : live && h.label != dir.label(slot_t(s)) ? "a label the slot directory contradicts"
+                          : h.count > 2 * m                       ? "more layer-0 links than 2m"
+                                                                  : nullptr;
+      if (!wrong) {
+        std::vector<std::uint32_t> ids(h.count);
+        std::memcpy(ids.data(), at + sizeof h, h.count * sizeof(std::uint32_t));
+        for (const std::uint32_t t : ids)
+          if (t >= levels.size()) wrong = "a layer-0 link beyond the slots";
+      }
+      if (wrong) r.fail("hnsw.nodes", "slot " + std::to_string(s) + " has " + wrong);
+    }
+  }
 
   // ---- adding: plan slots, allocate, commit labels, overwrite reused, link ----
 

@@ -84,6 +84,10 @@ class graph {
   static slot_t entry_slot(std::uint64_t e) { return static_cast<slot_t>(e & 0xffffffffu); }
   static std::size_t entry_level(std::uint64_t e) { return static_cast<std::size_t>(e >> 32); }
 
+  /// Sets the entry point a file saved (checked by the caller).
+  void restore_entry(std::uint64_t packed) { entry_->packed.store(packed, std::memory_order_release); }
+  static std::uint64_t pack(slot_t s, std::size_t level) { return (std::uint64_t{level} << 32) | s; }
+
   /// Closest node to q on `layer` reachable greedily from `cur`.
   candidate greedy(const float* q, candidate cur, std::size_t layer, std::size_t known) const {
     for (bool moved = true; moved;) {
@@ -419,8 +423,6 @@ class graph {
     std::atomic<std::uint64_t> packed{no_entry};
     std::mutex mutex;  // taken only to set the first entry or raise the top level
   };
-  static std::uint64_t pack(slot_t s, std::size_t level) { return (std::uint64_t{level} << 32) | s; }
-
 
   node_store store_;
   std::size_t ef_construction_;

@@ -20,6 +20,11 @@
 // (8 bytes a slot), which only writers touch; the header keeps a plain
 // pointer to the block, so a search reads upper links as before.
 //
+// A view (hnsw_index::view) serves records in place from a read-only file
+// mapping: segment 0 is the mapped record block, and upper-layer links are
+// found through an offset table into the mapped links (the headers' pointers
+// are zero in a file). Nothing writes a viewed store.
+//
 // Concurrency: link counts and link entries are read and written through
 // std::atomic_ref (acquire/release: plain moves on x86), so a search may
 // read a list while an insert rewrites it and always sees valid slots. The
@@ -32,11 +37,15 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <span>
 #include <thread>
 #include <utility>
+#include <vector>
 
+#include "annulus/core/error.hpp"
 #include "annulus/core/labels.hpp"
 #include "annulus/core/large_block.hpp"
 
@@ -113,9 +122,10 @@ class node_store {
   }
 
   /// Makes room for slots [0, n). Writer only. Throws std::bad_alloc, leaving
-  /// the store as it was.
+  /// the store as it was; read_only_error on a view.
   void reserve(std::size_t n) {
     segment_table& t = *segments_;
+    if (viewed()) throw read_only_error("hnsw_index: a view of a file cannot grow");
     std::size_t cap = capacity();
     if (n <= cap) return;
     if (cap == 0) {
@@ -147,9 +157,14 @@ class node_store {
     node_header& h = header(s);
     if (layer == 0)
       return {&h.count, reinterpret_cast<std::uint32_t*>(record(s) + sizeof(node_header)), 2 * m_};
-    std::uint32_t* block = h.upper + (layer - 1) * (m_ + 1);
+    std::uint32_t* block = (viewed_ ? view_upper_ + view_at_[s] : h.upper) + (layer - 1) * (m_ + 1);
     return {block, block + 1, m_};
   }
+  /// Slot s's top layer (a view reads it from the checked levels section,
+  /// not from the unchecked record).
+  std::size_t level(slot_t s) const { return viewed_ ? view_levels_[s] : header(s).level; }
+  /// Whether the records are a read-only view of a file.
+  bool viewed() const { return viewed_; }
   /// Words of upper-layer links a node of `level` needs.
   std::size_t upper_words(std::size_t level) const { return level * (m_ + 1); }
 
@@ -166,6 +181,63 @@ class node_store {
     header(s).upper = block.get();
     owner_of(s) = std::move(block);
     segments_->upper_words.fetch_add(upper_words(level), std::memory_order_relaxed);
+  }
+
+  // ---- saved form (hnsw_index's file): records byte for byte, except the
+  // header's lock (0) and upper pointer (0); upper links concatenated in
+  // slot order, level x (1 + m) words a node ----
+
+  /// Slot s's record as a file holds it, into `out` (stride() bytes).
+  void saved_record(slot_t s, std::byte* out) const {
+    std::memcpy(out, record(s), stride_);
+    node_header h;
+    std::memcpy(&h, out, sizeof h);
+    h.lock = 0;
+    h.upper = nullptr;
+    std::memcpy(out, &h, sizeof h);
+  }
+  /// Slot s's upper-layer links as saved: `level` x (1 + m) words.
+  std::span<const std::uint32_t> upper_links(slot_t s, std::size_t level) const {
+    return {level == 0 ? nullptr : links(s, 1).count, upper_words(level)};
+  }
+
+  /// On an empty store: slots [0, n) from saved records (n x stride()
+  /// bytes, checked by the caller), each node of level > 0 given a copy of
+  /// its upper links from `upper` (in slot order). Throws std::bad_alloc.
+  void restore(std::span<const std::byte> records, std::size_t n, std::span<const std::uint8_t> levels,
+               std::span<const std::uint32_t> upper) {
+    reserve(n);
+    if (n == 0) return;
+    std::memcpy(segments_->base0, records.data(), n * stride_);
+    std::vector<upper_block> blocks(n);
+    for (std::size_t s = 0; s < n; ++s) blocks[s] = new_upper(levels[s]);  // all, before the first is adopted
+    std::size_t at = 0;
+    for (std::size_t s = 0; s < n; ++s) {
+      if (levels[s] == 0) continue;
+      const std::size_t words = upper_words(levels[s]);
+      std::memcpy(blocks[s].get(), upper.data() + at, words * sizeof(std::uint32_t));
+      at += words;
+      adopt_upper(slot_t(s), levels[s], std::move(blocks[s]));
+    }
+  }
+
+  /// A read-only store over saved records in place: n slots, their upper
+  /// links in `upper` (in slot order, as `levels` says). The caller keeps
+  /// the memory alive and checked every upper link. Throws std::bad_alloc.
+  void view(std::span<const std::byte> records, std::size_t n, std::span<const std::uint8_t> levels,
+            std::span<const std::uint32_t> upper) {
+    std::vector<std::size_t> at(n + 1);
+    for (std::size_t s = 0; s < n; ++s) at[s + 1] = at[s] + upper_words(levels[s]);
+    view_at_ = std::move(at);
+    view_upper_ = const_cast<std::uint32_t*>(upper.data());  // never written: nothing writes a view
+    view_levels_ = levels;
+    viewed_ = true;
+    segment_table& t = *segments_;
+    t.first = std::max<std::size_t>(n, 1);
+    t.base0 = const_cast<std::byte*>(records.data());
+    t.base[0].store(t.base0, std::memory_order_release);
+    t.capacity.store(n, std::memory_order_release);
+    t.upper_words.store(upper.size(), std::memory_order_relaxed);
   }
 
   /// Starts fetching the first `lines` cache lines of slot s's vector.
@@ -221,6 +293,11 @@ class node_store {
 
   std::size_t dim_, m_, vector_offset_, stride_;
   std::unique_ptr<segment_table> segments_;
+  // A view's upper links: the mapped words and, per slot, where its block starts.
+  bool viewed_ = false;
+  std::uint32_t* view_upper_ = nullptr;
+  std::vector<std::size_t> view_at_;
+  std::span<const std::uint8_t> view_levels_;
 };
 
 /// Spinlock over one node's lists: held for a few hundred ns while a list is
