@@ -165,7 +165,7 @@ TEMPLATE_TEST_CASE("persist: another kind or metric is refused by name", "[persi
 TEMPLATE_TEST_CASE("persist: a view answers as the loaded index, refuses changes, verifies on request",
                    "[persist][view]", ANNULUS_PERSIST_TYPES) {
   using namespace annulus::testing;
-  if constexpr (requires { TestType::viewable; }) {
+  if constexpr (requires { requires TestType::viewable; }) {
     const auto base = clustered(1200, 16, 8, 34);
     const auto queries = clustered(25, 16, 8, 35);
     temp_dir dir;

@@ -37,6 +37,7 @@
 //             copy_vector(), and while it saves (hnsw, whose writers run beside searches)
 //   persistence (core/serialize.hpp has the format):
 //     static constexpr std::string_view file_kind         the header's index kind
+//     static constexpr bool viewable                       true if view() can serve it
 //     save_sections(serial::writer&) const                 everything but the header
 //     static load_sections(serial::reader&) -> Derived     the reverse, trusting
 //             nothing: every count checked against the others (format_error).
@@ -302,7 +303,7 @@ class index_base {
   /// sections' checksums only by verify(). add, remove and update throw
   /// read_only_error. Throws as load.
   static Derived view(const std::filesystem::path& path)
-    requires requires { Derived::viewable; }
+    requires(Derived::viewable)
   {
     auto source = std::make_shared<view_source>(path);
     source->file.expect_random();
@@ -310,6 +311,36 @@ class index_base {
     Derived idx = load_from(r);
     source->unverified = r.unverified();
     idx.view_ = std::move(source);
+    return idx;
+  }
+
+  /// The whole file of this index (header, sections, table, footer), byte
+  /// by byte into `sink`: for indexes that hold another inside their own
+  /// file (mips_index) and for save(). Takes reading_lock().
+  template <class Sink>
+  void write_to(Sink&& sink) const {
+    [[maybe_unused]] auto lock = read_lock();
+    serial::writer w(std::forward<Sink>(sink),
+                     {std::string(Derived::file_kind), Metric::kind, static_cast<std::uint32_t>(dim_of()),
+                      self().size()});
+    w.section("base", serial::record().set("k_policy", k_policy_ == k_policy::strict ? 0 : 1));
+    self().save_sections(w);
+    w.finish();
+  }
+
+  /// The index a reader's file holds (what load and view run once the
+  /// reader stands): checks the kind, the metric, the base record, and the
+  /// header's dimension and count against what Derived loaded.
+  static Derived load_from(serial::reader& r) {
+    r.expect(Derived::file_kind, Metric::kind);
+    const auto base = r.fields("base");
+    const auto policy = base.u64_in("k_policy", 0, 1) == 0 ? k_policy::strict : k_policy::at_most;
+    Derived idx = Derived::load_sections(r);
+    if (idx.dim() != r.header().dim || idx.size() != r.header().count)
+      r.fail("the header says " + std::to_string(r.header().count) + " vectors of dimension " +
+             std::to_string(r.header().dim) + ", the sections hold " + std::to_string(idx.size()) + " of " +
+             std::to_string(idx.dim()));
+    idx.k_policy_ = policy;
     return idx;
   }
 
@@ -443,30 +474,6 @@ class index_base {
     out.erase(std::find_if(out.begin(), out.end(), [&](const neighbor& x) { return x.distance > radius; }),
               out.end());
     return out;
-  }
-
-  template <class Sink>
-  void write_to(Sink&& sink) const {
-    [[maybe_unused]] auto lock = read_lock();
-    serial::writer w(std::forward<Sink>(sink),
-                     {std::string(Derived::file_kind), Metric::kind, static_cast<std::uint32_t>(dim_of()),
-                      self().size()});
-    w.section("base", serial::record().set("k_policy", k_policy_ == k_policy::strict ? 0 : 1));
-    self().save_sections(w);
-    w.finish();
-  }
-
-  static Derived load_from(serial::reader& r) {
-    r.expect(Derived::file_kind, Metric::kind);
-    const auto base = r.fields("base");
-    const auto policy = base.u64_in("k_policy", 0, 1) == 0 ? k_policy::strict : k_policy::at_most;
-    Derived idx = Derived::load_sections(r);
-    if (idx.dim() != r.header().dim || idx.size() != r.header().count)
-      r.fail("the header says " + std::to_string(r.header().count) + " vectors of dimension " +
-             std::to_string(r.header().dim) + ", the sections hold " + std::to_string(idx.size()) + " of " +
-             std::to_string(idx.dim()));
-    idx.k_policy_ = policy;
-    return idx;
   }
 
   void refuse_if_view(const char* call) const {

@@ -54,6 +54,7 @@
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/base.hpp"
@@ -71,6 +72,8 @@ class mips_index : public index_base<mips_index<Inner>, inner_product> {
 
  public:
   static constexpr std::string_view index_name = "mips_index";
+  static constexpr std::string_view file_kind = "mips";
+  static constexpr bool viewable = requires { requires Inner::viewable; };
   using inner_type = Inner;
   using search_params = typename Inner::search_params;
   struct build_params {
@@ -140,6 +143,41 @@ class mips_index : public index_base<mips_index<Inner>, inner_product> {
  private:
   mips_index(std::size_t dim, const build_params& params, Inner&& inner, double m)
       : dim_(dim), params_(params), inner_(std::move(inner)), m_(m) {}
+
+  // ---- the file (kind "mips"): record "mips" (norm_headroom, max_norm, M)
+  // and section "mips.inner", the inner index's own whole file (its kind,
+  // metric l2, dimension dim + 1, its checksums), read in place by a view ----
+
+  void save_sections(serial::writer& w) const {
+    w.section("mips", serial::record()
+                          .set_double("norm_headroom", params_.norm_headroom)
+                          .set_double("max_norm", params_.max_norm)
+                          .set_double("m", m_.load(std::memory_order_acquire)));
+    w.begin("mips.inner");
+    inner_.write_to([&](std::span<const std::byte> b) { w.append(b); });
+    w.end();
+  }
+
+  static mips_index load_sections(serial::reader& r) {
+    const auto rec = r.fields("mips");
+    build_params p;
+    p.norm_headroom = rec.finite("norm_headroom");
+    p.max_norm = rec.finite("max_norm");
+    const double m = rec.finite("m");
+    if (p.norm_headroom < 1 || p.max_norm < 0 || !(m == -1.0 || m > 0))
+      r.fail("mips", "norm_headroom " + mips::detail::num(p.norm_headroom) + ", max_norm " +
+                         mips::detail::num(p.max_norm) + ", M " + mips::detail::num(m) +
+                         ": expected headroom >= 1, max_norm >= 0, M > 0 or -1 (not fixed yet)");
+    // The inner file checks itself; a view leaves its bulk to verify(), which
+    // checks this section (the inner file) whole.
+    serial::reader inner(r.payload("mips.inner"), r.where("mips.inner"),
+                         r.viewing() ? serial::open_mode::view : serial::open_mode::load);
+    Inner loaded = Inner::load_from(inner);
+    if (loaded.dim() != std::size_t(r.header().dim) + 1)
+      r.fail("mips.inner", "an inner index of dimension " + std::to_string(loaded.dim()) + ", expected " +
+                               std::to_string(r.header().dim + 1));
+    return mips_index(r.header().dim, p, std::move(loaded), m);
+  }
 
   // data validated and non-empty (base::build).
   static mips_index build_validated(matrix_view<const float> data, const build_params& params,
