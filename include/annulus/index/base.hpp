@@ -302,13 +302,13 @@ class index_base {
   /// (labels, links, lists, parameters) are checked at open; the bulk
   /// sections' checksums only by verify(). add, remove and update throw
   /// read_only_error. Throws as load.
-  static Derived view(const std::filesystem::path& path)
-    requires(Derived::viewable)
-  {
+  template <class D = Derived>  // a template, so the constraint is checked at the call, not before Derived is complete
+    requires(D::viewable)
+  static D view(const std::filesystem::path& path) {
     auto source = std::make_shared<view_source>(path);
     source->file.expect_random();
     serial::reader r(source->file.bytes(), path.string(), serial::open_mode::view);
-    Derived idx = load_from(r);
+    D idx = load_from(r);
     source->unverified = r.unverified();
     idx.view_ = std::move(source);
     return idx;
