@@ -26,6 +26,14 @@ class annulus_adapter final : public bench_index {
     return annulus::search_batch(index_, queries, k, search_, threads);
   }
   std::size_t memory_bytes() const override { return index_.memory_bytes(); }
+  bool save(const std::string& path) const override {
+    if constexpr (requires { Index::file_kind; }) {
+      index_.save(path);
+      return true;
+    } else {
+      return false;
+    }
+  }
 
  private:
   Index index_;
@@ -36,6 +44,41 @@ class annulus_adapter final : public bench_index {
 template <class Index, class Knobs>
 std::unique_ptr<bench_index> adapt(Index idx, Knobs knobs) {
   return std::make_unique<annulus_adapter<Index, Knobs>>(std::move(idx), knobs);
+}
+
+/// Where an entry's index comes from: built (no path), or opened from a
+/// file its save() wrote, loaded or viewed.
+struct source {
+  std::string path;
+  bool view = false;
+};
+
+template <class Index, class Build>
+Index obtain(const source& src, Build&& build) {
+  if (src.path.empty()) return build();
+  if constexpr (!requires { Index::file_kind; }) {
+    throw not_supported(std::string(Index::index_name) + " does not save yet");
+  } else if (src.view) {
+    if constexpr (requires { requires Index::viewable; })
+      return Index::view(src.path);
+    else
+      throw not_supported(std::string(Index::index_name) + " has no view");
+  } else {
+    return Index::load(src.path);
+  }
+}
+
+/// Sets an entry's build and open from one function
+/// make(ds, build params, threads, source) -> unique_ptr<bench_index>.
+template <class Make>
+void made_by(index_entry& e, Make make) {
+  e.build = [make](const dataset& ds, const params& build, std::size_t threads) {
+    return make(ds, build, threads, source{});
+  };
+  e.open = [make](const dataset& ds, const params& build, const std::string& path, bool view) {
+    return make(ds, build, 0, source{path, view});
+  };
+  e.file_extension = ".annulus";
 }
 
 /// Calls make.template operator()<Metric>() for the dataset's metric.
@@ -53,13 +96,13 @@ index_entry flat_entry() {
   index_entry e;
   e.name = "flat";
   e.library = "annulus";
-  e.build = [](const dataset& ds, const params&, std::size_t) {
+  made_by(e, [](const dataset& ds, const params&, std::size_t, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
-      return adapt(flat_index<M>::build(ds.base), [](const params&) {
+      return adapt(obtain<flat_index<M>>(src, [&] { return flat_index<M>::build(ds.base); }), [](const params&) {
         return typename flat_index<M>::search_params{};
       });
     });
-  };
+  });
   return e;
 }
 
@@ -74,19 +117,19 @@ index_entry hnsw_entry() {
   e.knob = "ef";
   e.sweep = ef_sweep;
   e.quick_sweep = ef_quick;
-  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       typename hnsw_index<M>::build_params p;
       p.m = build.get_size("m", p.m);
       p.ef_construction = build.get_size("ef_construction", p.ef_construction);
       p.seed = build.get_size("seed", p.seed);
-      return adapt(hnsw_index<M>::build(ds.base, p, threads), [](const params& search) {
+      return adapt(obtain<hnsw_index<M>>(src, [&] { return hnsw_index<M>::build(ds.base, p, threads); }), [](const params& search) {
         typename hnsw_index<M>::search_params s;
         s.ef = search.get_size("ef", s.ef);
         return s;
       });
     });
-  };
+  });
   return e;
 }
 
@@ -112,17 +155,17 @@ index_entry ivf_flat_entry() {
   e.knob = "nprobe";
   e.sweep = nprobe_sweep;
   e.quick_sweep = nprobe_quick;
-  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       using index = ivf_flat_index<M>;
       const auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_flat");
-      return adapt(index::build(ds.base, p, threads), [](const params& search) {
+      return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [](const params& search) {
         typename index::search_params s;
         s.nprobe = positive(search, "nprobe", s.nprobe);
         return s;
       });
     });
-  };
+  });
   return e;
 }
 
@@ -136,7 +179,7 @@ index_entry ivf_pq_entry() {
   e.knob = "nprobe";
   e.sweep = nprobe_sweep;
   e.quick_sweep = nprobe_quick;
-  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       using index = ivf_pq_index<M>;
       auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_pq");
@@ -144,14 +187,14 @@ index_entry ivf_pq_entry() {
       p.nbits = positive(build, "nbits", p.nbits);
       const std::size_t refine = build.get_size("refine", 4);
       p.keep_vectors = refine > 0;
-      return adapt(index::build(ds.base, p, threads), [refine](const params& search) {
+      return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [refine](const params& search) {
         typename index::search_params s;
         s.nprobe = positive(search, "nprobe", s.nprobe);
         s.refine_factor = refine;
         return s;
       });
     });
-  };
+  });
   return e;
 }
 
@@ -166,21 +209,21 @@ index_entry kd_tree_entry() {
   e.knob = "max_leaves";
   e.sweep = {"1", "4", "16", "64", "256"};
   e.quick_sweep = {"1", "16", "256"};
-  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() -> std::unique_ptr<bench_index> {
       if constexpr (M::kind == metric_kind::inner_product) {
         throw usage_error("kd_tree: no inner_product");  // e.metrics keeps it from coming here
       } else {
         typename kd_tree_index<M>::build_params p;
         p.leaf_size = positive(build, "leaf_size", p.leaf_size);
-        return adapt(kd_tree_index<M>::build(ds.base, p, threads), [](const params& search) {
+        return adapt(obtain<kd_tree_index<M>>(src, [&] { return kd_tree_index<M>::build(ds.base, p, threads); }), [](const params& search) {
           typename kd_tree_index<M>::search_params s;
           s.max_leaves = positive(search, "max_leaves", 64);
           return s;
         });
       }
     });
-  };
+  });
   return e;
 }
 
@@ -192,20 +235,20 @@ index_entry rp_forest_entry() {
   e.knob = "search_k";
   e.sweep = {"25", "50", "100", "200", "400", "800", "1600", "3200"};
   e.quick_sweep = {"50", "400", "1600"};
-  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       using index = rp_forest_index<M>;
       typename index::build_params p;
       p.n_trees = positive(build, "n_trees", p.n_trees);
       p.leaf_size = positive(build, "leaf_size", p.leaf_size);
       p.seed = build.get_size("seed", p.seed);
-      return adapt(index::build(ds.base, p, threads), [](const params& search) {
+      return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [](const params& search) {
         typename index::search_params s;
         s.search_k = search.get_size("search_k", s.search_k);
         return s;
       });
     });
-  };
+  });
   return e;
 }
 
@@ -218,7 +261,7 @@ index_entry lsh_entry() {
   e.knob = "probes";
   e.sweep = {"0", "1", "2", "4", "8", "16", "32", "64"};
   e.quick_sweep = {"0", "4", "32"};
-  e.build = [](const dataset& ds, const params& build, std::size_t threads) {
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       using index = lsh_index<M>;
       typename index::build_params p;
@@ -226,14 +269,14 @@ index_entry lsh_entry() {
       p.bits = positive(build, "bits", p.bits);
       p.bucket_width = float(build.get_double("bucket_width", p.bucket_width));
       p.seed = build.get_size("seed", p.seed);
-      return adapt(index::build(ds.base, p, threads), [](const params& search) {
+      return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [](const params& search) {
         typename index::search_params s;
         s.probes = search.get_size("probes", s.probes);
         s.max_candidates = search.get_size("max_candidates", s.max_candidates);
         return s;
       });
     });
-  };
+  });
   return e;
 }
 
@@ -249,19 +292,20 @@ index_entry mips_hnsw_entry() {
   e.knob = "ef";
   e.sweep = ef_sweep;
   e.quick_sweep = ef_quick;
-  e.build = [](const dataset& ds, const params& build, std::size_t threads) -> std::unique_ptr<bench_index> {
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads,
+                const source& src) -> std::unique_ptr<bench_index> {
     using index = mips_index<hnsw_index<l2>>;
     index::build_params p;
     p.inner.m = build.get_size("m", p.inner.m);
     p.inner.ef_construction = build.get_size("ef_construction", p.inner.ef_construction);
     p.inner.seed = build.get_size("seed", p.inner.seed);
     p.norm_headroom = build.get_double("headroom", p.norm_headroom);
-    return adapt(index::build(ds.base, p, threads), [](const params& search) {
+    return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [](const params& search) {
       typename index::search_params s;
       s.ef = search.get_size("ef", s.ef);
       return s;
     });
-  };
+  });
   return e;
 }
 

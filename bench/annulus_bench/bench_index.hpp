@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,18 @@ class bench_index {
                                    std::size_t threads) = 0;
   /// The library's own count of index bytes (0 where it has none).
   virtual std::size_t memory_bytes() const = 0;
+  /// Writes the index to `path` in its library's own format (annulus save,
+  /// hnswlib saveIndex, FAISS write_index). False: this library cannot.
+  virtual bool save(const std::string& path) const {
+    (void)path;
+    return false;
+  }
+};
+
+/// An index kind or a way of opening it that a library does not offer
+/// (hnswlib has no memory-mapped view): the bench reports "n/a".
+struct not_supported : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 /// One registered index: how to build it, its parameters and default sweep.
@@ -50,6 +63,14 @@ struct index_entry {
       build;
   /// Dataset metrics it can search under; "--index all" skips it on others.
   std::vector<metric_kind> metrics{metric_kind::l2, metric_kind::inner_product, metric_kind::cosine};
+  /// Opens what save() wrote, with the same build parameters (they set
+  /// search knobs such as IVF-PQ's refine): into memory of its own (view =
+  /// false) or served from a read-only mapping (view = true; throws
+  /// not_supported where the library has none). Empty: cannot open files.
+  std::function<std::unique_ptr<bench_index>(const dataset& ds, const params& build, const std::string& path,
+                                             bool view)>
+      open{};
+  std::string file_extension = ".idx";  ///< of the files save() writes
 };
 
 /// Every index the bench knows: annulus's (annulus_entries.cpp, the one place

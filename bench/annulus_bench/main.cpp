@@ -20,6 +20,7 @@
 #include "dataset.hpp"
 #include "peer_threads.hpp"
 #include "peers.hpp"
+#include "persist.hpp"
 #include "report.hpp"
 #include "runner.hpp"
 
@@ -120,6 +121,10 @@ int run(int argc, char** argv) {
   app.add_option("--repeat", opt.repeat, "runs per measurement, medians reported (default 3)")
       ->check(CLI::PositiveNumber);
   app.add_flag("--quick", quick, "small default dataset and short sweeps, for smoke runs");
+  app.add_option("--save", opt.save_dir, "after each index's sweep, save it into this directory and open it "
+                 "back: save, load, view-open and cold first-query times, file size (persist.csv)");
+  app.add_option("--load", opt.load_dir, "open each index from the file a --save run wrote into this "
+                 "directory instead of building it (build_s is then the load time)");
   std::string report;
   app.add_option("--report", report, "print a report on the dataset instead of benchmarking: "
                  "geometry (norm statistics, dot vs cosine / l2 top-k agreement; eval/geometry.hpp)")
@@ -209,10 +214,12 @@ int run(int argc, char** argv) {
   for (const selection& c : chosen) steps += 1 + std::max<std::size_t>(1, c.sweep.size());
   progress_line progress(steps);
   std::vector<result_row> rows;
+  std::vector<persist_row> persisted;
   for (const selection& c : chosen) {
     auto r = run_entry(*c.entry, c.build, c.sweep, ds, opt,
                        [&](const std::string& what, double) { progress.step(what); });
-    rows.insert(rows.end(), r.begin(), r.end());
+    rows.insert(rows.end(), r.rows.begin(), r.rows.end());
+    persisted.insert(persisted.end(), r.persisted.begin(), r.persisted.end());
   }
   progress.finish();
 
@@ -227,6 +234,11 @@ int run(int argc, char** argv) {
   print_table(rows);
   write_csv(fs::path(out_dir) / "results.csv", rows);
   write_summary(fs::path(out_dir) / "summary.md", rows, all, context);
+  if (!persisted.empty()) {
+    print_persist_table(persisted);
+    write_persist_csv(fs::path(out_dir) / "persist.csv", persisted);
+    std::ofstream(fs::path(out_dir) / "summary.md", std::ios::app) << persist_summary(persisted, all);
+  }
   const bool plotted = write_plot(fs::absolute(out_dir) / "recall_qps.png", rows);
   std::printf("\n%s\nwrote %s/results.csv, %s/summary.md%s\n", context.c_str(), out_dir.c_str(),
               out_dir.c_str(), plotted ? (", " + out_dir + "/recall_qps.png").c_str() : "");

@@ -14,6 +14,7 @@
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexRefine.h>
+#include <faiss/index_io.h>
 #include <faiss/invlists/InvertedLists.h>
 
 #include <algorithm>
@@ -105,6 +106,10 @@ class faiss_peer final : public bench_index {
   }
 
   std::size_t memory_bytes() const override { return bytes_(); }
+  bool save(const std::string& path) const override {
+    faiss::write_index(index_.get(), path.c_str());
+    return true;
+  }
 
  private:
   std::string name_;
@@ -164,6 +169,30 @@ faiss_peer::knob_setter nprobe_knob(faiss::IndexIVF* ivf) {
   return [ivf](const params& p) { ivf->nprobe = std::min(ivf->nlist, positive(p, "nprobe", ivf->nprobe)); };
 }
 
+// Codes and lists, PQ codebooks, the per-list distance tables FAISS
+// precomputes for l2 (nlist * 256 * m floats), and refine's float copy.
+faiss_peer::byte_counter ivf_pq_bytes(faiss::IndexIVFPQ* ivf, bool refine, std::size_t n, std::size_t d) {
+  return [ivf, refine, n, d] {
+    return ivf_bytes(*ivf) + (ivf->pq.centroids.size() + ivf->precomputed_table.size()) * sizeof(float) +
+           (refine ? n * d * sizeof(float) : 0);
+  };
+}
+
+faiss_peer::knob_setter ef_knob(faiss::IndexHNSWFlat* hnsw) {
+  return [hnsw](const params& p) { hnsw->hnsw.efSearch = int(positive(p, "ef", hnsw->hnsw.efSearch)); };
+}
+
+// The stored floats and the graph: neighbour ids of every level, each
+// element's offset into them, and its level.
+faiss_peer::byte_counter hnsw_bytes(faiss::IndexHNSWFlat* hnsw) {
+  return [hnsw] {
+    const faiss::HNSW& g = hnsw->hnsw;
+    return std::size_t(hnsw->storage->ntotal) * std::size_t(hnsw->d) * sizeof(float) +
+           g.neighbors.size() * sizeof(g.neighbors[0]) + g.offsets.size() * sizeof(g.offsets[0]) +
+           g.levels.size() * sizeof(g.levels[0]);
+  };
+}
+
 std::unique_ptr<bench_index> build_ivf_flat(const dataset& ds, const params& build, std::size_t threads) {
   pin_peer_threads(threads);
   const std::size_t n = ds.base.rows(), d = ds.base.cols();
@@ -209,13 +238,8 @@ std::unique_ptr<bench_index> build_ivf_pq(const dataset& ds, const params& build
   }
   std::vector<float> buffer;
   train_and_add(*index, build, nlist, faiss_rows(ds.base, ds.metric, buffer), n, d, seed);
-  // Codes and lists, PQ codebooks, the per-list distance tables FAISS
-  // precomputes for l2 (nlist * 256 * m floats), and refine's float copy.
-  auto bytes = [ivf, refine, n, d] {
-    return ivf_bytes(*ivf) + (ivf->pq.centroids.size() + ivf->precomputed_table.size()) * sizeof(float) +
-           (refine > 0 ? n * d * sizeof(float) : 0);
-  };
-  return std::make_unique<faiss_peer>("faiss-ivf-pq", std::move(index), ds.metric, nprobe_knob(ivf), bytes);
+  return std::make_unique<faiss_peer>("faiss-ivf-pq", std::move(index), ds.metric, nprobe_knob(ivf),
+                                      ivf_pq_bytes(ivf, refine > 0, n, d));
 }
 
 // ---- HNSW ----
@@ -229,16 +253,43 @@ std::unique_ptr<bench_index> build_hnsw(const dataset& ds, const params& build, 
   std::vector<float> buffer;
   index->add(faiss_id(ds.base.rows()), faiss_rows(ds.base, ds.metric, buffer));
   auto* hnsw = index.get();
-  auto knob = [hnsw](const params& p) { hnsw->hnsw.efSearch = int(positive(p, "ef", hnsw->hnsw.efSearch)); };
-  // The stored floats and the graph: neighbour ids of every level, each
-  // element's offset into them, and its level.
-  auto bytes = [hnsw] {
-    const faiss::HNSW& g = hnsw->hnsw;
-    return std::size_t(hnsw->storage->ntotal) * std::size_t(hnsw->d) * sizeof(float) +
-           g.neighbors.size() * sizeof(g.neighbors[0]) + g.offsets.size() * sizeof(g.offsets[0]) +
-           g.levels.size() * sizeof(g.levels[0]);
-  };
-  return std::make_unique<faiss_peer>("faiss-hnsw", std::move(index), ds.metric, knob, bytes);
+  return std::make_unique<faiss_peer>("faiss-hnsw", std::move(index), ds.metric, ef_knob(hnsw), hnsw_bytes(hnsw));
+}
+
+// ---- Saved indexes: write_index's files, read back (IO_FLAG_MMAP for a view:
+// FAISS 1.7.3 maps only an IVF index's inverted lists) ----
+
+std::unique_ptr<bench_index> open_saved(const std::string& name, const dataset& ds, const params& build,
+                                        const std::string& path, bool view) {
+  std::unique_ptr<faiss::Index> index;
+  try {
+    index.reset(faiss::read_index(path.c_str(), view ? faiss::IO_FLAG_MMAP : 0));
+  } catch (const faiss::FaissException& e) {
+    if (view) throw not_supported(name + ": read_index with IO_FLAG_MMAP: " + e.what());
+    throw;
+  }
+  faiss::Index* raw = index.get();
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSWFlat*>(raw))
+    return std::make_unique<faiss_peer>(name, std::move(index), ds.metric, ef_knob(hnsw), hnsw_bytes(hnsw));
+  if (view && !dynamic_cast<faiss::IndexIVF*>(raw) && !dynamic_cast<faiss::IndexRefineFlat*>(raw))
+    throw not_supported(name + ": FAISS maps only IVF inverted lists");
+  if (auto* refine = dynamic_cast<faiss::IndexRefineFlat*>(raw)) {
+    refine->k_factor = float(build.get_size("refine", 4));
+    auto* ivf = dynamic_cast<faiss::IndexIVFPQ*>(refine->base_index);
+    if (!ivf) throw not_supported(name + ": unexpected index inside IndexRefineFlat");
+    const std::size_t n = ds.base.rows(), d = ds.base.cols();
+    return std::make_unique<faiss_peer>(name, std::move(index), ds.metric, nprobe_knob(ivf), ivf_pq_bytes(ivf, true, n, d));
+  }
+  if (auto* pq = dynamic_cast<faiss::IndexIVFPQ*>(raw))
+    return std::make_unique<faiss_peer>(name, std::move(index), ds.metric, nprobe_knob(pq),
+                                        ivf_pq_bytes(pq, false, ds.base.rows(), ds.base.cols()));
+  if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(raw))
+    return std::make_unique<faiss_peer>(name, std::move(index), ds.metric, nprobe_knob(ivf),
+                                        [ivf] { return ivf_bytes(*ivf); });
+  if (auto* flat = dynamic_cast<faiss::IndexFlat*>(raw))
+    return std::make_unique<faiss_peer>(name, std::move(index), ds.metric, nullptr,
+                                        [flat] { return flat->codes.size(); });
+  throw not_supported(name + ": unexpected index type in " + path);
 }
 
 }  // namespace
@@ -250,7 +301,7 @@ std::vector<index_entry> faiss_entries() {
       ef_quick{"16", "64", "256"};
   // train_size (IVF) and m (IVF-PQ) default to values derived from the data,
   // so they are not listed here; they are still accepted as build parameters.
-  return {
+  std::vector<index_entry> entries{
       {"faiss-flat", "faiss", "flat", {}, "", {}, {}, build_flat},
       {"faiss-ivf-flat", "faiss", "ivf_flat", params::parse("nlist=1024,seed=1234", "faiss-ivf-flat"),
        "nprobe", nprobe, nprobe_quick, build_ivf_flat},
@@ -259,6 +310,13 @@ std::vector<index_entry> faiss_entries() {
       {"faiss-hnsw", "faiss", "hnsw", params::parse("m=16,ef_construction=200", "faiss-hnsw"), "ef", ef,
        ef_quick, build_hnsw},
   };
+  for (index_entry& e : entries) {
+    e.open = [name = e.name](const dataset& ds, const params& build, const std::string& path, bool view) {
+      return open_saved(name, ds, build, path, view);
+    };
+    e.file_extension = ".faiss";
+  }
+  return entries;
 }
 #endif
 

@@ -10,6 +10,7 @@
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
+#include <string>
 #endif
 
 namespace annulus::bench {
@@ -38,6 +39,19 @@ class hnswlib_peer final : public bench_index {
     if (n > 0) index_->addPoint(row(0), 0);
     parallel_for(n - std::min<std::size_t>(n, 1), threads,
                  [&](std::size_t i, std::size_t) { index_->addPoint(row(i + 1), i + 1); });
+  }
+
+  /// What saveIndex wrote to `path` (loadIndex: the file read into memory;
+  /// hnswlib has no memory-mapped form).
+  hnswlib_peer(const dataset& ds, const std::string& path) : metric_(ds.metric), d_(ds.base.cols()) {
+    if (metric_ == metric_kind::l2) space_ = std::make_unique<hnswlib::L2Space>(d_);
+    else space_ = std::make_unique<hnswlib::InnerProductSpace>(d_);
+    index_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(space_.get(), path, false, ds.base.rows());
+  }
+
+  bool save(const std::string& path) const override {
+    index_->saveIndex(path);
+    return true;
   }
 
   void configure(const params& search) override {
@@ -108,12 +122,18 @@ class hnswlib_peer final : public bench_index {
 }  // namespace
 
 std::vector<index_entry> hnswlib_entries() {
-  return {{"hnswlib", "hnswlib", "hnsw", params::parse("m=16,ef_construction=200,seed=100", "hnswlib"), "ef",
-           {"10", "16", "24", "32", "48", "64", "96", "128", "192", "256", "384", "512"},
-           {"16", "64", "256"},
-           [](const dataset& ds, const params& build, std::size_t threads) -> std::unique_ptr<bench_index> {
-             return std::make_unique<hnswlib_peer>(ds, build, threads);
-           }}};
+  index_entry e{"hnswlib", "hnswlib", "hnsw", params::parse("m=16,ef_construction=200,seed=100", "hnswlib"), "ef",
+                {"10", "16", "24", "32", "48", "64", "96", "128", "192", "256", "384", "512"},
+                {"16", "64", "256"},
+                [](const dataset& ds, const params& build, std::size_t threads) -> std::unique_ptr<bench_index> {
+                  return std::make_unique<hnswlib_peer>(ds, build, threads);
+                }};
+  e.open = [](const dataset& ds, const params&, const std::string& path, bool view) -> std::unique_ptr<bench_index> {
+    if (view) throw not_supported("hnswlib has no memory-mapped index");
+    return std::make_unique<hnswlib_peer>(ds, path);
+  };
+  e.file_extension = ".hnswlib";
+  return {e};
 }
 #endif
 

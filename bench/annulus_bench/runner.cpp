@@ -1,5 +1,7 @@
 #include "runner.hpp"
 
+#include "persist.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -51,21 +53,26 @@ std::size_t resident_bytes() {
   return resident * std::size_t(sysconf(_SC_PAGESIZE));
 }
 
-std::vector<result_row> run_entry(const index_entry& entry, const params& build,
-                                  const std::vector<std::string>& sweep, const dataset& ds,
-                                  const run_options& opt, const progress_fn& progress) {
+entry_results run_entry(const index_entry& entry, const params& build, const std::vector<std::string>& sweep,
+                        const dataset& ds, const run_options& opt, const progress_fn& progress) {
   const params build_params = entry.default_build.merged(build);
   // Parse every sweep point first: a typo fails before a long build.
   std::vector<params> points;
   for (const std::string& v : sweep) points.push_back(params::parse(entry.knob + "=" + v, entry.name));
   if (points.empty()) points.emplace_back();
 
-  progress("building " + entry.name + (build_params.empty() ? "" : " " + build_params.str()), 0);
+  const bool loading = !opt.load_dir.empty();
+  const std::string file = opt.load_dir + "/" + entry.name + entry.file_extension;
+  if (loading && !entry.open) throw usage_error("--load: " + entry.name + " cannot be opened from a file");
+  progress((loading ? "loading " + file : "building " + entry.name) +
+               (build_params.empty() ? "" : " " + build_params.str()),
+           0);
   malloc_trim(0);  // return freed pages first, so the RSS delta is this index's
   const std::size_t rss_before = resident_bytes();
   const auto t0 = clock_type::now();
-  const std::unique_ptr<bench_index> idx = entry.build(ds, build_params, opt.threads);
-  const double build_s = seconds_since(t0);
+  const std::unique_ptr<bench_index> idx =
+      loading ? entry.open(ds, build_params, file, false) : entry.build(ds, build_params, opt.threads);
+  const double build_s = seconds_since(t0);  // with --load: the load
   const std::size_t rss_after = resident_bytes();
   build_params.require_all_used(entry.name + " build parameters");
 
@@ -80,7 +87,7 @@ std::vector<result_row> run_entry(const index_entry& entry, const params& build,
     r.metric = std::string(metric_name(ds.metric));
     r.library = entry.library;
     r.index = entry.name;
-    r.build_params = build_params.str();
+    r.build_params = build_params.str() + (loading ? " (loaded)" : "");
     r.search_params = points[p].str();
     r.threads = resolve_threads(opt.threads);
     r.k = opt.k;
@@ -105,7 +112,13 @@ std::vector<result_row> run_entry(const index_entry& entry, const params& build,
     r.qps_all = median(qps_all);
     rows.push_back(r);
   }
-  return rows;
+  entry_results out{std::move(rows), {}};
+  if (!opt.save_dir.empty()) {
+    progress("saving and opening " + entry.name, double(points.size()) / double(points.size() + 1));
+    if (auto p = measure_persistence(entry, build_params, points.front(), *idx, ds, opt, opt.save_dir))
+      out.persisted.push_back(*p);
+  }
+  return out;
 }
 
 }  // namespace annulus::bench

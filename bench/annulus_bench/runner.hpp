@@ -21,17 +21,28 @@ struct run_options {
   /// min_single_queries queries), so slow settings do not stall a sweep.
   double single_budget_s = 1.0;
   std::size_t min_single_queries = 50;
+  /// --save: after its sweep each index is saved here and opened back
+  /// (persist.hpp). --load: indexes are opened from files here instead of built.
+  std::string save_dir, load_dir;
 };
 
 /// Called before each step with a description ("hnsw ef=64") and the
 /// fraction of its entry done, for the progress line.
 using progress_fn = std::function<void(const std::string& step, double done)>;
 
-/// Builds `entry` with `build` params on ds and measures each sweep value.
+struct persist_row;
+
+/// What one entry measured: its sweep, and with --save its files.
+struct entry_results {
+  std::vector<result_row> rows;
+  std::vector<persist_row> persisted;  ///< none, or one
+};
+
+/// Builds `entry` with `build` params on ds (or, with opt.load_dir, opens
+/// the file a --save run wrote there) and measures each sweep value.
 /// Throws usage_error on unknown parameters (before building where it can).
-std::vector<result_row> run_entry(const index_entry& entry, const params& build,
-                                  const std::vector<std::string>& sweep, const dataset& ds,
-                                  const run_options& opt, const progress_fn& progress);
+entry_results run_entry(const index_entry& entry, const params& build, const std::vector<std::string>& sweep,
+                        const dataset& ds, const run_options& opt, const progress_fn& progress);
 
 /// Resident set size of this process, in bytes (0 where /proc is missing).
 std::size_t resident_bytes();
