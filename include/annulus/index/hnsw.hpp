@@ -376,11 +376,10 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
                           : live && h.label != dir.label(slot_t(s)) ? "a label the slot directory contradicts"
                           : h.count > 2 * m                       ? "more layer-0 links than 2m"
                                                                   : nullptr;
-      if (!wrong) {
-        std::vector<std::uint32_t> ids(h.count);
-        std::memcpy(ids.data(), at + sizeof h, h.count * sizeof(std::uint32_t));
-        for (const std::uint32_t t : ids)
-          if (t >= levels.size()) wrong = "a layer-0 link beyond the slots";
+      for (std::size_t i = 0; !wrong && i < h.count; ++i) {
+        std::uint32_t t;
+        std::memcpy(&t, at + sizeof h + i * sizeof t, sizeof t);
+        if (t >= levels.size()) wrong = "a layer-0 link beyond the slots";
       }
       if (wrong) r.fail("hnsw.nodes", "slot " + std::to_string(s) + " has " + wrong);
     }
