@@ -50,6 +50,8 @@ struct test_setup<ivf_pq_index<M>> {
   }
   static typename ivf_pq_index<M>::search_params search() { return {.nprobe = 8, .refine_factor = 8}; }
   static constexpr double min_recall = 0.9;
+  // The persistence bit-flip test builds from small_rows - 6 rows: 2^nbits = 128 train the PQ.
+  static constexpr std::size_t small_rows = 134;
 };
 
 template <class M>

@@ -28,6 +28,12 @@
 // Memory (memory() by part): dim floats and a 4-byte slot per vector in the
 // lists, the label map (nothing while labels are row numbers and nothing was
 // removed; else about 40 bytes a vector), and nlist centroids (bfloat16).
+// File (kind "ivf_flat"; idx.save(path), ivf_flat_index<l2>::load(path),
+// ::view(path)): the inverted file's sections (index/ivf/engine.hpp: record
+// "ivf", "ivf.centroids", the slot directory, "ivf.list_sizes",
+// "ivf.list_slots", "ivf.entries": the vectors list by list); the encoding
+// adds none. A view reads the vectors in place; untrained and trained but
+// empty indexes save and load too.
 // Threads: const calls (search, search_batch, get, ...) are safe from any
 // number of threads at once. train, add, remove and update are not safe
 // alongside anything else; guard them with your own lock if searches run
@@ -37,13 +43,16 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
 #include "annulus/core/random.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/base.hpp"
@@ -91,6 +100,13 @@ struct flat_encoding {
   list_scanner scanner(const float* q, const coarse_quantizer<Metric>&) const { return {q, dim}; }
   std::size_t quantizer_bytes() const { return 0; }
   std::size_t vector_bytes() const { return 0; }  // the vectors are the lists' entries
+
+  // Nothing to save beyond the entries: dim is the file's.
+  void save(serial::writer&, std::size_t) const {}
+  static flat_encoding load(serial::reader&, std::size_t dim, bool, std::size_t) { return {dim}; }
+  // Vector values change distances, never addresses.
+  bool entries_steer() const { return false; }
+  std::optional<std::string> entry_error(std::span<const float>) const { return std::nullopt; }
 };
 
 }  // namespace ivf
@@ -103,6 +119,8 @@ class ivf_flat_index : public ivf::ivf_index<ivf_flat_index<Metric>, Metric, ivf
 
  public:
   static constexpr std::string_view index_name = "ivf_flat_index";
+  static constexpr std::string_view file_kind = "ivf_flat";
+  static constexpr bool viewable = true;
   struct build_params {
     std::size_t nlist = 1024;            ///< lists (k-means centroids), >= 1
     std::size_t train_size = 0;          ///< vectors build trains on; 0 = min(rows, 256 * nlist)
@@ -124,6 +142,11 @@ class ivf_flat_index : public ivf::ivf_index<ivf_flat_index<Metric>, Metric, ivf
                  ivf::flat_encoding<Metric>{dim}) {}
 
  private:
+  explicit ivf_flat_index(typename ivf_base::engine e) : ivf_base(std::move(e)) {}
+  static ivf_flat_index load_sections(serial::reader& r) {
+    return ivf_flat_index(ivf_base::engine::load(r, index_name));
+  }
+
   // Untrained or nprobe = 0: invalid_argument, before k is looked at.
   void check_searchable(const search_params& params) const { engine_.check_searchable(params.nprobe); }
 

@@ -40,6 +40,15 @@
 // (about 40 bytes a vector). Per thread, a search keeps a table of m * 2^nbits
 // floats (rounded up to a SIMD panel) and, when re-ranking, k * refine_factor
 // candidates, reused by later searches (core/scratch.hpp).
+// File (kind "ivf_pq"; save, load, view as every index): the inverted
+// file's sections (index/ivf/engine.hpp: record "ivf", "ivf.centroids", the
+// slot directory, "ivf.list_sizes", "ivf.list_slots", "ivf.entries": codes
+// and l2 terms list by list), and the encoding's: record "ivf_pq"
+// (keep_vectors, pq_iterations, seed), the PQ's record "pq" (m, nbits) and
+// "pq.codebooks" once trained (quant/pq.hpp), "ivf_pq.vectors" with
+// keep_vectors (dim floats a slot). A view reads codes and kept vectors in
+// place; with nbits < 8 a code byte could index past its table, so the
+// codes are then checked at open (every byte below 2^nbits), even on a view.
 // Threads: as ivf_flat_index (searches concurrently; train, add, remove and
 // update alone).
 #pragma once
@@ -48,6 +57,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -60,7 +70,9 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/sizes.hpp"
+#include "annulus/core/stored.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/base.hpp"
@@ -220,9 +232,54 @@ class pq_encoding {
   }
 
   std::size_t quantizer_bytes() const { return pq_.memory_bytes(); }
-  std::size_t vector_bytes() const { return vectors_.capacity() * sizeof(float); }
+  std::size_t vector_bytes() const { return vectors_.memory_bytes(); }
+
+  // ---- saved form: record "ivf_pq", the PQ's sections, "ivf_pq.vectors"
+  // (keep_vectors: the kept vectors of slots [0, slots), stale rows of free
+  // slots included) ----
+
+  void save(serial::writer& w, std::size_t slots) const {
+    w.section("ivf_pq", serial::record()
+                            .set("keep_vectors", keep_vectors_ ? 1 : 0)
+                            .set("pq_iterations", iterations_)
+                            .set("seed", seed_));
+    pq_.save(w);
+    if (keep_vectors_) w.section("ivf_pq.vectors", std::span<const float>(vectors_.data(), slots * pq_.dim()));
+  }
+
+  /// The encoding a file saved for `slots` slots of `dim` floats, codebooks
+  /// present exactly when `trained`. Throws format_error.
+  static pq_encoding load(serial::reader& r, std::size_t dim, bool trained, std::size_t slots) {
+    const auto rec = r.fields("ivf_pq");
+    const bool keep = rec.u64_in("keep_vectors", 0, 1) == 1;
+    pq_encoding e(product_quantizer::load(r, dim, trained), keep, rec.u64("pq_iterations"), rec.u64("seed"));
+    if (keep) {
+      const auto v = r.payload_array<float>("ivf_pq.vectors", r.product("ivf_pq.vectors", slots, dim));
+      e.vectors_ = r.viewing() ? stored_array<float>::borrow(v) : stored_array<float>::copy_of(v);
+    } else if (r.has("ivf_pq.vectors")) {
+      r.fail("ivf_pq.vectors", "kept vectors in a file whose index does not keep them");
+    }
+    return e;
+  }
+
+  /// Codes index tables of 2^nbits floats per sub-space: below 8 bits a
+  /// damaged byte could reach past them.
+  bool entries_steer() const { return pq_.nbits() < 8; }
+  std::optional<std::string> entry_error(std::span<const std::uint8_t> entries) const {
+    if (!entries_steer()) return std::nullopt;
+    const std::size_t w = width(), m = pq_.code_size(), ksub = pq_.ksub();
+    for (std::size_t at = 0; at < entries.size(); at += w)
+      for (std::size_t j = 0; j < m; ++j)
+        if (entries[at + j] >= ksub)
+          return "entry " + std::to_string(at / w) + " has code " + std::to_string(entries[at + j]) +
+                 " in sub-space " + std::to_string(j) + ", beyond the " + std::to_string(ksub) + " centroids";
+    return std::nullopt;
+  }
 
  private:
+  pq_encoding(product_quantizer pq, bool keep_vectors, std::size_t pq_iterations, std::uint64_t seed)
+      : pq_(std::move(pq)), keep_vectors_(keep_vectors), iterations_(pq_iterations), seed_(seed) {}
+
   // out row i = rows row i - its list's centroid.
   static void residuals_of(const coarse_quantizer<Metric>& coarse, matrix_view<const float> rows,
                            std::span<const std::uint32_t> to, float* out) {
@@ -240,7 +297,7 @@ class pq_encoding {
   bool keep_vectors_;
   std::size_t iterations_;
   std::uint64_t seed_;
-  std::vector<float, aligned_allocator<float>> vectors_;  // slot-indexed, keep_vectors only
+  stored_array<float> vectors_;  // slot-indexed, keep_vectors only (borrowed on a view)
 };
 
 }  // namespace ivf
@@ -253,6 +310,8 @@ class ivf_pq_index : public ivf::ivf_index<ivf_pq_index<Metric>, Metric, ivf::pq
 
  public:
   static constexpr std::string_view index_name = "ivf_pq_index";
+  static constexpr std::string_view file_kind = "ivf_pq";
+  static constexpr bool viewable = true;
   struct build_params {
     std::size_t nlist = 1024;            ///< lists (coarse k-means centroids), >= 1
     std::size_t m = 0;                   ///< PQ sub-vectors, must divide dim; 0 = default_pq_m(dim)
@@ -283,6 +342,9 @@ class ivf_pq_index : public ivf::ivf_index<ivf_pq_index<Metric>, Metric, ivf::pq
   const product_quantizer& quantizer() const { return engine_.encoding().quantizer(); }
 
  private:
+  explicit ivf_pq_index(typename ivf_base::engine e) : ivf_base(std::move(e)) {}
+  static ivf_pq_index load_sections(serial::reader& r) { return ivf_pq_index(ivf_base::engine::load(r, index_name)); }
+
   // Untrained, nprobe = 0, refine_factor without keep_vectors:
   // invalid_argument, before k is looked at.
   void check_searchable(const search_params& params) const {

@@ -7,10 +7,13 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -19,6 +22,7 @@
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
 
 namespace annulus {
 
@@ -114,6 +118,50 @@ class basic_centroid_table {
     return packed_.memory_bytes() + norms_.capacity() * sizeof(float);
   }
 
+  // ---- saved form: the centroids as stored (E values: floats, or
+  // bfloat16 bits as u16), row-major; the norms are recomputed on restore,
+  // as the constructor computes them, so a restored table is the saved one ----
+
+  /// The stored value of every centroid, row-major (size() x dim()).
+  using stored_value = std::conditional_t<std::is_same_v<E, gemm::bf16>, std::uint16_t, float>;
+  std::vector<stored_value> stored_values() const {
+    std::vector<stored_value> out(size() * dim());
+    for (std::size_t i = 0; i < size(); ++i)
+      for (std::size_t k = 0; k < dim(); ++k) {
+        const float x = packed_.at(i, k);
+        if constexpr (std::is_same_v<E, gemm::bf16>)
+          out[i * dim() + k] = gemm::to_bf16(x).bits;  // exact: x is a bfloat16 value
+        else
+          out[i * dim() + k] = x;
+      }
+    return out;
+  }
+
+  /// Why `values` (k rows of d stored values, as stored_values gives them)
+  /// cannot be a table, or nullopt: a value that is not finite, a row whose
+  /// norm is above `max_norm`.
+  static std::optional<std::string> check_stored(std::span<const stored_value> values, std::size_t k, std::size_t d,
+                                                 double max_norm) {
+    std::vector<float> row(d);
+    for (std::size_t i = 0; i < k; ++i) {
+      for (std::size_t j = 0; j < d; ++j) {
+        row[j] = value_of(values[i * d + j]);
+        if (!std::isfinite(row[j]))
+          return "centroid " + std::to_string(i) + " has a value that is not finite (column " + std::to_string(j) + ")";
+      }
+      if (!(row_norm(row.data(), d) <= max_norm))
+        return "centroid " + std::to_string(i) + " has a norm above " + std::to_string(max_norm);
+    }
+    return std::nullopt;
+  }
+
+  /// The table of k x d stored values (checked by check_stored): the one that saved them.
+  static basic_centroid_table from_stored(std::span<const stored_value> values, std::size_t k, std::size_t d) {
+    std::vector<float> rows(k * d);
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = value_of(values[i]);
+    return basic_centroid_table(matrix_view<const float>(rows.data(), k, d, d));
+  }
+
  private:
   void to_keys(float* dots, centroid_order order) const {
     if (order == centroid_order::l2)
@@ -127,6 +175,13 @@ class basic_centroid_table {
   // point. Writes the key to `key`.
   std::uint32_t argmin(const float* dots, centroid_order order, float& key) const {
     return kernels::argmin_key(dots, order == centroid_order::l2 ? norms_.data() : nullptr, size(), key);
+  }
+
+  static float value_of(stored_value v) {
+    if constexpr (std::is_same_v<E, gemm::bf16>)
+      return gemm::to_float(gemm::bf16{v});
+    else
+      return v;
   }
 
   gemm::basic_packed_matrix<E> packed_;

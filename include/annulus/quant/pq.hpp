@@ -14,10 +14,16 @@
 // inner product with the query into m lookups and adds. l2 follows from
 // ||q - x||^2 = ||q||^2 + ||x||^2 - 2<q, x>, with ||x||^2 of the decoded
 // vector computed once at encode time by whoever stores the code.
+//
+// Saved form (save/load): record "pq" (m, nbits) and, once trained,
+// "pq.codebooks": the m codebooks one after another, ksub x dsub floats
+// each, row-major (their norms are recomputed on load).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,6 +31,7 @@
 #include "annulus/core/kernels.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/parallel.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/quant/centroids.hpp"
 #include "annulus/quant/kmeans.hpp"
 
@@ -144,6 +151,43 @@ class product_quantizer {
     std::size_t bytes = 0;
     for (const auto& b : codebooks_) bytes += b.memory_bytes();
     return bytes;
+  }
+
+  void save(serial::writer& w) const {
+    w.section("pq", serial::record().set("m", m_).set("nbits", nbits_));
+    if (!trained()) return;
+    w.begin("pq.codebooks");
+    for (const auto& book : codebooks_) {
+      const auto values = book.stored_values();
+      w.append(std::span<const float>(values));
+    }
+    w.end();
+  }
+
+  /// The quantizer a file saved, for vectors of `dim` floats: m must divide
+  /// dim and nbits be 1..8; codebooks of finite values present exactly when
+  /// `trained` (format_error otherwise).
+  static product_quantizer load(serial::reader& r, std::size_t dim, bool trained) {
+    const auto rec = r.fields("pq");
+    const std::size_t m = rec.u64_in("m", 1, dim);
+    if (dim % m != 0)
+      r.fail("pq", "m = " + std::to_string(m) + " sub-vectors do not divide the dimension " + std::to_string(dim));
+    product_quantizer pq(dim, m, rec.u64_in("nbits", 1, 8));
+    if (!trained) {
+      if (r.has("pq.codebooks")) r.fail("pq.codebooks", "codebooks for an index the file says is untrained");
+      return pq;
+    }
+    const std::size_t ksub = pq.ksub(), dsub = pq.dsub(), per_book = ksub * dsub;
+    const auto values = r.structure_array<float>("pq.codebooks", r.product("pq.codebooks", ksub, dim));
+    std::vector<centroid_table> books(m);
+    for (std::size_t j = 0; j < m; ++j) {
+      const auto book = values.subspan(j * per_book, per_book);
+      if (const auto why = centroid_table::check_stored(book, ksub, dsub, std::numeric_limits<double>::infinity()))
+        r.fail("pq.codebooks", "sub-space " + std::to_string(j) + ": " + *why);
+      books[j] = centroid_table::from_stored(book, ksub, dsub);
+    }
+    pq.codebooks_ = std::move(books);
+    return pq;
   }
 
  private:

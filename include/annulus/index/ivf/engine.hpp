@@ -30,6 +30,18 @@
 //   scanner(q, coarse) const -> S     per query: S.enter(list, probe key), then
 //                                     S(entry) -> distance, for each entry of that list
 //   quantizer_bytes(), vector_bytes() const
+//   save(w, slots) const              its sections (parameters, its own trained state,
+//                                     per-slot data of slots [0, slots))
+//   E::load(r, dim, trained, slots)   the encoding a file saved (format_error if damaged)
+//   entries_steer() const             whether entry values index memory (then the lists
+//                                     read their entries as a checked structure section)
+//   entry_error(entries) const        what is wrong with a file's entries, or nullopt
+//
+// File (both IVF kinds; save/load): record "ivf" (nlist, kmeans_iterations,
+// seed, trained), "ivf.centroids" once trained (coarse.hpp), the encoding's
+// sections, the slot directory (core/slots.hpp), the lists (lists.hpp:
+// "ivf.list_sizes", "ivf.list_slots", "ivf.entries"). Every list's entries
+// lie contiguous in the file, so a view reads them in place.
 //
 // Memory: the lists (entries and a 4-byte slot each), the coarse centroids,
 // the slot directory, and what the encoding reports. Threads: const calls
@@ -41,6 +53,8 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -55,6 +69,7 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -90,7 +105,8 @@ struct memory_usage {
 template <class E, class Metric>
 concept encoding = requires(const E& e, E& writable, matrix_view<const float> rows, std::span<const std::uint32_t> to,
                             const coarse_quantizer<Metric>& coarse, const typename E::batch& batch,
-                            typename E::entry_type* entry, const float* q, float* out) {
+                            typename E::entry_type* entry, const float* q, float* out, serial::writer& w,
+                            serial::reader& r, std::span<const typename E::entry_type> entries) {
   { e.width() } -> std::convertible_to<std::size_t>;
   { e.trained() } -> std::convertible_to<bool>;
   { e.trained_on(rows, coarse, std::size_t{}) } -> std::same_as<E>;
@@ -102,6 +118,10 @@ concept encoding = requires(const E& e, E& writable, matrix_view<const float> ro
   { e.scanner(q, coarse)(entry) } -> std::convertible_to<float>;
   { e.quantizer_bytes() } -> std::convertible_to<std::size_t>;
   { e.vector_bytes() } -> std::convertible_to<std::size_t>;
+  e.save(w, std::size_t{});
+  { E::load(r, std::size_t{}, bool{}, std::size_t{}) } -> std::same_as<E>;
+  { e.entries_steer() } -> std::convertible_to<bool>;
+  { e.entry_error(entries) } -> std::same_as<std::optional<std::string>>;
 };
 
 template <metric Metric, encoding<Metric> Encoding>
@@ -179,6 +199,7 @@ class inverted_file {
   /// fewer rows than nlist, and what the encoding's training throws; a throw
   /// changes nothing.
   void train(matrix_view<const float> sample, std::size_t threads) {
+    refuse_if_view("train");
     if (slots_.slots() != 0)
       throw invalid_argument(name_ + "::train: the index holds (or held) vectors assigned to its "
                                      "current centroids; train a new, empty index");
@@ -202,6 +223,7 @@ class inverted_file {
   /// reusing freed slots first. Throws invalid_argument (untrained, labels),
   /// capacity_error, std::bad_alloc; then nothing changed.
   void add(matrix_view<const float> data, std::span<const label_t> labels, std::size_t threads) {
+    refuse_if_view("add");
     require_trained("add");
     slots_.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
@@ -222,6 +244,7 @@ class inverted_file {
   /// Removes `label`; its slot is reused by later adds. Throws
   /// invalid_argument (unknown label) or std::bad_alloc, changing nothing.
   void remove(label_t label) {
+    refuse_if_view("remove");
     const slot_t s = slots_.release(label, (name_ + "::remove").c_str());
     lists_.erase(s);  // cannot throw
   }
@@ -230,6 +253,7 @@ class inverted_file {
   /// vector's list. Room in that list is made first, so a throw
   /// (invalid_argument for an unknown label, std::bad_alloc) changes nothing.
   void update(label_t label, std::span<const float> vector) {
+    refuse_if_view("update");
     const slot_t s = slots_.slot_of(label, (name_ + "::update").c_str());
     matrix<float> copy;
     const matrix_view<const float> row = stored_form({vector.data(), 1, dim_, dim_}, copy);
@@ -313,9 +337,57 @@ class inverted_file {
     return heap.sort();
   }
 
+  // ---- saved form (see the header comment) ----
+
+  void save(serial::writer& w) const {
+    w.section("ivf", serial::record()
+                         .set("nlist", nlist_)
+                         .set("kmeans_iterations", training_.kmeans_iterations)
+                         .set("seed", training_.seed)
+                         .set("trained", trained() ? 1 : 0));
+    coarse_.save(w, "ivf.centroids");
+    enc_.save(w, slots_.slots());
+    slots_.save(w);
+    lists_.save(w);
+  }
+
+  /// The inverted file a file saved (header dimension), named `name` in
+  /// messages; a view (r.viewing()) reads the entries in place and refuses
+  /// every change. Throws format_error naming the section at fault: an
+  /// untrained file with vectors, a count or id that disagrees with the others.
+  static inverted_file load(serial::reader& r, std::string_view name) {
+    const auto rec = r.fields("ivf");
+    const std::size_t dim = r.header().dim;
+    const std::size_t nlist = rec.u64_in("nlist", 1, std::numeric_limits<std::uint32_t>::max());
+    const bool trained = rec.u64_in("trained", 0, 1) == 1;
+    const training t{rec.u64("kmeans_iterations"), rec.u64("seed")};
+    slot_directory dir = slot_directory::load(r);
+    if (dir.retired() != 0) r.fail("slots", "an inverted file frees removed slots at once, but the file retires some");
+    if (!trained && dir.slots() != 0)
+      r.fail("ivf", "the index is untrained but has held " + std::to_string(dir.slots()) + " vectors");
+    quantizer coarse = quantizer::load(r, "ivf.centroids", trained, nlist, dim);
+    Encoding enc = Encoding::load(r, dim, trained, dir.slots());
+    inverted_lists<entry_type> lists = inverted_lists<entry_type>::load(
+        r, nlist, enc.width(), dir, enc.entries_steer(),
+        [&](std::span<const entry_type> entries) { return enc.entry_error(entries); });
+    inverted_file f(name, dim, nlist, t, std::move(enc));  // nlist lists: checked against the file above
+    f.coarse_ = std::move(coarse);
+    f.slots_ = std::move(dir);
+    f.lists_ = std::move(lists);
+    return f;
+  }
+
  private:
   static_assert(std::is_nothrow_move_assignable_v<quantizer> && std::is_nothrow_move_assignable_v<Encoding>,
                 "train installs its results with moves that cannot throw");
+
+  // Every change refuses on a view (the base refuses add, remove and update
+  // first, with the file's name; train only here).
+  void refuse_if_view(const char* what) const {
+    if (lists_.borrowed())
+      throw read_only_error(name_ + "::" + what + ": this index is a read-only view of a file; load() the file " +
+                            "for an index that can change");
+  }
 
   // n rows to train on, of `available`: at least one per list.
   std::size_t training_rows(std::size_t available, std::size_t want) const {

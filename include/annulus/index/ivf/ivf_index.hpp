@@ -7,6 +7,10 @@
 // parameters, its Encoding, check_searchable, search_prepared and
 // search_batch_prepared.
 //
+// Persistence: save_sections is the engine's save (engine.hpp lists the
+// sections); Derived's load_sections builds itself from engine::load. A
+// view (both kinds are viewable) refuses train as well.
+//
 // Threads: as the engine (const calls from any number of threads; train,
 // add, remove and update alone).
 #pragma once
@@ -18,6 +22,7 @@
 
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -39,7 +44,7 @@ class ivf_index : public index_base<Derived, Metric> {
   /// least nlist rows) and then the encoding (ivf_pq: the PQ on the sample's
   /// residuals), on `threads` workers (0 = all cores). Throws
   /// invalid_argument if vectors were ever added, on too few rows or bad
-  /// values; dimension_mismatch. A throw changes nothing.
+  /// values; dimension_mismatch; read_only_error on a view. A throw changes nothing.
   void train(matrix_view<const float> sample, std::size_t threads = 0) {
     validate_rows<Metric>("training data", sample, dim());
     matrix<float> copy;
@@ -63,6 +68,10 @@ class ivf_index : public index_base<Derived, Metric> {
   /// Throws invalid_argument on dim 0 or nlist 0, and what the encoding's constructor threw.
   ivf_index(std::string_view name, std::size_t dim, std::size_t nlist, training t, Encoding encoding)
       : engine_(name, dim, nlist, t, std::move(encoding)) {}
+  /// The index of a loaded engine (load_sections).
+  explicit ivf_index(engine e) : engine_(std::move(e)) {}
+
+  void save_sections(serial::writer& w) const { engine_.save(w); }
 
   // build (index/base.hpp): trains on a sample of data (params.train_size)
   // and adds all of it. Throws invalid_argument on fewer rows than nlist,

@@ -16,16 +16,28 @@
 // the entries, everything is copied into one new arena instead, each list
 // with a quarter more room than it holds. So the arenas never hold more than
 // twice the entries (of the most there were: removals free no arena space).
+//
+// Saved form (save/load): "ivf.list_sizes" (u64 a list), "ivf.list_slots"
+// (u32: every list's slots, list after list), "ivf.entries" (every list's
+// entries, list after list, width() values each). A loaded index holds them
+// in one arena sized to the entries, as a build does; a view (borrowed)
+// points each list into "ivf.entries" in place and copies the slots, and
+// refuses every change (read_only_error).
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "annulus/core/error.hpp"
 #include "annulus/core/labels.hpp"
 #include "annulus/core/large_block.hpp"
+#include "annulus/core/serialize.hpp"
+#include "annulus/core/slots.hpp"
 
 namespace annulus::ivf {
 
@@ -41,9 +53,15 @@ class inverted_lists {
   const T* entries(std::size_t l) const { return lists_[l].entries; }
   const slot_t* slots(std::size_t l) const { return lists_[l].slots.data(); }
 
+  /// Whether the entries are read in place from a file (a view): then
+  /// reserve throws read_only_error and nothing else may change them.
+  bool borrowed() const { return borrowed_; }
+
   /// Makes room for extra[l] more entries in every list l, allocating before
-  /// any change (a throw leaves the lists as they were).
+  /// any change (a throw leaves the lists as they were). Throws
+  /// read_only_error on borrowed lists, std::bad_alloc.
   void reserve(std::span<const std::size_t> extra) {
+    if (borrowed_) throw read_only_error("ivf lists read from a memory-mapped file cannot change");
     std::vector<std::size_t> target(nlist(), 0);
     std::size_t needed = 0, entries = 0;
     for (std::size_t l = 0; l < nlist(); ++l) {
@@ -117,12 +135,91 @@ class inverted_lists {
     return true;
   }
 
-  /// Arena bytes (dead space included) plus slots and list headers.
+  /// Arena bytes (dead space included; borrowed: the entries read in place)
+  /// plus slots and list headers.
   std::size_t memory_bytes() const {
-    std::size_t bytes = lists_.capacity() * sizeof(list);
+    std::size_t bytes = lists_.capacity() * sizeof(list) + borrowed_entries_ * width_ * sizeof(T);
     for (const large_block& a : arenas_) bytes += a.size();
     for (const list& li : lists_) bytes += li.slots.capacity() * sizeof(slot_t);
     return bytes;
+  }
+
+  // ---- saved form (see the header comment) ----
+
+  void save(serial::writer& w) const {
+    std::vector<std::uint64_t> sizes(nlist());
+    for (std::size_t l = 0; l < nlist(); ++l) sizes[l] = size(l);
+    w.section("ivf.list_sizes", std::span<const std::uint64_t>(sizes));
+    w.begin("ivf.list_slots");
+    for (const list& li : lists_) w.append(std::span<const slot_t>(li.slots));
+    w.end();
+    w.begin("ivf.entries");
+    for (const list& li : lists_) w.append(std::span<const T>(li.entries, li.slots.size() * width_));
+    w.end();
+  }
+
+  /// The nlist lists of `width`-value entries a file saved, checked against
+  /// the slot directory loaded beside them: every live slot in exactly one
+  /// list, once, and nothing else (format_error otherwise). The entries are
+  /// a structure() section when `entries_steer` (their values index
+  /// something: checked at open even on a view), else a payload; then
+  /// check(entries) -> optional<string> names what is wrong with them, if
+  /// anything. Borrowed from the file when the reader is viewing. Allocates
+  /// nothing before the sizes are checked against the file.
+  template <class Check>
+  static inverted_lists load(serial::reader& r, std::size_t nlist, std::size_t width, const slot_directory& dir,
+                             bool entries_steer, const Check& check) {
+    const auto sizes = r.structure_array<std::uint64_t>("ivf.list_sizes", nlist);
+    const std::size_t live = dir.live();
+    std::size_t total = 0;
+    for (std::size_t l = 0; l < nlist; ++l) {
+      if (sizes[l] > live - total)
+        r.fail("ivf.list_sizes", "the lists up to " + std::to_string(l) + " hold more entries than the " +
+                                     std::to_string(live) + " vectors the slot directory holds");
+      total += std::size_t(sizes[l]);
+    }
+    if (total != live)
+      r.fail("ivf.list_sizes", "the lists hold " + std::to_string(total) + " entries, the slot directory " +
+                                   std::to_string(live) + " vectors");
+    const auto slots = r.structure_array<slot_t>("ivf.list_slots", total);
+    std::vector<bool> seen(dir.slots());
+    for (std::size_t l = 0, at = 0; l < nlist; ++l)
+      for (std::size_t i = 0; i < sizes[l]; ++i, ++at) {
+        const slot_t s = slots[at];
+        if (s >= dir.slots() || seen[s] || dir.find(dir.label(s)) != s)
+          r.fail("ivf.list_slots", "list " + std::to_string(l) + " names slot " + std::to_string(s) +
+                                       ", which is not a live slot named once (of " + std::to_string(dir.slots()) +
+                                       " slots)");
+        seen[s] = true;
+      }
+    const std::uint64_t values = r.product("ivf.entries", total, width);
+    const std::span<const T> entries =
+        entries_steer ? r.structure_array<T>("ivf.entries", values) : r.payload_array<T>("ivf.entries", values);
+    if (const std::optional<std::string> why = check(entries)) r.fail("ivf.entries", *why);
+
+    inverted_lists out(nlist, width);
+    for (std::size_t l = 0, at = 0; l < nlist; at += out.size(l), ++l)
+      out.lists_[l].slots.assign(slots.begin() + at, slots.begin() + at + sizes[l]);
+    if (r.viewing()) {
+      out.borrowed_ = true;
+      out.borrowed_entries_ = total;
+    } else if (total > 0) {
+      out.add_arena(total);
+    }
+    T* arena = out.arenas_.empty() ? nullptr : reinterpret_cast<T*>(out.arenas_.back().data());
+    for (std::size_t l = 0, at = 0; l < nlist; at += out.size(l), ++l) {
+      list& li = out.lists_[l];
+      if (li.slots.empty()) continue;
+      li.capacity = li.slots.size();
+      if (out.borrowed_) {
+        li.entries = const_cast<T*>(entries.data() + at * width);  // never written: every change refuses
+      } else {
+        li.entries = arena + at * width;
+        std::copy_n(entries.data() + at * width, li.capacity * width, li.entries);
+      }
+    }
+    out.arena_used_ = out.arena_entries_;
+    return out;
   }
 
  private:
@@ -156,6 +253,8 @@ class inverted_lists {
   std::vector<large_block> arenas_;
   std::size_t arena_entries_ = 0, arena_used_ = 0;  // the last arena's room and use, in entries
   std::size_t arena_total_ = 0;                     // every arena's room, in entries
+  bool borrowed_ = false;                           // entries read in place from a file
+  std::size_t borrowed_entries_ = 0;
 };
 
 }  // namespace annulus::ivf

@@ -1,0 +1,6 @@
+// The persistence tests (index/interface_persist.hpp) over ivf_flat and ivf_pq: one
+// translation unit per family, as the interface tests, so they build side by side.
+#include "index/index_types.hpp"
+
+#define ANNULUS_PERSIST_TYPES ANNULUS_IVF_TYPES
+#include "index/interface_persist.hpp"
