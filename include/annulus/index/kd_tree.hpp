@@ -422,7 +422,8 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
       const frame f = stack.back();
       stack.pop_back();
       if (f.id != next)
-        r.fail(where, "node " + std::to_string(f.id) + " is a child where preorder places node " + std::to_string(next));
+        r.fail(where,
+               "node " + std::to_string(f.id) + " is a child where preorder places node " + std::to_string(next));
       const node& nd = nodes[next];  // f.id < f.limit <= nodes.size()
       const std::string at = "node " + std::to_string(next);
       ++next;

@@ -507,7 +507,8 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
       const auto k = all_keys.subspan(key_at, sh[1]);
       key_at += sh[1];
       for (std::size_t b = 1; b < k.size(); ++b)
-        if (!(k[b - 1] < k[b])) r.fail("lsh.keys", table + ": bucket keys not distinct and rising at bucket " + std::to_string(b));
+        if (!(k[b - 1] < k[b]))
+          r.fail("lsh.keys", table + ": bucket keys not distinct and rising at bucket " + std::to_string(b));
       tb.keys.assign(k.begin(), k.end());
       const auto e = all_entries.subspan(entry_at, sh[2]);
       entry_at += sh[2];

@@ -303,7 +303,8 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
     w.begin("rp_forest.nodes");
     for (const rp_detail::tree& t : trees_)
       for (const rp_detail::node& nd : t.nodes) {
-        const std::array<std::uint32_t, 4> words{nd.first, nd.count, nd.capacity, std::bit_cast<std::uint32_t>(nd.offset)};
+        const std::array<std::uint32_t, 4> words{nd.first, nd.count, nd.capacity,
+                                                 std::bit_cast<std::uint32_t>(nd.offset)};
         w.append(std::span<const std::uint32_t>(words));
       }
     w.end();
@@ -331,7 +332,8 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
     // The directory's own per-slot states (checked by its load): 0 live, 1 free, 2 removed.
     const auto state = r.structure_array<std::uint8_t>("slots.state", n);
 
-    const auto shape = r.structure_array<std::uint64_t>("rp_forest.trees", r.product("rp_forest.trees", p.n_trees, tree_words));
+    const auto shape =
+        r.structure_array<std::uint64_t>("rp_forest.trees", r.product("rp_forest.trees", p.n_trees, tree_words));
     constexpr std::uint64_t max32 = std::numeric_limits<std::uint32_t>::max();
     std::uint64_t nodes = 0, rows = 0, entries = 0;  // totals: below 2^16 trees x 2^32
     for (std::size_t t = 0; t < p.n_trees; ++t) {
@@ -358,7 +360,8 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
       for (std::size_t i = 0; i < sh[0]; ++i, ++node_at)
         tr.nodes[i] = {words[4 * node_at], words[4 * node_at + 1], words[4 * node_at + 2],
                        std::bit_cast<float>(words[4 * node_at + 3])};
-      tr.planes.assign(planes.begin() + std::ptrdiff_t(plane_at * dim), planes.begin() + std::ptrdiff_t((plane_at + sh[1]) * dim));
+      tr.planes.assign(planes.begin() + std::ptrdiff_t(plane_at * dim),
+                       planes.begin() + std::ptrdiff_t((plane_at + sh[1]) * dim));
       plane_at += sh[1];
       tr.slots.assign(slots.begin() + std::ptrdiff_t(entry_at), slots.begin() + std::ptrdiff_t(entry_at + sh[2]));
       entry_at += sh[2];
@@ -392,7 +395,8 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
       const rp_detail::node& nd = tr.nodes[i];
       const std::string at = tree + ", node " + std::to_string(i);
       if (!nd.leaf()) {
-        if (nd.first <= i || nd.first >= count - 1 || nd.count >= plane_rows || parent[nd.first] || parent[nd.first + 1])
+        if (nd.first <= i || nd.first >= count - 1 || nd.count >= plane_rows || parent[nd.first] ||
+            parent[nd.first + 1])
           r.fail("rp_forest.nodes", at + ": a split with children " + std::to_string(nd.first) + " and " +
                                         std::to_string(std::uint64_t(nd.first) + 1) + " and plane " +
                                         std::to_string(nd.count) + ", expected children after it that no other "
@@ -427,7 +431,8 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
       r.fail("rp_forest.trees", tree + ": " + std::to_string(splits) + " splits for " + std::to_string(plane_rows) +
                                     " planes, " + std::to_string(room) + " entries of room and " +
                                     std::to_string(tr.dead) + " unused of " + std::to_string(entries) + ", " +
-                                    std::to_string(in_leaves) + " vectors of " + std::to_string(live) + " in its leaves");
+                                    std::to_string(in_leaves) + " vectors of " + std::to_string(live) +
+                                    " in its leaves");
   }
 
   // Each tree's state before an add or update of `rows` vectors (changed
