@@ -4,10 +4,13 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 namespace annulus {
@@ -56,6 +59,26 @@ class random_generator {
     __extension__ using wide = unsigned __int128;  // GCC and Clang; keeps -Wpedantic quiet
     return static_cast<std::uint64_t>((static_cast<wide>((*this)()) * n) >> 64);
   }
+  /// The whole state, for saving a generator to resume it later
+  /// (from_state): the four xoshiro words, the bits of the normal held for
+  /// the next normal() call, and whether one is held (0 or 1).
+  std::array<std::uint64_t, 6> state() const {
+    return {s_[0], s_[1], s_[2], s_[3], std::bit_cast<std::uint64_t>(spare_), std::uint64_t{has_spare_ ? 1u : 0u}};
+  }
+  /// The generator in state `st`, or nullopt for a state no generator is in
+  /// (the four words all zero: xoshiro would draw 0 forever; a flag other
+  /// than 0 or 1, a normal that is not finite).
+  static std::optional<random_generator> from_state(const std::array<std::uint64_t, 6>& st) {
+    const double spare = std::bit_cast<double>(st[4]);
+    if ((st[0] | st[1] | st[2] | st[3]) == 0 || st[5] > 1 || !std::isfinite(spare))
+      return std::nullopt;
+    random_generator g;
+    for (std::size_t i = 0; i < 4; ++i) g.s_[i] = st[i];
+    g.spare_ = spare;
+    g.has_spare_ = st[5] == 1;
+    return g;
+  }
+
   /// Standard normal, Box-Muller (one of the pair is kept for the next call).
   double normal() {
     if (has_spare_) {

@@ -46,12 +46,19 @@
 // Failure: every mutating call either does all it says or throws and changes
 // nothing, out of memory included (a rebuild that runs out of memory fails
 // the add or update that needed it).
+// File (kind "kd_tree"): a record (leaf_size, rows, rows in the tree, dead
+// rows, nodes), the nodes in preorder (5 u32 each: split dimension or leaf
+// mark, right child or first row, last row, the two bounds' bits), each
+// row's slot, the rows' vectors in row order (a view reads them in place),
+// and the slot directory; the slot -> row map is rebuilt on load.
 // Threads: const calls (search, search_batch, explain, get, ...) are safe from
 // any number of threads at once; add, remove and update are not safe
 // alongside anything else.
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -71,8 +78,10 @@
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/sizes.hpp"
 #include "annulus/core/slots.hpp"
+#include "annulus/core/stored.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/index/concepts.hpp"
 
@@ -91,6 +100,8 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
 
  public:
   static constexpr std::string_view index_name = "kd_tree_index";
+  static constexpr std::string_view file_kind = "kd_tree";
+  static constexpr bool viewable = true;
   struct build_params {
     std::size_t leaf_size = 16;  ///< points per leaf at most (>= 1); duplicates may exceed it
   };
@@ -130,7 +141,7 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
 
   /// Bytes of heap memory the index holds (vectors, rows and slots, nodes, labels).
   std::size_t memory_bytes() const {
-    return points_.capacity() * sizeof(float) + slot_at_.capacity() * sizeof(slot_t) +
+    return points_.memory_bytes() + slot_at_.capacity() * sizeof(slot_t) +
            row_of_.capacity() * sizeof(std::uint32_t) + nodes_.capacity() * sizeof(node) + slots_.memory_bytes();
   }
 
@@ -313,6 +324,131 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
     std::copy_n(points_.data() + std::size_t(row_of_[s]) * dim_, dim_, out);
   }
 
+  // ---- saved form (see the file comment) ----
+
+  void save_sections(serial::writer& w) const {
+    w.section("kd_tree", serial::record()
+                             .set("leaf_size", leaf_size_)
+                             .set("rows", rows())
+                             .set("built", built_)
+                             .set("dead", dead_)
+                             .set("nodes", nodes_.size()));
+    w.begin("kd_tree.nodes");
+    for (const node& nd : nodes_) {
+      const std::array<std::uint32_t, 5> words{nd.dim, nd.a, nd.b, std::bit_cast<std::uint32_t>(nd.low),
+                                               std::bit_cast<std::uint32_t>(nd.high)};
+      w.append(std::span<const std::uint32_t>(words));
+    }
+    w.end();
+    w.section("kd_tree.rows", std::span<const slot_t>(slot_at_));
+    w.section("kd_tree.points", std::span<const float>(points_.data(), rows() * dim_));
+    slots_.save(w);
+  }
+
+  // Every count and link is checked against the others before it is used:
+  // the rows name each live slot of the directory once (dead marks only in
+  // the tree, as many as counted), the nodes form one tree in preorder no
+  // deeper than a build makes (search recurses along it), splits cut an
+  // existing dimension, and the leaves cover the tree's rows in order.
+  static kd_tree_index load_sections(serial::reader& r) {
+    const auto rec = r.fields("kd_tree");
+    kd_tree_index idx(r.header().dim, {rec.u64_in("leaf_size", 1, std::numeric_limits<std::size_t>::max())});
+    const std::size_t dim = idx.dim_;
+    idx.slots_ = slot_directory::load(r);
+    const slot_directory& dir = idx.slots_;
+    if (dir.retired() != 0) r.fail("slots", "kd_tree frees removed slots at once, but the file retires some");
+    const std::size_t rows = rec.u64_in("rows", 0, label_map::max_slots);
+    const std::size_t built = rec.u64_in("built", 0, rows);
+    const std::size_t dead = rec.u64_in("dead", 0, built);
+
+    const auto slot_at = r.structure_array<slot_t>("kd_tree.rows", rows);
+    std::vector<std::uint32_t> row_of(dir.slots(), 0);
+    std::vector<bool> seen(dir.slots());
+    std::size_t dead_rows = 0;
+    for (std::size_t row = 0; row < rows; ++row) {
+      const slot_t s = slot_at[row];
+      if (s == dead_row) {
+        if (row >= built) r.fail("kd_tree.rows", "row " + std::to_string(row) + " of the tail is marked dead");
+        ++dead_rows;
+        continue;
+      }
+      if (s >= dir.slots() || dir.find(dir.label(s)) != s || seen[s])
+        r.fail("kd_tree.rows", "row " + std::to_string(row) + " names slot " + std::to_string(s) +
+                                   ", not a live slot of the directory named once");
+      seen[s] = true;
+      row_of[s] = std::uint32_t(row);
+    }
+    if (dead_rows != dead || rows - dead_rows != dir.live())
+      r.fail("kd_tree.rows", std::to_string(rows - dead_rows) + " live and " + std::to_string(dead_rows) +
+                                 " dead rows, the directory holds " + std::to_string(dir.live()) +
+                                 " vectors and the record counts " + std::to_string(dead) + " dead");
+
+    const std::size_t count = rec.u64_in("nodes", 0, rows == 0 ? 0 : 2 * std::uint64_t(rows) + 1);
+    const auto words = r.structure_array<std::uint32_t>("kd_tree.nodes", r.product("kd_tree.nodes", count, 5));
+    std::vector<node> nodes(count);
+    for (std::size_t i = 0; i < count; ++i)
+      nodes[i] = {words[5 * i], words[5 * i + 1], words[5 * i + 2], std::bit_cast<float>(words[5 * i + 3]),
+                  std::bit_cast<float>(words[5 * i + 4])};
+    check_tree(r, nodes, built, dim);
+
+    const auto points = r.payload_array<float>("kd_tree.points", r.product("kd_tree.points", rows, dim));
+    idx.points_ = r.viewing() ? stored_array<float>::borrow(points) : stored_array<float>::copy_of(points);
+    idx.slot_at_.assign(slot_at.begin(), slot_at.end());
+    idx.row_of_ = std::move(row_of);
+    idx.nodes_ = std::move(nodes);
+    idx.built_ = built;
+    idx.dead_ = dead;
+    return idx;
+  }
+
+  // The nodes are one tree in preorder (each inner node's left child follows
+  // it, its right child starts where the left subtree ends, every node used
+  // once) no deeper than depth_limit, whose leaves cover rows [0, built) in
+  // order; no nodes: no tree, no rows in it. Iterative, with a stack bounded
+  // by the depth.
+  static void check_tree(serial::reader& r, std::span<const node> nodes, std::size_t built, std::size_t dim) {
+    constexpr std::string_view where = "kd_tree.nodes";
+    if (nodes.empty()) {
+      if (built != 0) r.fail(where, "no tree over " + std::to_string(built) + " rows");
+      return;
+    }
+    const std::size_t max_depth = depth_limit(built);
+    struct frame {
+      std::size_t id, limit, depth;
+    };
+    std::vector<frame> stack{{0, nodes.size(), 1}};
+    std::size_t next = 0, next_row = 0;
+    while (!stack.empty()) {
+      const frame f = stack.back();
+      stack.pop_back();
+      if (f.id != next)
+        r.fail(where,
+               "node " + std::to_string(f.id) + " is a child where preorder places node " + std::to_string(next));
+      const node& nd = nodes[next];  // f.id < f.limit <= nodes.size()
+      const std::string at = "node " + std::to_string(next);
+      ++next;
+      if (nd.dim == leaf_tag) {
+        if (nd.a != next_row || nd.b < nd.a || nd.b > built || std::bit_cast<std::uint32_t>(nd.low) != 0 ||
+            std::bit_cast<std::uint32_t>(nd.high) != 0)
+          r.fail(where, at + ": a leaf of rows [" + std::to_string(nd.a) + ", " + std::to_string(nd.b) +
+                            "), expected rows from " + std::to_string(next_row) + " within " + std::to_string(built) +
+                            " and zero bounds");
+        next_row = nd.b;
+        continue;
+      }
+      if (nd.dim >= dim || nd.b != 0 || nd.a <= f.id + 1 || nd.a >= f.limit || f.depth >= max_depth)
+        r.fail(where, at + ": a split on dimension " + std::to_string(nd.dim) + " with right child " +
+                          std::to_string(nd.a) + ", expected a dimension below " + std::to_string(dim) +
+                          " and a child in (" + std::to_string(f.id + 1) + ", " + std::to_string(f.limit) +
+                          ") at depth below " + std::to_string(max_depth));
+      stack.push_back({nd.a, f.limit, f.depth + 1});
+      stack.push_back({f.id + 1, nd.a, f.depth + 1});
+    }
+    if (next != nodes.size() || next_row != built)
+      r.fail(where, "the tree holds " + std::to_string(next) + " of " + std::to_string(nodes.size()) +
+                        " nodes and rows up to " + std::to_string(next_row) + " of " + std::to_string(built));
+  }
+
   void check_searchable(const search_params& params) const {
     if (!(params.eps >= 0.f) || !std::isfinite((1.f + params.eps) * (1.f + params.eps)))
       throw invalid_argument("kd_tree_index: eps must be finite and >= 0, got " + std::to_string(params.eps));
@@ -464,7 +600,7 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
     std::copy(slots.begin(), slots.end(), fresh.slot_at_.begin() + std::ptrdiff_t(live));
     fresh.build_tree(threads);
     commit();
-    points_.swap(fresh.points_);
+    std::swap(points_, fresh.points_);
     slot_at_.swap(fresh.slot_at_);
     nodes_.swap(fresh.nodes_);
     built_ = rows();
@@ -483,8 +619,7 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
   void build_tree(std::size_t threads) {
     const std::size_t workers = resolve_threads(threads);
     const std::size_t piece = workers > 1 ? std::max<std::size_t>(rows() / 8 / workers, 4096) : rows();
-    std::size_t max_depth = 16;
-    for (std::size_t n = rows(); n > 1; n /= 2) max_depth += 2;
+    const std::size_t max_depth = midpoint_levels(rows());
     std::vector<node> top;
     std::vector<subtree> pieces;
     std::vector<float> low(dim_), high(dim_);
@@ -526,6 +661,19 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
     out[at].a = std::uint32_t(out.size());
     return splice(top, right, pieces, out);
   }
+
+  // Levels of midpoint cuts before build_node turns to medians: about 2 log2 n + 16.
+  static std::size_t midpoint_levels(std::size_t rows) {
+    std::size_t levels = 16;
+    for (std::size_t n = rows; n > 1; n /= 2) levels += 2;
+    return levels;
+  }
+  // The deepest tree a file may hold (the root is at depth 1): the midpoint
+  // levels and 4096 more. A median cut halves its node unless ties crowd one
+  // side, which then holds one value along that dimension, so real trees
+  // stay far shallower; a deeper one is refused before a search recurses
+  // down it (4096 + 80 frames of depth_first: well within any thread's stack).
+  static std::size_t depth_limit(std::size_t rows) { return midpoint_levels(rows) + 4096; }
 
   // Midpoint cuts adapt to clusters but can peel one point at a time off
   // skewed data; past `depth_left` levels the cut moves to the median, which
@@ -605,9 +753,8 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
   }
 
   void swap_rows(std::size_t a, std::size_t b) {
-    std::swap_ranges(points_.begin() + std::ptrdiff_t(a * dim_),
-                     points_.begin() + std::ptrdiff_t((a + 1) * dim_),
-                     points_.begin() + std::ptrdiff_t(b * dim_));
+    float* p = points_.data();
+    std::swap_ranges(p + a * dim_, p + (a + 1) * dim_, p + b * dim_);
     std::swap(slot_at_[a], slot_at_[b]);
   }
 
@@ -615,7 +762,7 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
   std::size_t leaf_size_;
   std::size_t built_ = 0;              // rows [0, built_) are in the tree; the rest is the tail
   std::size_t dead_ = 0;               // rows of the tree marked dead_row
-  std::vector<float> points_;          // rows in tree order, then the tail
+  stored_array<float> points_;         // rows in tree order, then the tail
   std::vector<slot_t> slot_at_;        // row -> slot, or dead_row
   std::vector<std::uint32_t> row_of_;  // slot -> row (stale for free slots)
   std::vector<node> nodes_;

@@ -40,6 +40,15 @@
 // Failure: every call either does all it says or throws and changes nothing
 // (out of memory included).
 //
+// File (kind "lsh"): a record (tables, bits, seed, bucket width's bits); the
+// L*K hyperplanes (dim floats each, table-major), under l2 the offsets (L*K
+// floats) and key multipliers (L*K u64); per table 4 u64 (merged yet,
+// buckets, CSR entries, side entries), then every table's bucket keys (u64),
+// offsets (u32, buckets + 1 once merged), CSR entries (u32 slots) and side
+// entries (u64 keys, u32 slots), table after table; the vectors in slot
+// order (a view reads them in place); the slot directory and the
+// tombstones. Each bucket map is rebuilt from the keys on load.
+//
 // Threads: build and add hash on `threads` workers; const calls (search,
 // search_batch, get, ...) are safe from any number of threads at once; add,
 // remove and update are not safe alongside anything else.
@@ -70,8 +79,10 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/sizes.hpp"
 #include "annulus/core/slots.hpp"
+#include "annulus/core/stored.hpp"
 #include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
@@ -128,19 +139,26 @@ struct table {
       new_slots[i] = all[i].second;
     }
     new_offsets.push_back(std::uint32_t(all.size()));
-    std::vector<std::uint32_t> new_map(std::bit_ceil(std::max<std::size_t>(2 * new_keys.size(), 16)), 0);
-    const std::size_t mask = new_map.size() - 1;
-    for (std::size_t b = 0; b < new_keys.size(); ++b) {
-      std::size_t h = mix64(new_keys[b]) & mask;
-      while (new_map[h] != 0) h = (h + 1) & mask;
-      new_map[h] = std::uint32_t(b + 1);
-    }
+    std::vector<std::uint32_t> new_map = make_map(new_keys);
     keys.swap(new_keys);
     offsets.swap(new_offsets);
     slots.swap(new_slots);
     map.swap(new_map);
     pending.clear();
     pending.shrink_to_fit();
+  }
+
+  // The map of distinct `keys` (bucket b's key is keys[b]): at most half
+  // full, so every probe sequence ends.
+  static std::vector<std::uint32_t> make_map(std::span<const std::uint64_t> keys) {
+    std::vector<std::uint32_t> map(std::bit_ceil(std::max<std::size_t>(2 * keys.size(), 16)), 0);
+    const std::size_t mask = map.size() - 1;
+    for (std::size_t b = 0; b < keys.size(); ++b) {
+      std::size_t h = mix64(keys[b]) & mask;
+      while (map[h] != 0) h = (h + 1) & mask;
+      map[h] = std::uint32_t(b + 1);
+    }
+    return map;
   }
 
   // Drops the entries `gone` says, and vacant ones, in place (the buckets
@@ -222,6 +240,8 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
 
  public:
   static constexpr std::string_view index_name = "lsh_index";
+  static constexpr std::string_view file_kind = "lsh";
+  static constexpr bool viewable = true;
   /// SimHash (sign bits) under cosine and inner_product, E2LSH under l2.
   static constexpr bool simhash = Metric::kind != metric_kind::l2;
   struct build_params {
@@ -245,7 +265,37 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
   /// Empty index for vectors of `dim` floats. Throws invalid_argument on dim
   /// 0, tables 0 or above 4096, bits 0 or above 64, or a negative or
   /// non-finite width.
-  explicit lsh_index(std::size_t dim, const build_params& params = {})
+  explicit lsh_index(std::size_t dim, const build_params& params = {}) : lsh_index(dim, params, unhashed{}) {
+    random_generator rng(seed_, 0);
+    matrix<float> planes(tables_ * bits_, dim_);
+    for (std::size_t i = 0; i < planes.size(); ++i) planes.data()[i] = float(rng.normal());
+    hyper_ = gemm::packed_matrix(planes.view());
+    if constexpr (!simhash) {
+      shift_.resize(tables_ * bits_);
+      mult_.resize(tables_ * bits_);
+      for (float& u : shift_) u = float(rng.uniform());
+      for (std::uint64_t& m : mult_) m = rng() | 1;
+    }
+  }
+
+  std::size_t dim() const { return dim_; }
+  std::size_t size() const { return slots_.live(); }
+  /// The E2LSH bucket width in use (0 under SimHash, or before the first add).
+  float bucket_width() const { return width_; }
+
+  /// Heap bytes: vectors, hyperplanes, tables, labels, tombstones.
+  std::size_t memory_bytes() const {
+    std::size_t bytes = vectors_.memory_bytes() + hyper_.memory_bytes() + shift_.capacity() * 4 +
+                        mult_.capacity() * 8 + dead_.memory_bytes() + slots_.memory_bytes();
+    for (const lsh_detail::table& t : tables_data_) bytes += sizeof(t) + t.memory_bytes();
+    return bytes;
+  }
+
+ private:
+  // The parameters checked and the tables made, without hash functions yet
+  // (the public constructor draws them; load reads them).
+  struct unhashed {};
+  lsh_index(std::size_t dim, const build_params& params, unhashed)
       : dim_(dim), tables_(params.tables), bits_(params.bits), seed_(params.seed) {
     if (dim == 0) throw invalid_argument("lsh_index: dimension must be at least 1, got 0");
     if (params.tables == 0) throw invalid_argument("lsh_index: tables must be at least 1, got 0");
@@ -257,33 +307,9 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
       throw invalid_argument("lsh_index: bucket_width must be finite and >= 0 (0 = from the data), got " +
                              std::to_string(params.bucket_width));
     width_ = params.bucket_width;
-    random_generator rng(seed_, 0);
-    matrix<float> planes(tables_ * bits_, dim_);
-    for (std::size_t i = 0; i < planes.size(); ++i) planes.data()[i] = float(rng.normal());
-    hyper_ = gemm::packed_matrix(planes.view());
-    if constexpr (!simhash) {
-      shift_.resize(tables_ * bits_);
-      mult_.resize(tables_ * bits_);
-      for (float& u : shift_) u = float(rng.uniform());
-      for (std::uint64_t& m : mult_) m = rng() | 1;
-    }
     tables_data_.resize(tables_);
   }
 
-  std::size_t dim() const { return dim_; }
-  std::size_t size() const { return slots_.live(); }
-  /// The E2LSH bucket width in use (0 under SimHash, or before the first add).
-  float bucket_width() const { return width_; }
-
-  /// Heap bytes: vectors, hyperplanes, tables, labels, tombstones.
-  std::size_t memory_bytes() const {
-    std::size_t bytes = vectors_.capacity() * sizeof(float) + hyper_.memory_bytes() + shift_.capacity() * 4 +
-                        mult_.capacity() * 8 + dead_.memory_bytes() + slots_.memory_bytes();
-    for (const lsh_detail::table& t : tables_data_) bytes += sizeof(t) + t.memory_bytes();
-    return bytes;
-  }
-
- private:
   static constexpr std::size_t max_perturbations = 64;  // cheapest ones a probe set draws from
 
   // Rows validated (base::add). Reuses removed vectors' slots once they are
@@ -364,6 +390,155 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
 
   const slot_directory& directory() const { return slots_; }
   void copy_vector(slot_t s, float* out) const { std::copy_n(vec(s), dim_, out); }
+
+  // ---- saved form (see the file comment) ----
+
+  static constexpr std::size_t table_words = 4;  // u64s a table in "lsh.tables"
+
+  void save_sections(serial::writer& w) const {
+    w.section("lsh", serial::record()
+                         .set("tables", tables_)
+                         .set("bits", bits_)
+                         .set("seed", seed_)
+                         .set("bucket_width", std::bit_cast<std::uint32_t>(width_)));
+    w.begin("lsh.planes");
+    std::vector<float> row(dim_);
+    for (std::size_t i = 0; i < hyper_.rows(); ++i) {
+      hyper_.row(i, row.data());
+      w.append(std::span<const float>(row));
+    }
+    w.end();
+    w.section("lsh.shift", std::span<const float>(shift_));
+    w.section("lsh.mult", std::span<const std::uint64_t>(mult_));
+    std::vector<std::uint64_t> shape;
+    shape.reserve(tables_ * table_words);
+    for (const lsh_detail::table& tb : tables_data_)
+      shape.insert(shape.end(), {tb.offsets.empty() ? 0u : 1u, tb.keys.size(), tb.slots.size(), tb.pending.size()});
+    w.section("lsh.tables", std::span<const std::uint64_t>(shape));
+    w.begin("lsh.keys");
+    for (const lsh_detail::table& tb : tables_data_) w.append(std::span<const std::uint64_t>(tb.keys));
+    w.end();
+    w.begin("lsh.offsets");
+    for (const lsh_detail::table& tb : tables_data_) w.append(std::span<const std::uint32_t>(tb.offsets));
+    w.end();
+    w.begin("lsh.entries");
+    for (const lsh_detail::table& tb : tables_data_) w.append(std::span<const slot_t>(tb.slots));
+    w.end();
+    w.begin("lsh.pending.keys");
+    for (const lsh_detail::table& tb : tables_data_)
+      for (const auto& e : tb.pending) w.append(std::span<const std::uint64_t>(&e.first, 1));
+    w.end();
+    w.begin("lsh.pending.slots");
+    for (const lsh_detail::table& tb : tables_data_)
+      for (const auto& e : tb.pending) w.append(std::span<const slot_t>(&e.second, 1));
+    w.end();
+    w.section("vectors", std::span<const float>(vectors_.data(), slots_.slots() * dim_));
+    slots_.save(w);
+    dead_.save(w);
+  }
+
+  // Every parameter is checked before anything is drawn or allocated, every
+  // table against the directory: keys distinct and sorted, offsets rising
+  // from 0 to the entries, entries naming slots that hold vectors or were
+  // removed (never free ones) or vacant, side entries sorted.
+  static lsh_index load_sections(serial::reader& r) {
+    const auto rec = r.fields("lsh");
+    build_params p;
+    p.tables = rec.u64_in("tables", 1, 4096);
+    p.bits = rec.u64_in("bits", 1, 64);
+    p.seed = rec.u64("seed");
+    p.bucket_width = std::bit_cast<float>(std::uint32_t(rec.u64_in("bucket_width", 0, 0xffffffffu)));
+    if (!std::isfinite(p.bucket_width) || p.bucket_width < 0)
+      r.fail("lsh", "bucket width " + std::to_string(p.bucket_width) + ", expected a finite width >= 0");
+    const std::size_t dim = r.header().dim, lk = p.tables * p.bits;
+    const auto planes = r.structure_array<float>("lsh.planes", r.product("lsh.planes", lk, dim));
+    // Normal draws stay within +-8.6 (Box-Muller with u1 >= 2^-53): a larger
+    // coordinate could make a projection overflow, and E2LSH turns
+    // projections into integers.
+    if (!std::all_of(planes.begin(), planes.end(), [](float x) { return std::fabs(x) <= 64.f; }))
+      r.fail("lsh.planes", "a hyperplane coordinate is not finite or beyond +-64");
+    const auto shift = r.structure_array<float>("lsh.shift", simhash ? 0 : lk);
+    const auto mult = r.structure_array<std::uint64_t>("lsh.mult", simhash ? 0 : lk);
+    if (!std::all_of(shift.begin(), shift.end(), [](float u) { return u >= 0 && u < 1; }))
+      r.fail("lsh.shift", "an offset outside [0, 1)");
+    if (!std::all_of(mult.begin(), mult.end(), [](std::uint64_t m) { return (m & 1) != 0; }))
+      r.fail("lsh.mult", "an even key multiplier");
+
+    lsh_index idx(dim, p, unhashed{});
+    idx.hyper_ = gemm::packed_matrix(matrix_view<const float>(planes.data(), lk, dim));
+    idx.shift_.assign(shift.begin(), shift.end());
+    idx.mult_.assign(mult.begin(), mult.end());
+    idx.slots_ = slot_directory::load(r);
+    idx.dead_ = tombstones::load(r, idx.slots_);
+    const std::size_t n = idx.slots_.slots();
+    if (!simhash && n != 0 && !(p.bucket_width > 0))
+      r.fail("lsh", "bucket width 0 after vectors were added (the first add sets it)");
+    // The directory's own per-slot states (checked by its load): 0 live, 1 free, 2 removed.
+    const auto state = r.structure_array<std::uint8_t>("slots.state", n);
+
+    const auto shape = r.structure_array<std::uint64_t>("lsh.tables", r.product("lsh.tables", p.tables, table_words));
+    constexpr std::uint64_t max32 = std::numeric_limits<std::uint32_t>::max();
+    std::uint64_t keys = 0, offsets = 0, entries = 0, pending = 0;  // totals: below 2^12 tables x 2^32
+    for (std::size_t t = 0; t < p.tables; ++t) {
+      const std::uint64_t* sh = shape.data() + t * table_words;
+      if (sh[0] > 1 || (sh[0] == 0 && (sh[1] != 0 || sh[2] != 0)) || sh[1] >= max32 || sh[2] > max32 || sh[3] > max32)
+        r.fail("lsh.tables", "table " + std::to_string(t) + ": merged " + std::to_string(sh[0]) + ", " +
+                                 std::to_string(sh[1]) + " buckets, " + std::to_string(sh[2]) + " entries, " +
+                                 std::to_string(sh[3]) + " side entries: expected 0 or 1, nothing merged before "
+                                 "the first merge, fewer than 2^32 of each");
+      keys += sh[1];
+      offsets += sh[0] == 1 ? sh[1] + 1 : 0;
+      entries += sh[2];
+      pending += sh[3];
+    }
+    const auto all_keys = r.structure_array<std::uint64_t>("lsh.keys", keys);
+    const auto all_offsets = r.structure_array<std::uint32_t>("lsh.offsets", offsets);
+    const auto all_entries = r.structure_array<slot_t>("lsh.entries", entries);
+    const auto pending_keys = r.structure_array<std::uint64_t>("lsh.pending.keys", pending);
+    const auto pending_slots = r.structure_array<slot_t>("lsh.pending.slots", pending);
+    // A slot an entry may name: one holding a vector or removed (a free slot's entries were dropped).
+    const auto named = [&](slot_t s) { return s < n && state[s] != 1; };
+
+    std::size_t key_at = 0, offset_at = 0, entry_at = 0, pending_at = 0;
+    for (std::size_t t = 0; t < p.tables; ++t) {
+      const std::uint64_t* sh = shape.data() + t * table_words;
+      const std::string table = "table " + std::to_string(t);
+      lsh_detail::table& tb = idx.tables_data_[t];
+      const auto k = all_keys.subspan(key_at, sh[1]);
+      key_at += sh[1];
+      for (std::size_t b = 1; b < k.size(); ++b)
+        if (!(k[b - 1] < k[b]))
+          r.fail("lsh.keys", table + ": bucket keys not distinct and rising at bucket " + std::to_string(b));
+      tb.keys.assign(k.begin(), k.end());
+      const auto e = all_entries.subspan(entry_at, sh[2]);
+      entry_at += sh[2];
+      for (std::size_t i = 0; i < e.size(); ++i)
+        if (e[i] != lsh_detail::table::vacant && !named(e[i]))
+          r.fail("lsh.entries", table + ": entry " + std::to_string(i) + " names slot " + std::to_string(e[i]) +
+                                    ", which holds no vector and was not removed");
+      tb.slots.assign(e.begin(), e.end());
+      if (sh[0] == 1) {
+        const auto o = all_offsets.subspan(offset_at, sh[1] + 1);
+        offset_at += sh[1] + 1;
+        if (o.front() != 0 || o.back() != sh[2] || !std::is_sorted(o.begin(), o.end()))
+          r.fail("lsh.offsets", table + ": bucket offsets from " + std::to_string(o.front()) + " to " +
+                                    std::to_string(o.back()) + ", expected rising from 0 to " + std::to_string(sh[2]));
+        tb.offsets.assign(o.begin(), o.end());
+        tb.map = lsh_detail::table::make_map(tb.keys);
+      }
+      tb.pending.resize(sh[3]);
+      for (std::size_t i = 0; i < sh[3]; ++i, ++pending_at) {
+        tb.pending[i] = {pending_keys[pending_at], pending_slots[pending_at]};
+        if (!named(tb.pending[i].second) || (i > 0 && tb.pending[i] < tb.pending[i - 1]))
+          r.fail("lsh.pending.slots", table + ": side entry " + std::to_string(i) + " names slot " +
+                                          std::to_string(tb.pending[i].second) +
+                                          ", expected a slot holding a vector or removed, in key order");
+      }
+    }
+    const auto vectors = r.payload_array<float>("vectors", r.product("vectors", n, dim));
+    idx.vectors_ = r.viewing() ? stored_array<float>::borrow(vectors) : stored_array<float>::copy_of(vectors);
+    return idx;
+  }
 
   const float* vec(slot_t s) const { return vectors_.data() + std::size_t(s) * dim_; }
 
@@ -595,7 +770,7 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
   std::vector<float> shift_;           // E2LSH offsets b / w, uniform in [0, 1)
   std::vector<std::uint64_t> mult_;    // E2LSH: key = sum of coordinate * multiplier (mod 2^64)
   std::vector<lsh_detail::table> tables_data_;
-  std::vector<float, aligned_allocator<float>> vectors_;  // slot-major (normalised under cosine)
+  stored_array<float> vectors_;        // slot-major (normalised under cosine)
   tombstones dead_;       // removed vectors whose entries the tables may still hold
   slot_directory slots_;  // labels and free slots
 };

@@ -33,6 +33,13 @@
 // Failure: every call either does all it says or throws and changes nothing
 // (add and update undo their tree changes if they run out of memory midway).
 //
+// File (kind "rp_forest"): a record (n_trees, leaf_size); per tree 10 u64
+// (nodes, planes, leaf entries, entries no leaf uses, the random stream's
+// state); every tree's nodes (4 u32 each: first, count, capacity, the
+// offset's bits), planes (dim floats each) and leaf entries (u32 slots),
+// tree after tree; the vectors in slot order (a view reads them in place);
+// the slot directory and the tombstones.
+//
 // Threads: build and add work on `threads` workers, one tree at a time each
 // (tree t draws from random_generator(seed, t), so the forest does not depend
 // on the thread count). const calls (search, search_batch, get, ...) are safe
@@ -42,6 +49,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -65,8 +73,10 @@
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
+#include "annulus/core/serialize.hpp"
 #include "annulus/core/sizes.hpp"
 #include "annulus/core/slots.hpp"
+#include "annulus/core/stored.hpp"
 #include "annulus/core/tombstones.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/visited.hpp"
@@ -133,6 +143,8 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
 
  public:
   static constexpr std::string_view index_name = "rp_forest_index";
+  static constexpr std::string_view file_kind = "rp_forest";
+  static constexpr bool viewable = true;
   struct build_params {
     std::size_t n_trees = 16;            ///< trees, 1..65536: more trees, better recall per candidate, more memory
     std::size_t leaf_size = 32;          ///< vectors a leaf holds at most before it is split, 1..2^20
@@ -174,7 +186,7 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
 
   /// Heap bytes: vectors, trees (nodes, planes, leaf entries), labels, tombstones.
   std::size_t memory_bytes() const {
-    std::size_t bytes = vectors_.capacity() * sizeof(float) + dead_.memory_bytes() + slots_.memory_bytes() +
+    std::size_t bytes = vectors_.memory_bytes() + dead_.memory_bytes() + slots_.memory_bytes() +
                         trees_.capacity() * sizeof(rp_detail::tree);
     for (const rp_detail::tree& t : trees_)
       bytes += t.nodes.capacity() * sizeof(rp_detail::node) + t.planes.capacity() * sizeof(float) +
@@ -273,6 +285,155 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
 
   const slot_directory& directory() const { return slots_; }
   void copy_vector(slot_t s, float* out) const { std::copy_n(vec(s), dim_, out); }
+
+  // ---- saved form (see the file comment) ----
+
+  static constexpr std::size_t tree_words = 10;  // u64s a tree in "rp_forest.trees"
+
+  void save_sections(serial::writer& w) const {
+    w.section("rp_forest", serial::record().set("n_trees", trees_.size()).set("leaf_size", leaf_size_));
+    std::vector<std::uint64_t> shape;
+    shape.reserve(trees_.size() * tree_words);
+    for (const rp_detail::tree& t : trees_) {
+      shape.insert(shape.end(), {t.nodes.size(), t.planes.size() / dim_, t.slots.size(), t.dead});
+      const auto state = t.rng.state();
+      shape.insert(shape.end(), state.begin(), state.end());
+    }
+    w.section("rp_forest.trees", std::span<const std::uint64_t>(shape));
+    w.begin("rp_forest.nodes");
+    for (const rp_detail::tree& t : trees_)
+      for (const rp_detail::node& nd : t.nodes) {
+        const std::array<std::uint32_t, 4> words{nd.first, nd.count, nd.capacity,
+                                                 std::bit_cast<std::uint32_t>(nd.offset)};
+        w.append(std::span<const std::uint32_t>(words));
+      }
+    w.end();
+    w.begin("rp_forest.planes");
+    for (const rp_detail::tree& t : trees_) w.append(std::span<const float>(t.planes));
+    w.end();
+    w.begin("rp_forest.entries");
+    for (const rp_detail::tree& t : trees_) w.append(std::span<const slot_t>(t.slots));
+    w.end();
+    w.section("vectors", std::span<const float>(vectors_.data(), slots_.slots() * dim_));
+    slots_.save(w);
+    dead_.save(w);
+  }
+
+  static rp_forest_index load_sections(serial::reader& r) {
+    const auto rec = r.fields("rp_forest");
+    build_params p;
+    p.n_trees = rec.u64_in("n_trees", 1, max_trees);
+    p.leaf_size = rec.u64_in("leaf_size", 1, max_leaf_size);
+    rp_forest_index idx(r.header().dim, p);
+    const std::size_t dim = idx.dim_;
+    idx.slots_ = slot_directory::load(r);
+    idx.dead_ = tombstones::load(r, idx.slots_);
+    const std::size_t n = idx.slots_.slots();
+    // The directory's own per-slot states (checked by its load): 0 live, 1 free, 2 removed.
+    const auto state = r.structure_array<std::uint8_t>("slots.state", n);
+
+    const auto shape =
+        r.structure_array<std::uint64_t>("rp_forest.trees", r.product("rp_forest.trees", p.n_trees, tree_words));
+    constexpr std::uint64_t max32 = std::numeric_limits<std::uint32_t>::max();
+    std::uint64_t nodes = 0, rows = 0, entries = 0;  // totals: below 2^16 trees x 2^32
+    for (std::size_t t = 0; t < p.n_trees; ++t) {
+      const std::uint64_t* sh = shape.data() + t * tree_words;
+      if (sh[0] == 0 || sh[0] > max32 || sh[1] > max32 || sh[2] > max32 || sh[3] > sh[2])
+        r.fail("rp_forest.trees", "tree " + std::to_string(t) + " has " + std::to_string(sh[0]) + " nodes, " +
+                                      std::to_string(sh[1]) + " planes, " + std::to_string(sh[2]) + " entries (" +
+                                      std::to_string(sh[3]) + " unused): expected 1 to 2^32 - 1 nodes, at most "
+                                      "2^32 - 1 of the others, the unused ones among the entries");
+      nodes += sh[0];
+      rows += sh[1];
+      entries += sh[2];
+    }
+    const auto words = r.structure_array<std::uint32_t>("rp_forest.nodes", r.product("rp_forest.nodes", nodes, 4));
+    const auto planes = r.structure_array<float>("rp_forest.planes", r.product("rp_forest.planes", rows, dim));
+    const auto slots = r.structure_array<slot_t>("rp_forest.entries", entries);
+
+    std::vector<std::uint32_t> seen(n, 0);  // seen[s] = t + 1: slot s has an entry in tree t
+    std::size_t node_at = 0, plane_at = 0, entry_at = 0;
+    for (std::size_t t = 0; t < p.n_trees; ++t) {
+      const std::uint64_t* sh = shape.data() + t * tree_words;
+      rp_detail::tree& tr = idx.trees_[t];
+      tr.nodes.resize(sh[0]);
+      for (std::size_t i = 0; i < sh[0]; ++i, ++node_at)
+        tr.nodes[i] = {words[4 * node_at], words[4 * node_at + 1], words[4 * node_at + 2],
+                       std::bit_cast<float>(words[4 * node_at + 3])};
+      tr.planes.assign(planes.begin() + std::ptrdiff_t(plane_at * dim),
+                       planes.begin() + std::ptrdiff_t((plane_at + sh[1]) * dim));
+      plane_at += sh[1];
+      tr.slots.assign(slots.begin() + std::ptrdiff_t(entry_at), slots.begin() + std::ptrdiff_t(entry_at + sh[2]));
+      entry_at += sh[2];
+      tr.dead = sh[3];
+      std::array<std::uint64_t, 6> rng;
+      std::copy_n(sh + 4, 6, rng.begin());
+      const auto stream = random_generator::from_state(rng);
+      if (!stream) r.fail("rp_forest.trees", "tree " + std::to_string(t) + " has a random state no generator is in");
+      tr.rng = *stream;
+      check_tree(r, t, tr, sh[1], state, idx.slots_.live(), seen);
+    }
+    const auto vectors = r.payload_array<float>("vectors", r.product("vectors", n, dim));
+    idx.vectors_ = r.viewing() ? stored_array<float>::borrow(vectors) : stored_array<float>::copy_of(vectors);
+    return idx;
+  }
+
+  // Tree t is a tree: every split's children (a pair of consecutive nodes)
+  // come after it, every node but the root is the child of exactly one split
+  // (so every node is reached from the root, once, and no path loops), every
+  // split has a plane of its own; the leaves' ranges lie in the entry array
+  // without overlapping, and with the unused entries fill it; the entries
+  // in use name slots that hold vectors or were removed (never free ones),
+  // none twice, and every vector once.
+  static void check_tree(serial::reader& r, std::size_t t, const rp_detail::tree& tr, std::uint64_t plane_rows,
+                         std::span<const std::uint8_t> state, std::size_t live, std::vector<std::uint32_t>& seen) {
+    const std::string tree = "tree " + std::to_string(t);
+    const std::size_t count = tr.nodes.size(), entries = tr.slots.size();
+    std::vector<std::uint8_t> parent(count, 0), used(entries, 0);
+    std::uint64_t splits = 0, room = 0, in_leaves = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const rp_detail::node& nd = tr.nodes[i];
+      const std::string at = tree + ", node " + std::to_string(i);
+      if (!nd.leaf()) {
+        if (nd.first <= i || nd.first >= count - 1 || nd.count >= plane_rows || parent[nd.first] ||
+            parent[nd.first + 1])
+          r.fail("rp_forest.nodes", at + ": a split with children " + std::to_string(nd.first) + " and " +
+                                        std::to_string(std::uint64_t(nd.first) + 1) + " and plane " +
+                                        std::to_string(nd.count) + ", expected children after it that no other "
+                                        "split has, below " + std::to_string(count) + ", and a plane below " +
+                                        std::to_string(plane_rows));
+        parent[nd.first] = parent[nd.first + 1] = 1;
+        ++splits;
+        continue;
+      }
+      if (nd.count > nd.capacity || nd.first > entries || nd.capacity > entries - nd.first ||
+          std::bit_cast<std::uint32_t>(nd.offset) != 0)
+        r.fail("rp_forest.nodes", at + ": a leaf of " + std::to_string(nd.count) + " entries in room for " +
+                                      std::to_string(nd.capacity) + " at " + std::to_string(nd.first) +
+                                      ", expected within " + std::to_string(entries) + " entries and a zero offset");
+      room += nd.capacity;
+      for (std::uint32_t e = nd.first; e < nd.first + nd.capacity; ++e) {
+        if (used[e]) r.fail("rp_forest.nodes", at + ": its room overlaps another leaf's at entry " + std::to_string(e));
+        used[e] = 1;
+      }
+      for (std::uint32_t e = nd.first; e < nd.first + nd.count; ++e) {
+        const slot_t s = tr.slots[e];
+        if (s >= state.size() || state[s] == 1 || seen[s] == t + 1)
+          r.fail("rp_forest.entries", at + ": entry " + std::to_string(e) + " names slot " + std::to_string(s) +
+                                          ", expected a slot holding a vector or removed, once in the tree");
+        seen[s] = std::uint32_t(t + 1);
+        in_leaves += state[s] == 0;
+      }
+    }
+    for (std::size_t i = 1; i < count; ++i)
+      if (!parent[i]) r.fail("rp_forest.nodes", tree + ", node " + std::to_string(i) + " is no split's child");
+    if (splits != plane_rows || room + tr.dead != entries || in_leaves != live)
+      r.fail("rp_forest.trees", tree + ": " + std::to_string(splits) + " splits for " + std::to_string(plane_rows) +
+                                    " planes, " + std::to_string(room) + " entries of room and " +
+                                    std::to_string(tr.dead) + " unused of " + std::to_string(entries) + ", " +
+                                    std::to_string(in_leaves) + " vectors of " + std::to_string(live) +
+                                    " in its leaves");
+  }
 
   // Each tree's state before an add or update of `rows` vectors (changed
   // reserved: recording a change never allocates).
@@ -650,7 +811,7 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
   std::size_t dim_;
   std::size_t leaf_size_;
   std::vector<rp_detail::tree> trees_;
-  std::vector<float, aligned_allocator<float>> vectors_;  // slot-major (normalised under cosine)
+  stored_array<float> vectors_;  // slot-major (normalised under cosine)
   tombstones dead_;       // removed vectors whose entries the trees may still hold
   slot_directory slots_;  // labels and free slots
 };
