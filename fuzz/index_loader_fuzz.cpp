@@ -29,34 +29,11 @@
 #include <vector>
 
 #include "input_file.hpp"
+#include "support/reseal.hpp"
 
 namespace {
 
 using namespace annulus;
-
-// Recomputes every checksum a damaged-but-plausible file declares, leaving
-// anything implausible for the reader to refuse.
-void reseal(std::string& f) {
-  if (f.size() < 96) return;
-  std::uint64_t table, count;
-  std::memcpy(&table, f.data() + f.size() - 32, 8);
-  std::memcpy(&count, f.data() + f.size() - 24, 8);
-  if (count > 1024 || table > f.size() - 32 || (f.size() - 32 - table) != count * 64 || table < 64) return;
-  for (std::uint64_t i = 0; i < count; ++i) {
-    char* e = f.data() + table + i * 64;
-    std::uint64_t offset, length;
-    std::memcpy(&offset, e + 32, 8);
-    std::memcpy(&length, e + 40, 8);
-    if (offset > table || length > table - offset) continue;
-    const std::uint64_t sum = checksum(std::as_bytes(std::span<const char>(f.data() + offset, length)));
-    std::memcpy(e + 48, &sum, 8);
-  }
-  checksum_stream s;
-  s.add(std::as_bytes(std::span<const char>(f.data(), 64)));
-  s.add(std::as_bytes(std::span<const char>(f.data() + table, count * 64)));
-  const std::uint64_t sum = s.value();
-  std::memcpy(f.data() + f.size() - 16, &sum, 8);
-}
 
 // What a caller does with an index it opened: search it, save it, and
 // change it where it is not a view.
@@ -76,23 +53,17 @@ void exercise(Index& idx) {
 
 template <class Index>
 void open_and_use(const std::string& bytes, bool viewed) {
-  if constexpr (!requires { Index::file_kind; }) {  // TODO(issue 17): every kind persists once the ports land
-    throw format_error("this kind does not persist yet");
-  } else {
-    if (viewed) {
-      if constexpr (requires { requires Index::viewable; }) {
-        static const annulus::fuzz::input_file file("annulus-index-loader-fuzz", "input.annulus");
-        file.write(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
-        Index idx = Index::view(file.path());
-        exercise(idx);
-        idx.verify();
-        return;
-      }
-    }
-    std::istringstream in(bytes);
-    Index idx = Index::load(in);
+  if (viewed) {
+    static const annulus::fuzz::input_file file("annulus-index-loader-fuzz", "input.annulus");
+    file.write(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    Index idx = Index::view(file.path());
     exercise(idx);
+    idx.verify();
+    return;
   }
+  std::istringstream in(bytes);
+  Index idx = Index::load(in);
+  exercise(idx);
 }
 
 // The loader of the file's metric among a kind's three (L2, IP, Cos; a kind
@@ -136,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t mode = data[0];
   std::string bytes(reinterpret_cast<const char*>(data), size);
   bytes[0] = 'A';
-  if (mode & 1) reseal(bytes);
+  if (mode & 1) annulus::testing::reseal(bytes);
   try {
     dispatch(bytes, (mode & 2) != 0);
   } catch (const annulus::error&) {

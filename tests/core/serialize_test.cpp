@@ -14,6 +14,7 @@
 #include "annulus/core/file.hpp"
 #include "annulus/core/serialize.hpp"
 #include "support/matchers.hpp"
+#include "support/reseal.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace annulus;
@@ -45,19 +46,7 @@ void read_all(std::span<const std::byte> file) {
   r.fields("params").u64("m");
 }
 
-// Recomputes the footer's checksum after a test edits the header or table,
-// so the checks behind the checksum are reached.
-void reseal(bytes_t& f) {
-  const std::size_t size = f.size();
-  std::uint64_t table, count;
-  std::memcpy(&table, f.data() + size - 32, 8);
-  std::memcpy(&count, f.data() + size - 24, 8);
-  checksum_stream sum;
-  sum.add(std::span<const std::byte>(f).first(64));
-  sum.add(std::span<const std::byte>(f).subspan(table, count * 64));
-  const std::uint64_t v = sum.value();
-  std::memcpy(f.data() + size - 16, &v, 8);
-}
+using annulus::testing::reseal;
 
 template <class T>
 void poke(bytes_t& f, std::size_t at, T v) {

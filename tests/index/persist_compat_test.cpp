@@ -9,6 +9,7 @@
 //   ANNULUS_WRITE_FIXTURES=tests/data/format-v1 build/release/tests/annulus_tests "[.write-fixtures]"
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -76,11 +77,15 @@ expected read_answers(const std::filesystem::path& p) {
 // changed (labelled adds, removes, an update) so every section holds something.
 template <class Index>
 Index fixture_index() {
-  const auto base = annulus::testing::clustered(fixture_rows, fixture_dim, 3, 41);
-  Index idx = Index::build(base.view().rows_slice(0, fixture_rows - 10), annulus::testing::test_setup<Index>::build(), 1);
+  // ivf_pq's test setup trains a 7-bit PQ: more rows than the others need.
+  std::size_t rows = fixture_rows;
+  if constexpr (requires { annulus::testing::test_setup<Index>::small_rows; })
+    rows = std::max(rows, annulus::testing::test_setup<Index>::small_rows + 10);
+  const auto base = annulus::testing::clustered(rows, fixture_dim, 3, 41);
+  Index idx = Index::build(base.view().rows_slice(0, rows - 10), annulus::testing::test_setup<Index>::build(), 1);
   std::vector<label_t> labels(10);
   for (std::size_t i = 0; i < 10; ++i) labels[i] = 5000 + 3 * i;
-  idx.add(base.view().rows_slice(fixture_rows - 10, 10), labels, 1);
+  idx.add(base.view().rows_slice(rows - 10, 10), labels, 1);
   idx.remove(7);
   idx.remove(5003);
   idx.update(5000, base.row(2));
@@ -160,6 +165,20 @@ void each_fixture(Visit&& visit) {
   visit.template operator()<hnsw_index<l2>>("hnsw-l2");
   visit.template operator()<hnsw_index<inner_product>>("hnsw-ip");
   visit.template operator()<hnsw_index<cosine>>("hnsw-cosine");
+  visit.template operator()<ivf_flat_index<l2>>("ivf_flat-l2");
+  visit.template operator()<ivf_flat_index<inner_product>>("ivf_flat-ip");
+  visit.template operator()<ivf_flat_index<cosine>>("ivf_flat-cosine");
+  visit.template operator()<ivf_pq_index<l2>>("ivf_pq-l2");
+  visit.template operator()<ivf_pq_index<inner_product>>("ivf_pq-ip");
+  visit.template operator()<ivf_pq_index<cosine>>("ivf_pq-cosine");
+  visit.template operator()<kd_tree_index<l2>>("kd_tree-l2");
+  visit.template operator()<kd_tree_index<cosine>>("kd_tree-cosine");
+  visit.template operator()<rp_forest_index<l2>>("rp_forest-l2");
+  visit.template operator()<rp_forest_index<inner_product>>("rp_forest-ip");
+  visit.template operator()<rp_forest_index<cosine>>("rp_forest-cosine");
+  visit.template operator()<lsh_index<l2>>("lsh-l2");
+  visit.template operator()<lsh_index<inner_product>>("lsh-ip");
+  visit.template operator()<lsh_index<cosine>>("lsh-cosine");
   visit.template operator()<mips_index<flat_index<l2>>>("mips-flat");
   visit.template operator()<mips_index<hnsw_index<l2>>>("mips-hnsw");
 }
@@ -173,7 +192,7 @@ TEST_CASE("persist: files of format version 1 load and answer as when they were 
     check_fixture<Index>(dir, name);
     ++checked;
   });
-  CHECK(checked == 8);
+  CHECK(checked == 22);
 }
 
 TEST_CASE("persist: write the fixtures of the current format version", "[.write-fixtures]") {

@@ -7,12 +7,12 @@
 //   mutable_index      add(rows, labels), remove(label), update(label, vector)
 //   filterable_index   search with a predicate over labels
 //   inspectable_index  contains(label), get(label), labels()
-//   persistent_index   save(path) and load(path)
+//   persistent_index   save(path) and load(path) (and view(path): index/base.hpp)
 //
 // search_batch(idx, queries, k, params, threads) runs any index over a batch on
 // the library's parallel_for, or the index's own batch path where it has one.
-// Every annulus index models all but persistent_index through one base
-// (index/base.hpp), which also defines label_predicate and accept_all.
+// Every annulus index models all of them through one base (index/base.hpp),
+// which also defines label_predicate and accept_all.
 #pragma once
 
 #include <concepts>
