@@ -197,6 +197,8 @@ TEST_CASE("hnsw: memory_bytes counts records, upper links and labels exactly", "
 TEST_CASE("hnsw: bad input throws and leaves the index as it was", "[hnsw]") {
   CHECK_THROWS_MATCHES(hnsw_index<l2>(8, {.m = 1}), invalid_argument, message_has("m must be in 2..1024, got 1"));
   CHECK_THROWS_MATCHES(hnsw_index<l2>(8, {.ef_construction = 0}), invalid_argument, message_has("ef_construction"));
+  CHECK_THROWS_MATCHES(hnsw_index<l2>(8, {.ef_construction = (std::size_t{1} << 20) + 1}), invalid_argument,
+                       message_has("ef_construction must be in 1..1048576"));
   CHECK_THROWS_MATCHES(hnsw_index<l2>(0), invalid_argument, message_has("got 0"));
   hnsw_index<cosine> empty(4);
   CHECK_THROWS_MATCHES(empty.search(std::vector<float>{1, 0, 0, 0}, 1), invalid_argument,

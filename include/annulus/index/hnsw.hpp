@@ -121,7 +121,7 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   };
 
   /// Empty index for `dim`-dimensional vectors. Throws invalid_argument on
-  /// dim = 0, m outside 2..1024 or ef_construction = 0, and what reserve
+  /// dim = 0, m outside 2..1024 or ef_construction outside 1..2^20, and what reserve
   /// throws for initial_capacity.
   explicit hnsw_index(std::size_t dim, const build_params& params = {})
       : dim_(dim), params_(checked(dim, params)),
@@ -205,11 +205,18 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
     mutable std::mutex gate;
   };
 
+  // Each insert keeps a candidate pool of about this many: a beam of a
+  // million is far past any recall gain, and a file asking for more is
+  // damaged (the fuzzer found one asking for 2^31, 34 GB at the next add).
+  static constexpr std::size_t max_ef_construction = std::size_t{1} << 20;
+
   static build_params checked(std::size_t dim, build_params p) {
     if (dim == 0) throw invalid_argument("hnsw_index: dimension must be at least 1, got 0");
     if (p.m < 2 || p.m > 1024)
       throw invalid_argument("hnsw_index: m must be in 2..1024, got " + std::to_string(p.m));
-    if (p.ef_construction == 0) throw invalid_argument("hnsw_index: ef_construction must be at least 1, got 0");
+    if (p.ef_construction == 0 || p.ef_construction > max_ef_construction)
+      throw invalid_argument("hnsw_index: ef_construction must be in 1.." + std::to_string(max_ef_construction) +
+                             ", got " + std::to_string(p.ef_construction));
     p.ef_construction = std::max(p.ef_construction, p.m);
     return p;
   }
@@ -299,7 +306,7 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
     const auto rec = r.fields("hnsw");
     build_params p;
     p.m = rec.u64_in("m", 2, 1024);
-    p.ef_construction = rec.u64_in("ef_construction", p.m, std::uint64_t{1} << 32);
+    p.ef_construction = rec.u64_in("ef_construction", p.m, max_ef_construction);
     p.seed = rec.u64("seed");
     hnsw_index idx(r.header().dim, p);  // reserves nothing: initial_capacity is only recorded
     idx.params_.initial_capacity = rec.u64("initial_capacity");

@@ -252,7 +252,7 @@ class pq_encoding {
   static pq_encoding load(serial::reader& r, std::size_t dim, bool trained, std::size_t slots) {
     const auto rec = r.fields("ivf_pq");
     const bool keep = rec.u64_in("keep_vectors", 0, 1) == 1;
-    pq_encoding e(product_quantizer::load(r, dim, trained), keep, rec.u64("pq_iterations"), rec.u64("seed"));
+    pq_encoding e(product_quantizer::load(r, dim, trained), keep, rec.u64_in("pq_iterations", 0, std::uint64_t{1} << 20), rec.u64("seed"));
     if (keep) {
       const auto v = r.payload_array<float>("ivf_pq.vectors", r.product("ivf_pq.vectors", slots, dim));
       e.vectors_ = r.viewing() ? stored_array<float>::borrow(v) : stored_array<float>::copy_of(v);

@@ -360,7 +360,8 @@ class inverted_file {
     const std::size_t dim = r.header().dim;
     const std::size_t nlist = rec.u64_in("nlist", 1, std::numeric_limits<std::uint32_t>::max());
     const bool trained = rec.u64_in("trained", 0, 1) == 1;
-    const training t{rec.u64("kmeans_iterations"), rec.u64("seed")};
+    // Iterations bound a later train's time: a file asking for more than 2^20 is damaged.
+    const training t{rec.u64_in("kmeans_iterations", 0, std::uint64_t{1} << 20), rec.u64("seed")};
     slot_directory dir = slot_directory::load(r);
     if (dir.retired() != 0) r.fail("slots", "an inverted file frees removed slots at once, but the file retires some");
     if (!trained && dir.slots() != 0)
