@@ -15,11 +15,20 @@
 #include "annulus/index/lsh.hpp"
 #include "annulus/index/mips.hpp"
 #include "annulus/index/rp_forest.hpp"
+#include "annulus/index/sharded.hpp"
 
 namespace annulus::testing {
 
 template <class Index>
 struct test_setup;
+
+template <class Index>
+constexpr double min_filtered_recall_of() {
+  if constexpr (requires { test_setup<Index>::min_filtered_recall; })
+    return test_setup<Index>::min_filtered_recall;
+  else
+    return test_setup<Index>::min_recall;
+}
 
 template <class M>
 struct test_setup<flat_index<M>> {
@@ -101,6 +110,22 @@ struct test_setup<mips_index<Inner>> {
   static constexpr double min_recall = std::min(test_setup<Inner>::min_recall, 0.99);
 };
 
+// sharded_index over three shards of each index's own test setup; the
+// partition alternates with the shard type so both are run through every
+// interface test.
+template <class Shard>
+struct test_setup<sharded_index<Shard>> {
+  static typename sharded_index<Shard>::build_params build() {
+    constexpr bool by_hash = std::is_same_v<Shard, hnsw_index<cosine>> || std::is_same_v<Shard, kd_tree_index<l2>>;
+    return {.shards = 3,
+            .partition = by_hash ? shard_partition::label_hash : shard_partition::round_robin,
+            .shard = test_setup<Shard>::build()};
+  }
+  static typename Shard::search_params search() { return test_setup<Shard>::search(); }
+  static constexpr double min_recall = test_setup<Shard>::min_recall;
+  static constexpr double min_filtered_recall = annulus::testing::min_filtered_recall_of<Shard>();
+};
+
 }  // namespace annulus::testing
 
 // By family: each interface_*_test.cpp runs the interface tests over one list.
@@ -134,3 +159,10 @@ struct test_setup<mips_index<Inner>> {
       annulus::lsh_index<annulus::cosine>, annulus::kd_tree_index<annulus::l2>,                  \
       annulus::kd_tree_index<annulus::cosine>, annulus::mips_index<annulus::flat_index<annulus::l2>>, \
       annulus::mips_index<annulus::hnsw_index<annulus::l2>>
+// sharded_index over one index of each family and metric (not in the
+// compile-and-test matrix: routing and merging, the same on every target).
+#define ANNULUS_SHARDED_TYPES                                                                      \
+  annulus::sharded_index<annulus::flat_index<annulus::l2>>,                                         \
+      annulus::sharded_index<annulus::hnsw_index<annulus::cosine>>,                                 \
+      annulus::sharded_index<annulus::ivf_flat_index<annulus::inner_product>>,                      \
+      annulus::sharded_index<annulus::kd_tree_index<annulus::l2>>

@@ -29,15 +29,6 @@ std::vector<float> stored_form(std::span<const float> row) {
   return out;
 }
 
-// The filtered recall an index must reach: its own where its setup names one.
-template <class Index>
-constexpr double min_filtered_recall() {
-  if constexpr (requires { test_setup<Index>::min_filtered_recall; })
-    return test_setup<Index>::min_filtered_recall;
-  else
-    return test_setup<Index>::min_recall;
-}
-
 // Every stored row within `radius` of q (brute force), as labels.
 template <class M>
 std::set<label_t> within(matrix_view<const float> base, const float* q, float radius) {
@@ -216,6 +207,6 @@ TEMPLATE_TEST_CASE("index: filtered search against flat's exact filtered search"
       for (const neighbor& n : got) REQUIRE(keep(n.label));
       recall += annulus::testing::overlap(truth, got);
     }
-    CHECK(recall / double(queries.rows()) >= annulus::testing::min_filtered_recall<TestType>());
+    CHECK(recall / double(queries.rows()) >= annulus::testing::min_filtered_recall_of<TestType>());
   }
 }

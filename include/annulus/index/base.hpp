@@ -8,6 +8,7 @@
 //   search_batch(queries, k, params, threads)
 //   range_search(query, radius, params = {}[, keep])
 //   build(data, params = {}, threads = 0)    static: empty data refused here
+//   build_with_labels(data, labels, params = {}, threads = 0)
 //   add(rows, labels = {}, threads = 0), add(vector, label)
 //   remove(label), update(label, vector)
 //   contains(label), get(label), labels()
@@ -22,8 +23,8 @@
 //       under cosine, normalised; 1 <= k <= size(); out.size() >= k. Writes at most k
 //       results with the users' labels, closest first (finish_labels does the mapping);
 //       keep is accept_all for an unfiltered search.
-//   optional: build_validated(data, params, threads) -> Derived   static; data is non-empty,
-//             validated; without it, build constructs (dim, params), reserves room for
+//   optional: build_validated(data, labels, params, threads) -> Derived   static; data is
+//             non-empty, validated; labels empty (row numbers) or one a row; without it, build constructs (dim, params), reserves room for
 //             every row where the index has reserve(n), and adds
 //   add_validated(rows, labels, threads)                 rows validated; all-or-nothing
 //   remove_label(label), update_validated(label, vector)  all-or-nothing
@@ -202,18 +203,18 @@ class index_base {
   template <class P = void>
   static Derived build(matrix_view<const float> data, const build_params_t<P>& params = {},
                        std::size_t threads = 0) {
-    if (data.rows() == 0 || data.cols() == 0)
-      throw invalid_argument(std::string(Derived::index_name) + "::build: empty data (" +
-                             std::to_string(data.rows()) + " x " + std::to_string(data.cols()) + ")");
-    validate_rows<Metric>("data", data, data.cols());
-    if constexpr (requires { Derived::build_validated(data, params, threads); }) {
-      return Derived::build_validated(data, params, threads);
-    } else {  // an index that needs no training: room for every row, then one add
-      Derived idx(data.cols(), params);
-      if constexpr (requires { idx.reserve(data.rows()); }) idx.reserve(data.rows());
-      idx.add_validated(data, {}, threads);
-      return idx;
-    }
+    return build_labelled(data, {}, params, threads);
+  }
+  /// The same with row i stored under labels[i] (the user's own ids, as
+  /// FAISS's add_with_ids). Throws as build, and invalid_argument when the
+  /// label count differs from the row count or a label repeats.
+  template <class P = void>
+  static Derived build_with_labels(matrix_view<const float> data, std::span<const label_t> labels,
+                                   const build_params_t<P>& params = {}, std::size_t threads = 0) {
+    if (labels.size() != data.rows())
+      throw invalid_argument(std::string(Derived::index_name) + "::build_with_labels: " +
+                             std::to_string(labels.size()) + " labels for " + std::to_string(data.rows()) + " rows");
+    return build_labelled(data, labels, params, threads);
   }
 
   /// Adds the rows of `data` with `labels` (empty = continue the row
@@ -320,10 +321,7 @@ class index_base {
   template <class Sink>
   void write_to(Sink&& sink) const {
     [[maybe_unused]] auto lock = read_lock();
-    serial::writer w(std::forward<Sink>(sink),
-                     {std::string(Derived::file_kind), Metric::kind, static_cast<std::uint32_t>(dim_of()),
-                      self().size()});
-    w.section("base", serial::record().set("k_policy", k_policy_ == k_policy::strict ? 0 : 1));
+    serial::writer w = start_file(std::forward<Sink>(sink));
     self().save_sections(w);
     w.finish();
   }
@@ -391,6 +389,29 @@ class index_base {
  protected:
   index_base() = default;
 
+  /// A writer of this index's file with its header and base record written:
+  /// write_to's start, and that of an index whose save writes more than one
+  /// file (sharded_index's manifest).
+  template <class Sink>
+  serial::writer start_file(Sink&& sink) const {
+    serial::writer w(std::forward<Sink>(sink),
+                     {std::string(Derived::file_kind), Metric::kind, static_cast<std::uint32_t>(dim_of()),
+                      self().size()});
+    w.section("base", serial::record().set("k_policy", k_policy_ == k_policy::strict ? 0 : 1));
+    return w;
+  }
+
+  /// For an index that holds others (sharded_index): searches `inner` with
+  /// a query this index prepared already (validated, normalised under
+  /// cosine: not normalised twice, so the distances are those `inner` gives
+  /// its own callers), for min(k, inner.size()) results; out.size() >= k.
+  template <class Inner, class Params, class Keep>
+  static std::size_t search_held(const Inner& inner, const float* q, std::size_t k, const Params& params,
+                                 std::span<neighbor> out, const Keep& keep) {
+    return static_cast<const index_base<Inner, typename Inner::metric_type>&>(inner).search_already_prepared(
+        q, k, params, out, keep);
+  }
+
   /// For Derived's search: the first n of `out` hold slots; give them their
   /// labels (label_of(slot)) and order equal distances by label.
   template <class LabelOf>
@@ -421,6 +442,24 @@ class index_base {
     if constexpr (requires { self().check_searchable(params); }) self().check_searchable(params);
   }
 
+  // build's body; labels empty = row numbers.
+  template <class Params>
+  static Derived build_labelled(matrix_view<const float> data, std::span<const label_t> labels,
+                                const Params& params, std::size_t threads) {
+    if (data.rows() == 0 || data.cols() == 0)
+      throw invalid_argument(std::string(Derived::index_name) + "::build: empty data (" +
+                             std::to_string(data.rows()) + " x " + std::to_string(data.cols()) + ")");
+    validate_rows<Metric>("data", data, data.cols());
+    if constexpr (requires { Derived::build_validated(data, labels, params, threads); }) {
+      return Derived::build_validated(data, labels, params, threads);
+    } else {  // an index that needs no training: room for every row, then one add
+      Derived idx(data.cols(), params);
+      if constexpr (requires { idx.reserve(data.rows()); }) idx.reserve(data.rows());
+      idx.add_validated(data, labels, threads);
+      return idx;
+    }
+  }
+
   // k as the policy serves it; throws for k = 0, or above size() when strict.
   std::size_t served_k(std::size_t k) const {
     if (k_policy_ == k_policy::at_most) {
@@ -442,6 +481,18 @@ class index_base {
     const std::span<const float> q = prepare_query<Metric>(query, dim_of(), *buffer);
     if (served == 0) return 0;
     return self().search_prepared(q.data(), served, params, out.first(served), keep);
+  }
+
+  template <class, metric>
+  friend class index_base;  // search_held reaches the held index's search_already_prepared
+
+  template <class Params, class Keep>
+  std::size_t search_already_prepared(const float* q, std::size_t k, const Params& params, std::span<neighbor> out,
+                                      const Keep& keep) const {
+    refuse_unsearchable(params);
+    k = std::min(k, self().size());
+    if (k == 0) return 0;
+    return self().search_prepared(q, k, params, out.first(k), keep);
   }
 
   template <class Params, class Keep>

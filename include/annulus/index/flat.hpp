@@ -160,7 +160,7 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
                               const Keep& keep) const {
     topk_heap heap(out, k);
     scan(q, 0, slots_.slots(), heap, keep);
-    return this->finish_labels(out, heap.sort(), [&](slot_t s) { return slots_.label(s); });
+    return heap.sort();  // labels already: ties sorted by label
   }
 
   // Whether slot s may enter a result: it holds a vector that passes the filter.
@@ -222,7 +222,8 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
     gemm::workspace gemm;
   };
 
-  // Offers slots [begin, end) to the heap (labels in the heap are slots),
+  // Offers slots [begin, end) to the heap under their labels (ties at the
+  // k-th distance are kept by label, the order of every result),
   // scoring a block of rows per kernel call.
   template <class Keep>
   void scan(const float* q, std::size_t begin, std::size_t end, topk_heap& heap, const Keep& keep) const {
@@ -233,7 +234,8 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
       const std::size_t n = std::min(block, end - b);
       Metric::distances(q, matrix_view<const float>(vectors_.data() + b * dim_, n, dim_), dist);
       for (std::size_t j = 0; j < n; ++j)
-        if (dist[j] <= threshold && admits(b + j, keep) && heap.push(b + j, dist[j])) threshold = heap.threshold();
+        if (dist[j] <= threshold && admits(b + j, keep) && heap.push(slots_.label(slot_t(b + j)), dist[j]))
+          threshold = heap.threshold();
     }
   }
 
@@ -276,9 +278,8 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
                                       vectors_.data() + n.label * dim_, dim_);
       std::span<neighbor> dst = out.row_storage(first_row + i);
       topk_heap best(dst, k);
-      for (const neighbor& n : cand) best.push(n.label, n.distance);
-      out.set_count(first_row + i,
-                    this->finish_labels(dst, best.sort(), [&](slot_t s) { return slots_.label(s); }));
+      for (const neighbor& n : cand) best.push(slots_.label(slot_t(n.label)), n.distance);
+      out.set_count(first_row + i, best.sort());
     }
   }
 

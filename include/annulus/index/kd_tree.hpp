@@ -215,9 +215,10 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
         if (dist > threshold) continue;
         const slot_t s = t.slot_at_[i];
         if (s == dead_row) continue;
+        const label_t label = t.slots_.label(s);
         if constexpr (filters<Keep>)
-          if (!keep(t.slots_.label(s))) continue;
-        if (heap.push(s, dist)) threshold = heap.threshold();
+          if (!keep(label)) continue;
+        if (heap.push(label, dist)) threshold = heap.threshold();
       }
     }
 
@@ -283,16 +284,16 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
     }
   };
 
-  static kd_tree_index build_validated(matrix_view<const float> data, const build_params& params,
-                                       std::size_t threads) {
+  static kd_tree_index build_validated(matrix_view<const float> data, std::span<const label_t> labels,
+                                       const build_params& params, std::size_t threads) {
     kd_tree_index idx(data.cols(), params);
-    idx.slots_.check_new(data.rows(), {});
+    idx.slots_.check_new(data.rows(), labels);
     idx.stage(data, {});
     for (std::size_t r = 0; r < data.rows(); ++r) idx.slot_at_[r] = slot_t(r);
     idx.row_of_.resize(data.rows());
     idx.build_tree(threads);
     idx.index_rows(idx.row_of_);
-    idx.slots_.commit(data.rows(), {});
+    idx.slots_.commit(data.rows(), labels);
     return idx;
   }
 
@@ -478,12 +479,13 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
       keep.stats->leaves = w.stats.leaves;
     }
     const std::size_t n = heap.sort();
-    // Heap entries hold slots and squared l2. Under cosine the rows are unit
+    // Heap entries hold labels (so ties at the k-th distance are kept by
+    // label, the order every result has) and squared l2. Under cosine the rows are unit
     // vectors, where ||q - v||^2 / 2 = 1 - cos(q, v), and halving keeps the
     // order exactly.
     if constexpr (Metric::kind == metric_kind::cosine)
       for (std::size_t i = 0; i < n; ++i) out[i].distance *= 0.5f;
-    return this->finish_labels(out, n, [&](slot_t s) { return slots_.label(s); });
+    return n;
   }
 
   std::size_t rows() const { return slot_at_.size(); }

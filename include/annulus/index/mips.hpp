@@ -180,17 +180,14 @@ class mips_index : public index_base<mips_index<Inner>, inner_product> {
   }
 
   // data validated and non-empty (base::build).
-  static mips_index build_validated(matrix_view<const float> data, const build_params& params,
-                                    std::size_t threads) {
+  static mips_index build_validated(matrix_view<const float> data, std::span<const label_t> labels,
+                                    const build_params& params, std::size_t threads) {
     checked(params);
     const double m = params.max_norm > 0 ? params.max_norm : params.norm_headroom * mips::max_norm(data);
     if (params.max_norm > 0) mips::detail::check_norms("data", data, m, " (build_params::max_norm)");
     matrix<float> aug(data.rows(), data.cols() + 1);
     mips::detail::augment_into(data, m, aug.data());
-    if constexpr (requires { Inner::build(aug.view(), params.inner, threads); })
-      return mips_index(data.cols(), params, Inner::build(aug.view(), params.inner, threads), m);
-    else
-      return mips_index(data.cols(), params, Inner::build(aug.view(), params.inner), m);
+    return mips_index(data.cols(), params, Inner::build_with_labels(aug.view(), labels, params.inner, threads), m);
   }
 
   // Rows validated (base::add). A row's norm above M: capacity_error, nothing added.

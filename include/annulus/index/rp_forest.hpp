@@ -196,10 +196,10 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
 
  private:
   // Every tree built over all rows, one tree per parallel_for item.
-  static rp_forest_index build_validated(matrix_view<const float> data, const build_params& params,
-                                         std::size_t threads) {
+  static rp_forest_index build_validated(matrix_view<const float> data, std::span<const label_t> labels,
+                                         const build_params& params, std::size_t threads) {
     rp_forest_index idx(data.cols(), params);
-    idx.slots_.check_new(data.rows(), {});
+    idx.slots_.check_new(data.rows(), labels);
     const std::size_t n = data.rows();
     idx.vectors_.resize(sizes::product(n, idx.dim_, "rp_forest_index::build"));
     store_rows<Metric>(data, idx.vectors_.data());
@@ -211,7 +211,7 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
       rp_detail::build_scratch sc;
       idx.grow(tr, 0, 0, std::uint32_t(n), sc);
     });
-    idx.slots_.commit(n, {});
+    idx.slots_.commit(n, labels);
     return idx;
   }
 

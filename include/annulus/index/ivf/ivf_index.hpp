@@ -77,12 +77,13 @@ class ivf_index : public index_base<Derived, Metric> {
   // and adds all of it. Throws invalid_argument on fewer rows than nlist,
   // and what train and add throw.
   template <class Params>
-  static Derived build_validated(matrix_view<const float> data, const Params& params, std::size_t threads) {
+  static Derived build_validated(matrix_view<const float> data, std::span<const label_t> labels,
+                                 const Params& params, std::size_t threads) {
     Derived idx(data.cols(), params);
     engine& e = static_cast<ivf_index&>(idx).engine_;
     const matrix<float> sample = e.training_sample(data, params.train_size);
     e.train(sample.view(), threads);
-    e.add(data, {}, threads);
+    e.add(data, labels, threads);
     return idx;
   }
 
