@@ -223,6 +223,51 @@ class sharded_index : public index_base<sharded_index<Index>, typename Index::me
     for (const Index& s : shards_) s.verify();
   }
 
+  /// What a manifest says: for a process that opens one shard of a saved
+  /// index (dist/mpi.hpp) rather than all of them.
+  struct manifest {
+    build_params params{};  ///< the shard count and partition (the shards' own parameters are in their files)
+    std::uint64_t added = 0;
+    std::size_t dim = 0;
+    std::uint64_t count = 0;                 ///< vectors over every shard
+    k_policy policy = k_policy::strict;      ///< the saved index's k policy
+    std::vector<std::uint64_t> counts;       ///< vectors per shard
+    std::vector<std::uint64_t> fingerprints; ///< per shard file (fingerprint())
+  };
+  /// Reads and checks `dir`'s manifest. Throws io_error, and format_error
+  /// naming the file (not a sharded manifest of this metric, damaged).
+  static manifest read_manifest(const std::filesystem::path& dir) {
+    const mapped_file file(manifest_path(dir));
+    serial::reader r(file.bytes(), manifest_path(dir).string(), serial::open_mode::load);
+    r.expect(file_kind, Metric::kind);
+    manifest m = read_manifest(r);
+    m.policy = r.fields("base").u64_in("k_policy", 0, 1) == 0 ? k_policy::strict : k_policy::at_most;
+    return m;
+  }
+  /// Shard `s` of the index saved in `dir`, loaded or (view = true) viewed,
+  /// after checking it is the file the manifest was saved with and holds
+  /// what the manifest says. Throws io_error and format_error naming the file.
+  static Index open_shard(const std::filesystem::path& dir, const manifest& m, std::size_t s, bool view) {
+    if (s >= m.params.shards)
+      throw invalid_argument(std::string(index_name) + "::open_shard: shard " + std::to_string(s) + " of " +
+                             std::to_string(m.params.shards));
+    const std::filesystem::path file = shard_path(dir, s);
+    const std::string where = manifest_path(dir).string() + ", section 'sharded.table'";
+    if (fingerprint(file) != m.fingerprints[s])
+      throw format_error(where + ": " + file.string() + " is not the shard file saved with this manifest");
+    Index shard = [&] {
+      if constexpr (viewable)
+        if (view) return Index::view(file);
+      return Index::load(file);
+    }();
+    if (shard.dim() != m.dim || shard.size() != m.counts[s])
+      throw format_error(where + ": " + file.string() + " holds " + std::to_string(shard.size()) +
+                         " vectors of dimension " + std::to_string(shard.dim()) + ", the manifest says " +
+                         std::to_string(m.counts[s]) + " of " + std::to_string(m.dim));
+    shard.set_k_policy(k_policy::at_most);
+    return shard;
+  }
+
  private:
   sharded_index(const build_params& params, std::vector<Index>&& shards, std::uint64_t added)
       : params_(params), shards_(std::move(shards)), added_(added) {
@@ -417,6 +462,9 @@ class sharded_index : public index_base<sharded_index<Index>, typename Index::me
   // holds the checksum of its header and section table, which hold every
   // section's checksum. Throws io_error if the file cannot be read.
   static std::uint64_t fingerprint(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+      throw io_error(std::string(index_name) + ": the shard file " + path.string() + " is missing");
     std::ifstream in(path, std::ios::binary | std::ios::ate);
     std::array<std::byte, serial::footer_bytes> footer{};
     if (!in || std::streamoff(in.tellg()) < std::streamoff(footer.size()) ||
@@ -426,32 +474,31 @@ class sharded_index : public index_base<sharded_index<Index>, typename Index::me
     return checksum(footer);
   }
 
-  static sharded_index load_sections(serial::reader& r) {
+  // The manifest's own sections (the base checked its kind, metric and base record).
+  static manifest read_manifest(serial::reader& r) {
     const auto rec = r.fields("sharded");
-    build_params p;
-    p.shards = std::size_t(rec.u64_in("shards", 1, max_shards));
-    p.partition = shard_partition(rec.u64_in("partition", 0, 1));
-    const std::uint64_t added = rec.u64("added");
-    const auto table = r.structure_array<std::uint64_t>("sharded.table", r.product("sharded.table", p.shards, 2));
+    manifest m;
+    m.params.shards = std::size_t(rec.u64_in("shards", 1, max_shards));
+    m.params.partition = shard_partition(rec.u64_in("partition", 0, 1));
+    m.added = rec.u64("added");
+    m.dim = r.header().dim;
+    m.count = r.header().count;
+    const auto table =
+        r.structure_array<std::uint64_t>("sharded.table", r.product("sharded.table", m.params.shards, 2));
+    for (std::size_t s = 0; s < m.params.shards; ++s) {
+      m.counts.push_back(table[2 * s]);
+      m.fingerprints.push_back(table[2 * s + 1]);
+    }
+    return m;
+  }
+
+  static sharded_index load_sections(serial::reader& r) {
+    const manifest m = read_manifest(r);
     const std::filesystem::path dir = std::filesystem::path(r.source()).parent_path();
     std::vector<Index> shards;
-    shards.reserve(p.shards);
-    for (std::size_t s = 0; s < p.shards; ++s) {
-      const std::filesystem::path file = shard_path(dir, s);
-      if (fingerprint(file) != table[2 * s + 1])
-        r.fail("sharded.table", file.string() + " is not the shard file saved with this manifest");
-      if constexpr (viewable) {
-        shards.push_back(r.viewing() ? Index::view(file) : Index::load(file));
-      } else {
-        shards.push_back(Index::load(file));
-      }
-      if (shards.back().dim() != r.header().dim || shards.back().size() != table[2 * s])
-        r.fail("sharded.table", file.string() + " holds " + std::to_string(shards.back().size()) +
-                                    " vectors of dimension " + std::to_string(shards.back().dim()) +
-                                    ", the manifest says " + std::to_string(table[2 * s]) + " of " +
-                                    std::to_string(r.header().dim));
-    }
-    return sharded_index(p, std::move(shards), added);
+    shards.reserve(m.params.shards);
+    for (std::size_t s = 0; s < m.params.shards; ++s) shards.push_back(open_shard(dir, m, s, r.viewing()));
+    return sharded_index(m.params, std::move(shards), m.added);
   }
 
   build_params params_;
