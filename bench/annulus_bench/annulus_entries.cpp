@@ -3,6 +3,8 @@
 #include <memory>
 #include <string>
 
+#include <annulus/index/sharded.hpp>
+
 #include "bench_index.hpp"
 #include "peers.hpp"
 
@@ -27,7 +29,8 @@ class annulus_adapter final : public bench_index {
   }
   std::size_t memory_bytes() const override { return index_.memory_bytes(); }
   bool save(const std::string& path) const override {
-    if constexpr (requires { Index::file_kind; }) {
+    // A sharded_index saves a directory, which --save's file figures do not measure.
+    if constexpr (requires { Index::file_kind; } && !requires { typename Index::shard_type; }) {
       index_.save(path);
       return true;
     } else {
@@ -51,6 +54,7 @@ std::unique_ptr<bench_index> adapt(Index idx, Knobs knobs) {
 struct source {
   std::string path;
   bool view = false;
+  std::size_t shards = 1;  ///< > 1: a sharded_index of that many (annulus-bench --shards)
 };
 
 template <class Index, class Build>
@@ -68,15 +72,29 @@ Index obtain(const source& src, Build&& build) {
   }
 }
 
+/// The entry's index built from (or opened as) `src` says, wrapped for the
+/// bench; with src.shards > 1 a sharded_index of that many over a
+/// round-robin partition, each shard with `p`, searched with the same knobs.
+template <class Index, class Knobs>
+std::unique_ptr<bench_index> built(const dataset& ds, const typename Index::build_params& p, std::size_t threads,
+                                   const source& src, Knobs knobs) {
+  if (src.shards > 1) {
+    using sharded = sharded_index<Index>;
+    return adapt(obtain<sharded>(src, [&] { return sharded::build(ds.base, {.shards = src.shards, .shard = p}, threads); }),
+                 knobs);
+  }
+  return adapt(obtain<Index>(src, [&] { return Index::build(ds.base, p, threads); }), knobs);
+}
+
 /// Sets an entry's build and open from one function
 /// make(ds, build params, threads, source) -> unique_ptr<bench_index>.
 template <class Make>
 void made_by(index_entry& e, Make make) {
   e.build = [make](const dataset& ds, const params& build, std::size_t threads) {
-    return make(ds, build, threads, source{});
+    return make(ds, build, threads, source{"", false, build.get_size("shards", 1)});
   };
   e.open = [make](const dataset& ds, const params& build, const std::string& path, bool view) {
-    return make(ds, build, 0, source{path, view});
+    return make(ds, build, 0, source{path, view, build.get_size("shards", 1)});
   };
   e.file_extension = ".annulus";
 }
@@ -96,9 +114,9 @@ index_entry flat_entry() {
   index_entry e;
   e.name = "flat";
   e.library = "annulus";
-  made_by(e, [](const dataset& ds, const params&, std::size_t, const source& src) {
+  made_by(e, [](const dataset& ds, const params&, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
-      return adapt(obtain<flat_index<M>>(src, [&] { return flat_index<M>::build(ds.base); }), [](const params&) {
+      return built<flat_index<M>>(ds, {}, threads, src, [](const params&) {
         return typename flat_index<M>::search_params{};
       });
     });
@@ -123,7 +141,7 @@ index_entry hnsw_entry() {
       p.m = build.get_size("m", p.m);
       p.ef_construction = build.get_size("ef_construction", p.ef_construction);
       p.seed = build.get_size("seed", p.seed);
-      return adapt(obtain<hnsw_index<M>>(src, [&] { return hnsw_index<M>::build(ds.base, p, threads); }), [](const params& search) {
+      return built<hnsw_index<M>>(ds, p, threads, src, [](const params& search) {
         typename hnsw_index<M>::search_params s;
         s.ef = search.get_size("ef", s.ef);
         return s;
@@ -159,7 +177,7 @@ index_entry ivf_flat_entry() {
     return for_metric(ds.metric, [&]<class M>() {
       using index = ivf_flat_index<M>;
       const auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_flat");
-      return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [](const params& search) {
+      return built<index>(ds, p, threads, src, [](const params& search) {
         typename index::search_params s;
         s.nprobe = positive(search, "nprobe", s.nprobe);
         return s;
@@ -187,7 +205,7 @@ index_entry ivf_pq_entry() {
       p.nbits = positive(build, "nbits", p.nbits);
       const std::size_t refine = build.get_size("refine", 4);
       p.keep_vectors = refine > 0;
-      return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [refine](const params& search) {
+      return built<index>(ds, p, threads, src, [refine](const params& search) {
         typename index::search_params s;
         s.nprobe = positive(search, "nprobe", s.nprobe);
         s.refine_factor = refine;
@@ -216,7 +234,7 @@ index_entry kd_tree_entry() {
       } else {
         typename kd_tree_index<M>::build_params p;
         p.leaf_size = positive(build, "leaf_size", p.leaf_size);
-        return adapt(obtain<kd_tree_index<M>>(src, [&] { return kd_tree_index<M>::build(ds.base, p, threads); }), [](const params& search) {
+        return built<kd_tree_index<M>>(ds, p, threads, src, [](const params& search) {
           typename kd_tree_index<M>::search_params s;
           s.max_leaves = positive(search, "max_leaves", 64);
           return s;
@@ -242,7 +260,7 @@ index_entry rp_forest_entry() {
       p.n_trees = positive(build, "n_trees", p.n_trees);
       p.leaf_size = positive(build, "leaf_size", p.leaf_size);
       p.seed = build.get_size("seed", p.seed);
-      return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [](const params& search) {
+      return built<index>(ds, p, threads, src, [](const params& search) {
         typename index::search_params s;
         s.search_k = search.get_size("search_k", s.search_k);
         return s;
@@ -269,7 +287,7 @@ index_entry lsh_entry() {
       p.bits = positive(build, "bits", p.bits);
       p.bucket_width = float(build.get_double("bucket_width", p.bucket_width));
       p.seed = build.get_size("seed", p.seed);
-      return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [](const params& search) {
+      return built<index>(ds, p, threads, src, [](const params& search) {
         typename index::search_params s;
         s.probes = search.get_size("probes", s.probes);
         s.max_candidates = search.get_size("max_candidates", s.max_candidates);
@@ -300,7 +318,7 @@ index_entry mips_hnsw_entry() {
     p.inner.ef_construction = build.get_size("ef_construction", p.inner.ef_construction);
     p.inner.seed = build.get_size("seed", p.inner.seed);
     p.norm_headroom = build.get_double("headroom", p.norm_headroom);
-    return adapt(obtain<index>(src, [&] { return index::build(ds.base, p, threads); }), [](const params& search) {
+    return built<index>(ds, p, threads, src, [](const params& search) {
       typename index::search_params s;
       s.ef = search.get_size("ef", s.ef);
       return s;

@@ -100,7 +100,7 @@ int run(int argc, char** argv) {
   std::string data, metric, index_list = "all", peers = "all", out_dir = "annulus-bench-out";
   std::vector<std::string> sweeps;
   run_options opt;
-  std::size_t max_queries = 0;
+  std::size_t max_queries = 0, shards = 1;
   bool quick = false;
   app.add_option("--data", data, "texmex directory (base.fvecs, query.fvecs[, groundtruth.ivecs, "
                  "groundtruth_dist.fvecs]) or ann-benchmarks .hdf5 file; default: a generated "
@@ -117,6 +117,9 @@ int run(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "threads for build and batch search; 0 = all cores "
                  "(default 0)");
   app.add_option("--queries", max_queries, "use only the first N queries (default: all)");
+  app.add_option("--shards", shards, "also run each annulus index as a sharded_index of S shards "
+                 "(round-robin, each with the index's build parameters), reported as INDEX-sS (default 1: no)")
+      ->check(CLI::Range(1, 1024));
   app.add_option("--out", out_dir, "output directory (default annulus-bench-out)");
   app.add_option("--repeat", opt.repeat, "runs per measurement, medians reported (default 3)")
       ->check(CLI::PositiveNumber);
@@ -167,6 +170,12 @@ int run(int argc, char** argv) {
       add(name, build, "--peers");
     }
   }
+  if (shards > 1)
+    for (std::size_t i = 0; i < n_annulus; ++i) {
+      selection sharded = chosen[i];
+      sharded.build.set("shards", std::to_string(shards));
+      chosen.push_back(std::move(sharded));
+    }
   if (peers != "none" && all.size() == n_annulus)
     std::fprintf(stderr, "note: FAISS and hnswlib were not found at configure time: no peers\n");
   for (const std::string& s : sweeps) {

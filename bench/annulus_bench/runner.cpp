@@ -74,6 +74,8 @@ entry_results run_entry(const index_entry& entry, const params& build, const std
       loading ? entry.open(ds, build_params, file, false) : entry.build(ds, build_params, opt.threads);
   const double build_s = seconds_since(t0);  // with --load: the load
   const std::size_t rss_after = resident_bytes();
+  // annulus-bench --shards (or shards=S): a sharded_index, its own curve.
+  const std::size_t shards = build_params.get_size("shards", 1);
   build_params.require_all_used(entry.name + " build parameters");
 
   const double n = double(ds.base.rows());
@@ -86,7 +88,7 @@ entry_results run_entry(const index_entry& entry, const params& build, const std
     r.dataset = ds.name;
     r.metric = std::string(metric_name(ds.metric));
     r.library = entry.library;
-    r.index = entry.name;
+    r.index = shards > 1 ? entry.name + "-s" + std::to_string(shards) : entry.name;
     r.build_params = build_params.str() + (loading ? " (loaded)" : "");
     r.search_params = points[p].str();
     r.threads = resolve_threads(opt.threads);

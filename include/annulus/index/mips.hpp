@@ -187,7 +187,9 @@ class mips_index : public index_base<mips_index<Inner>, inner_product> {
     if (params.max_norm > 0) mips::detail::check_norms("data", data, m, " (build_params::max_norm)");
     matrix<float> aug(data.rows(), data.cols() + 1);
     mips::detail::augment_into(data, m, aug.data());
-    return mips_index(data.cols(), params, Inner::build_with_labels(aug.view(), labels, params.inner, threads), m);
+    Inner inner = labels.empty() ? Inner::build(aug.view(), params.inner, threads)
+                                 : Inner::build_with_labels(aug.view(), labels, params.inner, threads);
+    return mips_index(data.cols(), params, std::move(inner), m);
   }
 
   // Rows validated (base::add). A row's norm above M: capacity_error, nothing added.
