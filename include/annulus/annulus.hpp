@@ -23,6 +23,7 @@
 #include "annulus/index/ivf_flat.hpp"
 #include "annulus/index/ivf_pq.hpp"
 #include "annulus/index/kd_tree.hpp"
+#include "annulus/index/live.hpp"
 #include "annulus/index/lsh.hpp"
 #include "annulus/index/rp_forest.hpp"
 
@@ -32,6 +33,7 @@
 
 #include "annulus/index/mips.hpp"
 
+#include "annulus/eval/drift.hpp"
 #include "annulus/eval/geometry.hpp"
 #include "annulus/eval/recall.hpp"
 #include "annulus/eval/synthetic.hpp"

@@ -12,6 +12,7 @@
 //   add(rows, labels = {}, threads = 0), add(vector, label)
 //   remove(label), update(label, vector)
 //   contains(label), get(label), labels()
+//   health()                                 a reading of the index (index/health.hpp)
 //   set_k_policy(k_policy)                   what a k above size() does
 //   save(path | ostream), load(path | istream), view(path), verify()
 //
@@ -35,7 +36,13 @@
 //   optional: search_batch_prepared(queries, k, params, threads) -> result_matrix
 //             a faster batch path (GEMM); queries validated, k served
 //   optional: reading_lock() -> a lock held while the base reads directory() and
-//             copy_vector(), and while it saves (hnsw, whose writers run beside searches)
+//             copy_vector(), while it saves and while health() runs the hook below
+//             (hnsw, whose writers run beside searches)
+//   optional: add_health(health_report&) const   index-specific figures and findings
+//             (r.add_figure, r.flag), called by health() under reading_lock() once the
+//             common fields are filled; it may correct them (hnsw counts its tombstones,
+//             which the directory does not, and estimates memory_needed from its layout).
+//             Must not call memory_bytes() or anything else that takes reading_lock().
 //   persistence (core/serialize.hpp has the format):
 //     static constexpr std::string_view file_kind         the header's index kind
 //     static constexpr bool viewable                       true if view() can serve it
@@ -75,6 +82,7 @@
 #include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
+#include "annulus/index/health.hpp"
 
 namespace annulus {
 
@@ -386,8 +394,47 @@ class index_base {
     return out;
   }
 
+  // ---- health ----
+
+  /// A reading of the index (index/health.hpp): live and removed vectors,
+  /// memory held and what a fresh build would need, the index's own figures
+  /// (hnsw: reachability, degrees, tombstones on routes; IVF: list balance and
+  /// drift since training; sharded: shard balance) and a one-line verdict.
+  /// Cost: O(1) for flat, kd_tree, rp_forest and lsh; O(nlist) for IVF; for
+  /// hnsw one walk of layer 0, O(n 2m) link reads with a scratch of about 4
+  /// bytes a slot (a queue and a visited bitmap), freed on return (tens of
+  /// milliseconds per million nodes). Threads: safe beside searches, which
+  /// it never blocks; it takes reading_lock() as labels() does, so on hnsw
+  /// adds, removes and updates wait for the walk. Throws std::bad_alloc.
+  health_report health() const {
+    health_report r;
+    r.index = std::string(Derived::index_name);
+    r.memory_held = self().memory_bytes();  // before the lock: hnsw's memory_bytes() takes it
+    [[maybe_unused]] auto lock = read_lock();
+    r.live = self().size();
+    r.memory_needed = r.memory_held;
+    if constexpr (requires { self().directory(); }) {
+      const slot_directory& dir = self().directory();
+      r.removed_unreclaimed = dir.retired();
+      // By default what the index holds per slot ever handed out, for the live ones.
+      if (dir.slots() > 0)
+        r.memory_needed = std::size_t(double(r.memory_held) * double(r.live) / double(dir.slots()));
+    }
+    if constexpr (requires { self().add_health(r); }) self().add_health(r);
+    health_detail::conclude(r);
+    return r;
+  }
+
  protected:
   index_base() = default;
+
+  /// Throws read_only_error naming `call` on a view (for Derived's own
+  /// changing calls beyond those here: hnsw's compact).
+  void refuse_if_view(const char* call) const {
+    if (view_)
+      throw read_only_error(std::string(Derived::index_name) + "::" + call + ": this index is a read-only view of " +
+                            view_->file.path().string() + "; load() the file for an index that can change");
+  }
 
   /// A writer of this index's file with its header and base record written:
   /// write_to's start, and that of an index whose save writes more than one
@@ -527,11 +574,6 @@ class index_base {
     return out;
   }
 
-  void refuse_if_view(const char* call) const {
-    if (view_)
-      throw read_only_error(std::string(Derived::index_name) + "::" + call + ": this index is a read-only view of " +
-                            view_->file.path().string() + "; load() the file for an index that can change");
-  }
 
   // A viewed file and what view() left to verify().
   struct view_source {

@@ -72,6 +72,16 @@ concept persistent_index = index<I> && requires(const I& c, I& m, const std::fil
   { I::load(f) } -> std::same_as<I>;
 };
 
+/// Whether Index's add, remove and update may run beside its searches (the
+/// index says so with `static constexpr bool writes_beside_searches = true`).
+template <class Index>
+inline constexpr bool writes_beside_searches = [] {
+  if constexpr (requires { Index::writes_beside_searches; })
+    return bool(Index::writes_beside_searches);
+  else
+    return false;
+}();
+
 /// The k nearest neighbours of every row of `queries`, over `threads` workers
 /// (0 = all cores). Throws what idx.search throws, before any work where the
 /// batch as a whole is wrong (k, dimension).

@@ -52,10 +52,11 @@
 // Threads: search (with or without a filter) is safe from any number of
 // threads, also while add, remove or update run; those three take one writer
 // lock, so they run one at a time (a batch add uses `threads` workers inside),
-// and contains, get, labels, neighbors, level, memory_bytes and reserve wait
-// for it too. A filter is called while the search holds the index's shared
-// lock: it must not call any member of this index (a reusing add waiting for
-// the lock would deadlock with it).
+// and contains, get, labels, neighbors, level, memory_bytes, reserve and
+// health wait for it too (health holds writers off for its walk of layer
+// 0). A filter is called while the search holds the index's shared lock: it
+// must not call any member of this index (a reusing add waiting for the lock
+// would deadlock with it).
 // A search that overlaps an add may or may not see the vectors being added.
 // Adds that reuse removed slots hold searches off while the reused vectors
 // are overwritten (microseconds per vector). Moving or destroying the index
@@ -91,6 +92,7 @@
 #include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/index/concepts.hpp"
+#include "annulus/index/health.hpp"
 #include "annulus/index/hnsw/graph.hpp"
 
 namespace annulus {
@@ -104,6 +106,8 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   static constexpr std::string_view index_name = "hnsw_index";
   static constexpr std::string_view file_kind = "hnsw";
   static constexpr bool viewable = true;
+  /// add, remove and update may run beside searches (see Threads above; live_index reads this).
+  static constexpr bool writes_beside_searches = true;
 
   struct build_params {
     std::size_t m = 16;                 ///< links per node on upper layers (2m on layer 0), 2..1024
@@ -142,6 +146,110 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
                            std::to_string(label_map::max_slots));
     std::lock_guard lock(state_->writer);
     graph().store().reserve(n);
+  }
+
+  /// Relinks the graph around removed nodes and gives their memory back,
+  /// without a rebuild: each list that names a removed node re-selects (the
+  /// build's heuristic) among its other links and the removed node's links
+  /// (graph::relinked), and the live nodes move, in slot order, into a store
+  /// of exactly their size. Labels, vectors, levels and the links of nodes
+  /// that named no removed node are kept as they are. Afterwards
+  /// health().removed_unreclaimed is 0 and memory_bytes() is about a fresh
+  /// build's of the live vectors.
+  /// Cost: for the lists that named removed nodes, a selection each (tens
+  /// to hundreds of distances); a copy of every live record; on `threads`
+  /// workers (0 = all cores). Memory: the old and the new store at once
+  /// until it returns. Threads: searches run on the old graph meanwhile and
+  /// wait only while the new one is swapped in (a pointer move); add,
+  /// remove and update wait for the whole call. Does nothing when no
+  /// vector was removed since the last compaction. `room_for`: vectors to
+  /// keep room for (0 or fewer than the live ones: exactly the live ones);
+  /// pass the size the index grows back to, since a store that grows past
+  /// its room allocates a block as large as all it has (a churning index
+  /// compacted to its live size would double at its next add). Throws
+  /// read_only_error on a view, capacity_error above 2^32 - 1 slots,
+  /// std::bad_alloc (then the index is unchanged).
+  void compact(std::size_t threads = 0, std::size_t room_for = 0) {
+    if (room_for > label_map::max_slots)
+      throw capacity_error("hnsw_index::compact: room for " + std::to_string(room_for) +
+                           " vectors asked, the limit is " + std::to_string(label_map::max_slots));
+    this->refuse_if_view("compact");
+    std::lock_guard lock(state_->writer);
+    const slot_directory& dir = state_->slots;
+    const std::size_t slots = dir.slots(), live = dir.live();
+    if (live == slots) return;
+    const hnsw_detail::node_store& old = store();
+    // New slots: the live ones renumbered in slot order.
+    constexpr slot_t gone_slot = ~slot_t{0};
+    std::vector<slot_t> renumber(slots, gone_slot), old_of(live);
+    std::vector<label_t> labels(live);
+    std::vector<std::uint8_t> levels(live);
+    std::vector<std::size_t> upper_at(live + 1, 0);
+    for (std::size_t s = 0, j = 0; s < slots; ++s)
+      if (old.state(slot_t(s)) == node_state::live) {
+        renumber[s] = slot_t(j);
+        old_of[j] = slot_t(s);
+        labels[j] = old.header(slot_t(s)).label;
+        levels[j] = static_cast<std::uint8_t>(old.level(slot_t(s)));
+        upper_at[j + 1] = upper_at[j] + old.upper_words(levels[j]);
+        ++j;
+      }
+    auto gone = [&](slot_t x) { return renumber[x] == gone_slot; };
+    const std::size_t stride = old.stride(), m = params_.m;
+    std::vector<std::byte> records(live * stride);
+    std::vector<std::uint32_t> upper(upper_at[live]);
+    const std::size_t workers = worker_count(live, threads, 64);
+    std::vector<hnsw_detail::scratch> scratch(workers);
+    std::vector<std::vector<slot_t>> lists(workers);
+    for (std::size_t w = 0; w < workers; ++w) {
+      graph().reserve_scratch(scratch[w]);
+      lists[w].reserve(2 * m);
+    }
+    parallel_for(
+        live, workers,
+        [&](std::size_t j, std::size_t w) {
+          const slot_t s = old_of[j];
+          std::byte* rec = records.data() + j * stride;
+          old.saved_record(s, rec);
+          std::vector<slot_t>& list = lists[w];
+          for (std::size_t layer = 0; layer <= levels[j]; ++layer) {
+            graph().relinked(s, layer, gone, scratch[w], list);
+            std::uint32_t* count = layer == 0 ? reinterpret_cast<std::uint32_t*>(rec)  // node_header::count
+                                              : upper.data() + upper_at[j] + (layer - 1) * (m + 1);
+            std::uint32_t* ids = layer == 0 ? reinterpret_cast<std::uint32_t*>(rec + sizeof(hnsw_detail::node_header))
+                                            : count + 1;
+            *count = std::uint32_t(list.size());
+            for (std::size_t i = 0; i < list.size(); ++i) ids[i] = renumber[list[i]];
+          }
+        },
+        64);
+    // The entry point: the old one if live, else a live node on the highest layer.
+    std::uint64_t entry = graph_type::no_entry;
+    const std::uint64_t e = graph().entry();
+    if (e != graph_type::no_entry && !gone(graph_type::entry_slot(e))) {
+      entry = graph_type::pack(renumber[graph_type::entry_slot(e)], graph_type::entry_level(e));
+    } else if (live > 0) {
+      const std::size_t top = std::size_t(std::max_element(levels.begin(), levels.end()) - levels.begin());
+      entry = graph_type::pack(slot_t(top), levels[top]);
+    }
+    graph_type fresh(dim_, m, params_.ef_construction, params_.seed);
+    fresh.store().reserve(std::max(live, room_for));
+    fresh.store().restore(records, live, levels, upper);
+    fresh.restore_entry(entry);
+    fresh.link_unreachable(live, scratch[0]);
+    slot_directory fresh_dir;
+    fresh_dir.commit(live, labels);
+    records = {};
+    upper = {};
+    // Swap with no search running (they hold `structure` shared).
+    state& st = *state_;
+    std::lock_guard queue(st.gate);
+    st.overwriting.store(true, std::memory_order_seq_cst);
+    std::unique_lock hold(st.structure);
+    st.graph = std::move(fresh);
+    st.slots = std::move(fresh_dir);
+    st.tombstones.store(0, std::memory_order_release);
+    st.overwriting.store(false, std::memory_order_release);
   }
 
   /// The labels `label` links to on `layer` (for inspection and tests; may
@@ -267,6 +375,55 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   void copy_vector(slot_t s, float* out) const { std::copy_n(store().vector(s), dim_, out); }
   // contains, get and labels read the directory and vectors beside writers.
   std::unique_lock<std::mutex> reading_lock() const { return std::unique_lock(state_->writer); }
+
+  // health() (index/base.hpp) calls this under reading_lock(): no writer
+  // runs, searches go on. The common fields are taken again here, under the
+  // lock, so that they agree with the walk. Figures:
+  //   entry_level            the entry point's top layer
+  //   tombstones             removed nodes still in the graph (they route; an add reuses them)
+  //   unreachable            nodes in use (live or tombstones) that no walk over
+  //                          layer-0 links from the entry point reaches
+  //   unreachable_live       of them, live ones: a search returns them only
+  //                          through its exact-scan fallback
+  //   unreachable_live_share unreachable_live / live
+  //   degree_min, degree_mean, degree_median, degree_max
+  //                          layer-0 out-degree over live nodes (at most 2m)
+  //   tombstone_link_share   the share of layer-0 links (of every node in use)
+  //                          that name a tombstone: search work spent on removed nodes
+  // memory_needed: a build reserves exactly the live vectors (at least 64
+  // slots): records of stride() bytes and an 8-byte block owner each, upper
+  // links at their expected 1/(m - 1) layers a node of 4 (m + 1) bytes, and
+  // the label map and free list scaled to the live share of the slots.
+  void add_health(health_report& r) const {
+    const std::size_t slots = state_->slots.slots();
+    const hnsw_detail::layer0_survey g = graph().survey(slots);
+    const double m = double(params_.m);
+    r.live = size();
+    r.removed_unreclaimed = state_->tombstones.load(std::memory_order_acquire);
+    r.memory_held = store().bytes() + state_->slots.memory_bytes();
+    r.memory_needed =
+        r.live == 0 ? 0
+                    : std::size_t(double(std::max<std::size_t>(r.live, 64)) *
+                                      double(store().stride() + sizeof(hnsw_detail::node_store::upper_block)) +
+                                  double(r.live) * 4 * (m + 1) / (m - 1) +
+                                  double(state_->slots.memory_bytes()) * double(r.live) / double(slots));
+    const double unreachable_share = r.live ? double(g.unreachable_live) / double(r.live) : 0.0;
+    r.add_figure("entry_level", double(g.entry_level), "(the entry point's top layer)");
+    r.add_figure("tombstones", double(r.removed_unreclaimed), "removed nodes still routing");
+    r.add_figure("unreachable", double(g.unreachable), "nodes (live or removed) not reached from the entry point on layer 0");
+    r.add_figure("unreachable_live", double(g.unreachable_live), "live nodes among them (searches miss them)");
+    r.add_figure("unreachable_live_share", unreachable_share, "of live nodes");
+    r.add_figure("degree_min", double(g.degree_min), "layer-0 links of a live node, at most 2m = " + std::to_string(2 * params_.m));
+    r.add_figure("degree_mean", g.degree_mean, "");
+    r.add_figure("degree_median", g.degree_median, "");
+    r.add_figure("degree_max", double(g.degree_max), "");
+    const double tomb_share = g.links ? double(g.links_to_tombstones) / double(g.links) : 0.0;
+    r.add_figure("tombstone_link_share", tomb_share, "of layer-0 links name a removed node");
+    if (unreachable_share > health_limits::unreachable_share)
+      r.flag(health_detail::percent(unreachable_share) + " of live nodes (" + std::to_string(g.unreachable_live) +
+                 ") unreachable from the entry point",
+             "compact() (relinks them) or rebuild");
+  }
 
   // ---- the file (kind "hnsw"): record "hnsw" (parameters, entry point,
   // record stride), "hnsw.levels" (u8 a slot), "hnsw.upper" (each node's

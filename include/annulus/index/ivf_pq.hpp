@@ -49,14 +49,23 @@
 // keep_vectors (dim floats a slot). A view reads codes and kept vectors in
 // place; with nbits < 8 a code byte could index past its table, so the
 // codes are then checked at open (every byte below 2^nbits), even on a view.
+// health() (index/base.hpp) adds to the inverted file's figures
+// (index/ivf/engine.hpp) the PQ reconstruction error of the residual,
+// ||r - r^||^2: its mean over the training sample (measured by train, kept
+// in the "ivf_pq" record as train_pq_error; unknown for files written
+// before) against that of the vectors added since (measured by encode from
+// the code it already decodes: O(d) a vector).
 // Threads: as ivf_flat_index (searches concurrently; train, add, remove and
 // update alone).
 #pragma once
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -101,7 +110,18 @@ class pq_encoding {
   struct batch {
     std::vector<std::uint8_t> entries;  // width() bytes a row
     matrix_view<const float> rows;      // the stored-form rows, for keep_vectors
+    std::vector<float> errors;          // per row: ||r - r^||^2, the residual's reconstruction error
   };
+
+  /// health(): the reconstruction error of the residual, ||r - r^||^2, at
+  /// training (mean over the training sample) and of each batch encoded.
+  static constexpr std::string_view code_error_name = "pq_error";
+  double training_code_error() const { return train_code_error_; }
+  double code_error(const batch& b) const {
+    double sum = 0;
+    for (const float e : b.errors) sum += e;
+    return sum;
+  }
 
   /// One query's scorer: the query's inner-product table (in per-thread
   /// scratch), and the probed list's share of the distance.
@@ -170,6 +190,17 @@ class pq_encoding {
     p.threads = threads;
     pq_encoding out(pq_.dim(), pq_.m(), pq_.nbits(), keep_vectors_, iterations_, seed_);
     out.pq_.train(residuals.view(), p);
+    // The training error health() compares later adds with: one encode of
+    // the sample (a PQ k-means iteration's work).
+    std::vector<std::uint8_t> codes(sample.rows() * pq_.code_size());
+    out.pq_.encode(residuals.view(), codes.data(), threads);
+    std::vector<float> decoded(pq_.dim());
+    double sum = 0;
+    for (std::size_t i = 0; i < sample.rows(); ++i) {
+      out.pq_.decode(codes.data() + i * pq_.code_size(), decoded.data());
+      sum += kernels::l2sq(residuals.row_ptr(i), decoded.data(), pq_.dim());
+    }
+    out.train_code_error_ = sum / double(sample.rows());
     return out;
   }
 
@@ -182,18 +213,19 @@ class pq_encoding {
     residuals_of(coarse, rows, to, residuals.view().data());
     std::vector<std::uint8_t> codes(n * m);
     pq_.encode(residuals.view(), codes.data(), threads);
-    batch out{std::vector<std::uint8_t>(n * width), rows};
+    batch out{std::vector<std::uint8_t>(n * width), rows, std::vector<float>(n)};
     constexpr std::size_t grain = 256;
     const std::size_t workers = worker_count(n, threads, grain);
-    // Per worker: a decoded residual and a centroid (l2 only).
-    std::vector<float> room(is_l2 ? workers * 2 * d : 0);
+    // Per worker: a decoded residual and a centroid.
+    std::vector<float> room(workers * 2 * d);
     parallel_for(n, workers, [&](std::size_t i, std::size_t w) {
       std::uint8_t* e = out.entries.data() + i * width;
       std::copy_n(codes.data() + i * m, m, e);
+      float* decoded = room.data() + w * 2 * d;
+      pq_.decode(e, decoded);
+      out.errors[i] = kernels::l2sq(residuals.view().row_ptr(i), decoded, d);  // for health(): O(d) a row
       if constexpr (is_l2) {
-        float* decoded = room.data() + w * 2 * d;
         float* centroid = decoded + d;
-        pq_.decode(e, decoded);
         coarse.centroid(to[i], centroid);
         const float term = kernels::norm_sq(decoded, d) + 2.f * kernels::dot(centroid, decoded, d);
         std::memcpy(e + m, &term, sizeof term);
@@ -242,7 +274,8 @@ class pq_encoding {
     w.section("ivf_pq", serial::record()
                             .set("keep_vectors", keep_vectors_ ? 1 : 0)
                             .set("pq_iterations", iterations_)
-                            .set("seed", seed_));
+                            .set("seed", seed_)
+                            .set_double("train_pq_error", train_code_error_));
     pq_.save(w);
     if (keep_vectors_) w.section("ivf_pq.vectors", std::span<const float>(vectors_.data(), slots * pq_.dim()));
   }
@@ -253,6 +286,10 @@ class pq_encoding {
     const auto rec = r.fields("ivf_pq");
     const bool keep = rec.u64_in("keep_vectors", 0, 1) == 1;
     pq_encoding e(product_quantizer::load(r, dim, trained), keep, rec.u64_in("pq_iterations", 0, std::uint64_t{1} << 20), rec.u64("seed"));
+    // Absent from files written before health(): unknown. Only health() reads it.
+    e.train_code_error_ = std::bit_cast<double>(rec.u64_or("train_pq_error", std::bit_cast<std::uint64_t>(unknown_error)));
+    if (!(std::isnan(e.train_code_error_) || (e.train_code_error_ >= 0 && std::isfinite(e.train_code_error_))))
+      r.fail("ivf_pq", "field 'train_pq_error' is not an error (a finite value >= 0)");
     if (keep) {
       const auto v = r.payload_array<float>("ivf_pq.vectors", r.product("ivf_pq.vectors", slots, dim));
       e.vectors_ = r.viewing() ? stored_array<float>::borrow(v) : stored_array<float>::copy_of(v);
@@ -293,11 +330,14 @@ class pq_encoding {
     }
   }
 
+  static constexpr double unknown_error = std::numeric_limits<double>::quiet_NaN();
+
   product_quantizer pq_;
   bool keep_vectors_;
   std::size_t iterations_;
   std::uint64_t seed_;
   stored_array<float> vectors_;  // slot-indexed, keep_vectors only (borrowed on a view)
+  double train_code_error_ = unknown_error;  // mean ||r - r^||^2 over the training sample (health())
 };
 
 }  // namespace ivf
@@ -340,6 +380,8 @@ class ivf_pq_index : public ivf::ivf_index<ivf_pq_index<Metric>, Metric, ivf::pq
                                           params.keep_vectors, params.pq_iterations, params.seed)) {}
 
   const product_quantizer& quantizer() const { return engine_.encoding().quantizer(); }
+  /// Whether the float vectors are kept beside the codes (build_params::keep_vectors).
+  bool keeps_vectors() const { return engine_.encoding().keeps_vectors(); }
 
  private:
   explicit ivf_pq_index(typename ivf_base::engine e) : ivf_base(std::move(e)) {}

@@ -325,6 +325,14 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
     std::copy_n(points_.data() + std::size_t(row_of_[s]) * dim_, dim_, out);
   }
 
+  // health() (index/base.hpp): the dead rows are the removed vectors still
+  // held (until the next rebuild); a fresh build holds what this one does
+  // per row, for the live rows only.
+  void add_health(health_report& r) const {
+    r.removed_unreclaimed = dead_;
+    if (rows() > 0) r.memory_needed = std::size_t(double(r.memory_held) * double(r.live) / double(rows()));
+  }
+
   // ---- saved form (see the file comment) ----
 
   void save_sections(serial::writer& w) const {

@@ -30,6 +30,8 @@
 // Failure: every call either does all it says or throws and changes nothing,
 // as Inner's calls do (the wrapper allocates its augmented copy first).
 //
+// health() forwards the inner index's reading (its figures and findings).
+//
 // Memory: the inner index's, over dim + 1 floats a vector; the wrapper adds a
 // per-thread query buffer (core/scratch.hpp) and, during build, add and a
 // batch search, an augmented copy of the rows. Threads: as the inner index
@@ -59,6 +61,7 @@
 #include "annulus/core/validate.hpp"
 #include "annulus/index/base.hpp"
 #include "annulus/index/concepts.hpp"
+#include "annulus/index/health.hpp"
 #include "annulus/transform/mips.hpp"
 
 namespace annulus {
@@ -143,6 +146,21 @@ class mips_index : public index_base<mips_index<Inner>, inner_product> {
  private:
   mips_index(std::size_t dim, const build_params& params, Inner&& inner, double m)
       : dim_(dim), params_(params), inner_(std::move(inner)), m_(m) {}
+
+  // health() (index/base.hpp): the inner index's reading (its own locking),
+  // forwarded: its removed count, memory estimate, figures and own findings
+  // (the common ones follow from the same numbers here), and M.
+  void add_health(health_report& r) const {
+    const health_report inner = inner_.health();
+    r.index += " over " + inner.index;
+    r.live = inner.live;
+    r.removed_unreclaimed = inner.removed_unreclaimed;
+    r.memory_held = inner.memory_held;
+    r.memory_needed = inner.memory_needed;
+    r.figures = inner.figures;
+    r.add_figure("max_norm", max_norm(), "M, the norm of every augmented vector (0: not fixed yet)");
+    for (health_finding& f : health_detail::own_findings(inner)) r.findings.push_back(std::move(f));
+  }
 
   // ---- the file (kind "mips"): record "mips" (norm_headroom, max_norm, M)
   // and section "mips.inner", the inner index's own whole file (its kind,

@@ -47,6 +47,9 @@
 // that removal's exception reaches the caller and those rows stay. Tested
 // with one failing allocation, not with memory that stays exhausted.
 //
+// health() reads every shard's health() and reports their sums, the shard
+// balance and the shards' own findings (see add_health).
+//
 // Files: save(dir) writes shard-NNNNN.annulus per shard (each the shard
 // type's own file, atomic) and then manifest.annulus (kind "sharded": the
 // partition, the shard count, and per shard its vector count and a
@@ -61,6 +64,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <span>
 #include <string>
@@ -79,6 +83,7 @@
 #include "annulus/core/topk.hpp"
 #include "annulus/index/base.hpp"
 #include "annulus/index/concepts.hpp"
+#include "annulus/index/health.hpp"
 
 namespace annulus {
 
@@ -105,6 +110,8 @@ class sharded_index : public index_base<sharded_index<Index>, typename Index::me
   static constexpr std::string_view index_name = "sharded_index";
   static constexpr std::string_view file_kind = "sharded";
   static constexpr bool viewable = requires { requires Index::viewable; };
+  /// Routed adds, removes and updates may run beside searches where the shards allow it.
+  static constexpr bool writes_beside_searches = annulus::writes_beside_searches<Index>;
   static constexpr std::size_t max_shards = 1024;  // merge_topk's limit
   using shard_type = Index;
   /// Each shard is searched with these.
@@ -289,6 +296,61 @@ class sharded_index : public index_base<sharded_index<Index>, typename Index::me
   // policy to the total.
   void serve_at_most() {
     for (Index& s : shards_) s.set_k_policy(k_policy::at_most);
+  }
+
+  // ---- health (index/base.hpp) ----
+
+  // Each shard's reading (with its own locking), summed: removed vectors
+  // and memory_needed (plus this object's own bytes), the shards' own
+  // findings forwarded as "shard i: ..." (at most health_limits::shard_findings,
+  // the rest counted). Figures: shards; shard_live_largest, _mean,
+  // _smallest; shard_balance = largest / mean (1 = even); and, up to 8
+  // shards, shard_<i>_live for each.
+  void add_health(health_report& r) const {
+    const std::size_t n = shards_.size();
+    std::size_t removed = 0, largest = 0, smallest = std::numeric_limits<std::size_t>::max(), live = 0, more = 0;
+    std::size_t held = sizeof(*this) + shards_.capacity() * sizeof(Index), needed = held;
+    std::vector<std::size_t> per_shard(n);
+    std::vector<health_finding> found;
+    for (std::size_t i = 0; i < n; ++i) {
+      const health_report h = shards_[i].health();
+      if (i == 0) r.index += " of " + std::to_string(n) + " " + h.index;
+      per_shard[i] = h.live;
+      live += h.live;
+      removed += h.removed_unreclaimed;
+      held += h.memory_held;
+      needed += h.memory_needed;
+      largest = std::max(largest, h.live);
+      smallest = std::min(smallest, h.live);
+      for (const health_finding& f : health_detail::own_findings(h)) {
+        if (found.size() < health_limits::shard_findings)
+          found.push_back({"shard " + std::to_string(i) + ": " + f.what, f.remedy});
+        else
+          ++more;
+      }
+    }
+    // Taken from the same readings, so that the sums agree with each other.
+    r.live = live;
+    r.removed_unreclaimed = removed;
+    r.memory_held = held;
+    r.memory_needed = needed;
+    const double mean = double(live) / double(n);
+    const double balance = live ? double(largest) / mean : 1.0;
+    r.add_figure("shards", double(n), "");
+    r.add_figure("shard_live_largest", double(largest), "live vectors");
+    r.add_figure("shard_live_mean", mean, "live vectors");
+    r.add_figure("shard_live_smallest", double(smallest), "live vectors");
+    r.add_figure("shard_balance", balance, "largest / mean (1 = even; a query waits for the largest)");
+    if (n <= 8)
+      for (std::size_t i = 0; i < n; ++i)
+        r.add_figure("shard_" + std::to_string(i) + "_live", double(per_shard[i]), "live vectors");
+    for (health_finding& f : found) r.findings.push_back(std::move(f));
+    if (more > 0)
+      r.flag(std::to_string(more) + " more shard findings", "read shard(i).health() for each shard");
+    // A hundred vectors a shard at least: below that, label_hash's spread alone passes the limit.
+    if (balance > health_limits::shard_imbalance && mean >= 100)
+      r.flag("shards unbalanced: the largest holds " + health_detail::fmt("%.2fx", balance) + " the mean",
+             "rebuild (round_robin partitions evenly)");
   }
 
   // ---- routing ----

@@ -56,6 +56,20 @@ struct any_node {
 /// Levels above this are never drawn (probability m^-31).
 inline constexpr std::size_t max_level = 31;
 
+/// Layer 0 as hnsw_index::health() reports it (graph::survey). "In use":
+/// slots below the count surveyed, live or tombstones (both route).
+struct layer0_survey {
+  std::size_t entry_level = 0;       // the entry point's top layer (0 without one)
+  std::size_t reached = 0;           // nodes in use reached from the entry point over layer-0 links
+  std::size_t unreachable = 0;       // nodes in use not reached (live or tombstones)
+  std::size_t unreachable_live = 0;  // of them, live ones: no search descends to them
+  std::size_t live = 0;              // live nodes seen
+  std::size_t degree_min = 0, degree_max = 0;  // layer-0 out-degree over live nodes
+  double degree_mean = 0, degree_median = 0;
+  std::size_t links = 0;             // layer-0 links held by nodes in use
+  std::size_t links_to_tombstones = 0;  // of them, those naming a tombstone
+};
+
 template <metric Metric>
 class graph {
  public:
@@ -284,6 +298,75 @@ class graph {
   }
   static constexpr std::size_t hubs_to_borrow = 8;
 
+  /// Layer 0 of slots [0, slots), walked breadth first from the entry point
+  /// over layer-0 links, plus the out-degree distribution (a histogram of
+  /// 2m + 1 counts) and the links that name tombstones. O(slots 2m) link
+  /// reads; scratch: a queue of up to `slots` slots and a visited bitmap,
+  /// nothing per node. The caller keeps writers out (hnsw_index holds its
+  /// writer lock); searches may run. Links beyond `slots` (a view's are not
+  /// checked at open) are skipped. Throws std::bad_alloc.
+  layer0_survey survey(std::size_t slots) const {
+    layer0_survey out;
+    std::vector<std::size_t> degrees(2 * store_.m() + 1, 0);
+    std::size_t degree_sum = 0;
+    for (std::size_t s = 0; s < slots; ++s) {
+      const node_state st = store_.state(slot_t(s));
+      if (st == node_state::empty) continue;
+      const link_list l = store_.links(slot_t(s), 0);
+      const std::uint32_t n = l.size();
+      out.links += n;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const slot_t t = l[i];
+        out.links_to_tombstones += t < slots && store_.state(t) == node_state::deleted;
+      }
+      if (st != node_state::live) continue;
+      ++out.live;
+      ++degrees[std::min<std::size_t>(n, degrees.size() - 1)];
+      degree_sum += n;
+    }
+    if (out.live > 0) {
+      out.degree_mean = double(degree_sum) / double(out.live);
+      // The median from the histogram: the values at ranks (live - 1) / 2 and live / 2.
+      const auto at_rank = [&](std::size_t rank) {
+        std::size_t seen = 0, d = 0;
+        for (; d < degrees.size(); ++d)
+          if ((seen += degrees[d]) > rank) break;
+        return d;
+      };
+      out.degree_median = 0.5 * double(at_rank((out.live - 1) / 2) + at_rank(out.live / 2));
+      out.degree_min = at_rank(0);
+      out.degree_max = at_rank(out.live - 1);
+    }
+    const std::uint64_t e = entry();
+    std::vector<std::uint64_t> visited((slots + 63) / 64, 0);
+    if (e != no_entry && entry_slot(e) < slots) {
+      out.entry_level = entry_level(e);
+      std::vector<slot_t> queue;
+      queue.reserve(slots);
+      const auto visit = [&](slot_t s) {
+        std::uint64_t& word = visited[s / 64];
+        const std::uint64_t bit = std::uint64_t{1} << (s % 64);
+        if (word & bit) return;
+        word |= bit;
+        queue.push_back(s);
+      };
+      visit(entry_slot(e));
+      for (std::size_t head = 0; head < queue.size(); ++head) {
+        const link_list l = store_.links(queue[head], 0);
+        for (std::uint32_t i = 0, n = l.size(); i < n; ++i)
+          if (l[i] < slots && store_.state(l[i]) != node_state::empty) visit(l[i]);
+      }
+      out.reached = queue.size();
+    }
+    for (std::size_t s = 0; s < slots; ++s) {
+      const node_state st = store_.state(slot_t(s));
+      if (st == node_state::empty || (visited[s / 64] >> (s % 64)) & 1) continue;
+      ++out.unreachable;
+      out.unreachable_live += st == node_state::live;
+    }
+    return out;
+  }
+
   /// Gives `sc` room for everything insert, connect and repair put in it
   /// while the store keeps its capacity, so that they allocate nothing
   /// (hnsw_index allocates before its first change, then links). The
@@ -390,6 +473,104 @@ class graph {
     std::sort(sc.pool.begin(), sc.pool.end());
     select(from, sc.pool, l.max, sc);
     l.assign(sc.kept, &candidate::slot);
+  }
+
+  /// The links slot s keeps on `layer` once the nodes `gone` names leave
+  /// the graph (compaction), into `out` (old slots): its list as it is when
+  /// it names none of them; else re-selected by the heuristic among its other
+  /// links and the links of the gone ones it named, and of theirs where
+  /// those are gone too (two hops: a removed region is usually removed
+  /// together). The relinking of FreshDiskANN's delete consolidation,
+  /// rather than a new search per node. Reads only: safe beside searches.
+  template <class Gone>
+  void relinked(slot_t s, std::size_t layer, const Gone& gone, scratch& sc, std::vector<slot_t>& out) const {
+    out.clear();
+    const link_list l = store_.links(s, layer);
+    bool names_gone = false;
+    for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
+      if (gone(l[i])) names_gone = true;
+      else out.push_back(l[i]);
+    }
+    if (!names_gone) return;
+    const float* v = store_.vector(s);
+    sc.pool.clear();
+    sc.fresh.clear();  // gone nodes expanded so far
+    auto consider = [&](slot_t x) {
+      if (x == s) return;
+      if (gone(x)) {
+        if (std::find(sc.fresh.begin(), sc.fresh.end(), x) == sc.fresh.end()) sc.fresh.push_back(x);
+        return;
+      }
+      for (const candidate& c : sc.pool)
+        if (c.slot == x) return;
+      sc.pool.push_back({distance(v, x), x});
+    };
+    for (std::uint32_t i = 0, n = l.size(); i < n; ++i) consider(l[i]);
+    for (std::size_t hop = 0, from = 0; hop < 2; ++hop) {
+      const std::size_t to = sc.fresh.size();
+      for (std::size_t i = from; i < to; ++i) {
+        const link_list g = store_.links(sc.fresh[i], layer);
+        for (std::uint32_t j = 0, n = g.size(); j < n; ++j) consider(g[j]);
+      }
+      from = to;
+    }
+    std::sort(sc.pool.begin(), sc.pool.end());
+    select(s, sc.pool, l.max, sc);
+    out.clear();
+    for (const candidate& c : sc.kept) out.push_back(c.slot);
+  }
+
+  /// Links every live node among slots [0, slots) that no walk over layer-0
+  /// links from the entry point reaches (after compaction: nodes that only
+  /// removed ones linked to) from its nearest reachable nodes, as an insert
+  /// would (connect); where the heuristic drops it everywhere, in place of
+  /// the nearest one's farthest link. Returns how many it linked. For a
+  /// graph no search or writer uses yet. Throws std::bad_alloc.
+  std::size_t link_unreachable(std::size_t slots, scratch& sc) {
+    const std::uint64_t e = entry();
+    if (e == no_entry) return 0;
+    std::vector<char> seen(slots, 0);
+    std::vector<slot_t> queue;
+    auto walk = [&](slot_t from) {
+      seen[from] = 1;
+      queue.assign(1, from);
+      while (!queue.empty()) {
+        const link_list l = store_.links(queue.back(), 0);
+        queue.pop_back();
+        for (std::uint32_t i = 0, n = l.size(); i < n; ++i)
+          if (!seen[l[i]]) {
+            seen[l[i]] = 1;
+            queue.push_back(l[i]);
+          }
+      }
+    };
+    walk(entry_slot(e));
+    std::size_t linked = 0;
+    std::vector<candidate> near;
+    std::vector<slot_t> list;
+    for (std::size_t u = 0; u < slots; ++u) {
+      if (seen[u] || store_.state(slot_t(u)) != node_state::live) continue;
+      const float* v = store_.vector(slot_t(u));
+      beam(v, descend(v, 0, store_.capacity()), ef_construction_, 0, any_node{}, sc);
+      std::sort_heap(sc.best.begin(), sc.best.end());
+      near.assign(sc.best.begin(), sc.best.begin() + std::ptrdiff_t(std::min(sc.best.size(), store_.m())));
+      bool named = false;
+      for (const candidate& c : near) {
+        connect(c.slot, slot_t(u), 0, sc);
+        named = named || store_.links(c.slot, 0).contains(slot_t(u));
+      }
+      if (!named && !near.empty()) {
+        const link_list l = store_.links(near.front().slot, 0);
+        list.clear();
+        for (std::uint32_t i = 0, n = l.size(); i < n; ++i) list.push_back(l[i]);
+        if (list.size() < l.max) list.push_back(slot_t(u));
+        else list.back() = slot_t(u);
+        l.assign(list);
+      }
+      walk(slot_t(u));
+      ++linked;
+    }
+    return linked;
   }
 
   /// After slot `hole` lost its vector: each former neighbour that linked to

@@ -36,20 +36,45 @@
 //   entries_steer() const             whether entry values index memory (then the lists
 //                                     read their entries as a checked structure section)
 //   entry_error(entries) const        what is wrong with a file's entries, or nullopt
+//   optional, for health() (an encoding that loses information: ivf_pq):
+//   code_error_name                   static: the figures' prefix ("pq_error")
+//   training_code_error() const       its mean reconstruction error over the training
+//                                     sample, measured by trained_on (NaN if unknown)
+//   code_error(batch) const -> double the sum of the batch rows' reconstruction errors
+//
+// Drift (health()): at train the engine records the mean squared l2 distance
+// of the training rows to their centroid and how many went to each list; at
+// every add (and update) since, the sum and count of the added rows'
+// distances to their centroid, how many landed in the lists that were the
+// largest tenth at training (k = max(1, nlist / 10) lists, ties to the lower
+// list), and the encoding's reconstruction error. Removed and replaced
+// vectors are not taken back out: the counters describe what arrived since
+// training, not what is held now. The distance is computed from the centroid
+// the assignment chose: O(d) a row, beside the assignment's O(nlist d).
+//
+// Memory: the lists (entries and a 4-byte slot each), the coarse centroids,
+// the slot directory, what the encoding reports, and 5 bytes a list of drift.
 //
 // File (both IVF kinds; save/load): record "ivf" (nlist, kmeans_iterations,
 // seed, trained), "ivf.centroids" once trained (coarse.hpp), the encoding's
 // sections, the slot directory (core/slots.hpp), the lists (lists.hpp:
 // "ivf.list_sizes", "ivf.list_slots", "ivf.entries"). Every list's entries
-// lie contiguous in the file, so a view reads them in place.
+// lie contiguous in the file, so a view reads them in place. Then, when the
+// index knows its training statistics, the drift: record "ivf.drift"
+// (train_error, train_code_error, added, added_error, added_code_error,
+// added_to_largest; errors as f64 bits) and "ivf.drift_lists" (u32 a list:
+// training rows per list). Both are optional: a file without them (written
+// before they existed) loads with the training statistics unknown (NaN) and
+// the since-training counters starting from zero at load, and such an index
+// saves no drift sections (it cannot say what arrived since training).
+// Readers that predate them ignore them.
 //
-// Memory: the lists (entries and a 4-byte slot each), the coarse centroids,
-// the slot directory, and what the encoding reports. Threads: const calls
-// are safe from any number of threads at once; train, add, remove and
-// update are not safe alongside anything else.
+// Threads: const calls are safe from any number of threads at once; train,
+// add, remove and update are not safe alongside anything else.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -63,6 +88,7 @@
 
 #include "annulus/core/distinct.hpp"
 #include "annulus/core/error.hpp"
+#include "annulus/core/kernels.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
 #include "annulus/core/parallel.hpp"
@@ -74,6 +100,7 @@
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/base.hpp"
+#include "annulus/index/health.hpp"
 #include "annulus/index/ivf/lists.hpp"
 #include "annulus/quant/coarse.hpp"
 #include "annulus/quant/kmeans.hpp"
@@ -100,6 +127,70 @@ struct memory_usage {
   std::size_t labels = 0;      ///< label map and free slots
   std::size_t total() const { return lists + vectors + quantizers + labels; }
 };
+
+/// What an inverted file remembers of its training and of the vectors added
+/// since, for health() (see "Drift" in the header comment). Errors are
+/// squared l2 distances in the stored form (unit vectors under cosine).
+struct drift {
+  static constexpr double unknown = std::numeric_limits<double>::quiet_NaN();
+
+  double train_error = unknown;       ///< mean distance of the training rows to their centroid
+  double train_code_error = unknown;  ///< the encoding's mean reconstruction error over them
+  std::vector<std::uint32_t> train_lists;  ///< training rows per list; empty: unknown (a file from before)
+  std::vector<std::uint8_t> largest;       ///< per list: 1 if among the largest_count() largest at training
+  std::uint64_t added = 0;            ///< rows added (or updated) since training, or since a load that knew none
+  double added_error = 0;             ///< sum of their distances to their centroid
+  double added_code_error = 0;        ///< sum of their reconstruction errors
+  std::uint64_t added_to_largest = 0; ///< of them, those that went to a `largest` list
+
+  /// The lists counted as the largest at training: a tenth of them, at least one.
+  static std::size_t largest_count(std::size_t nlist) { return std::max<std::size_t>(1, nlist / 10); }
+  bool known() const { return !train_lists.empty(); }
+
+  /// Marks the largest_count() lists with the most training rows (equal
+  /// counts: the lower list first). Throws std::bad_alloc.
+  void mark_largest() {
+    const std::size_t nlist = train_lists.size();
+    std::vector<std::uint32_t> order(nlist);
+    for (std::size_t l = 0; l < nlist; ++l) order[l] = std::uint32_t(l);
+    const std::size_t k = largest_count(nlist);
+    std::nth_element(order.begin(), order.begin() + std::ptrdiff_t(k - 1), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return train_lists[a] > train_lists[b] || (train_lists[a] == train_lists[b] && a < b);
+    });
+    largest.assign(nlist, 0);
+    for (std::size_t i = 0; i < k; ++i) largest[order[i]] = 1;
+  }
+  /// The training rows' share in the largest lists.
+  double training_share_of_largest() const {
+    std::uint64_t in = 0, all = 0;
+    for (std::size_t l = 0; l < train_lists.size(); ++l) {
+      all += train_lists[l];
+      in += largest[l] ? train_lists[l] : 0;
+    }
+    return all ? double(in) / double(all) : unknown;
+  }
+  std::size_t memory_bytes() const {
+    return train_lists.capacity() * sizeof(std::uint32_t) + largest.capacity();
+  }
+};
+
+/// One add's share of the drift counters, measured before the add commits.
+struct drift_batch {
+  std::uint64_t rows = 0, to_largest = 0;
+  double error = 0, code_error = 0;
+};
+
+/// nlist x sum s_i^2 / (sum s_i)^2 for list sizes s_i: the expected scan
+/// cost per probe relative to balanced lists (1 = balanced; see health()).
+template <class Sizes>
+double scan_cost_ratio(const Sizes& sizes) {
+  double sum = 0, squares = 0;
+  for (const auto s : sizes) {
+    sum += double(s);
+    squares += double(s) * double(s);
+  }
+  return sum > 0 ? double(std::size(sizes)) * squares / (sum * sum) : 1.0;
+}
 
 /// What an inverted file needs of an encoding (see the header comment).
 template <class E, class Metric>
@@ -149,9 +240,10 @@ class inverted_file {
   std::size_t list_size(std::size_t l) const { return lists_.size(l); }
 
   memory_usage memory() const {
-    return {lists_.memory_bytes(), enc_.vector_bytes(), coarse_.memory_bytes() + enc_.quantizer_bytes(),
-            slots_.memory_bytes()};
+    return {lists_.memory_bytes(), enc_.vector_bytes(),
+            coarse_.memory_bytes() + enc_.quantizer_bytes() + drift_.memory_bytes(), slots_.memory_bytes()};
   }
+  const ivf::drift& drift() const { return drift_; }
 
   /// Throws invalid_argument unless trained: "<name>::<what>: the index is not trained; ...".
   void require_trained(const char* what) const {
@@ -213,8 +305,10 @@ class inverted_file {
     quantizer coarse;
     coarse.train(sample, nlist_, p);
     Encoding enc = enc_.trained_on(sample, coarse, threads);
+    ivf::drift d = drift_at_training(sample, coarse, enc, threads);
     coarse_ = std::move(coarse);  // cannot throw
     enc_ = std::move(enc);
+    drift_ = std::move(d);
   }
 
   // ---- changes ----
@@ -232,6 +326,7 @@ class inverted_file {
     const std::vector<std::uint32_t> to = coarse_.assign(rows, threads);
     const std::vector<slot_t> slots = slots_.plan(rows.rows());
     const auto batch = enc_.encode(rows, to, coarse_, threads);
+    const drift_batch measured = measure(rows, to, batch);
     // Everything that allocates, before the first change.
     std::vector<std::size_t> per_list(nlist_);
     for (const std::uint32_t l : to) ++per_list[l];
@@ -239,6 +334,7 @@ class inverted_file {
     enc_.reserve(std::size_t(*std::max_element(slots.begin(), slots.end())) + 1);
     slots_.commit(rows.rows(), labels);  // may throw bad_alloc: then it recorded nothing
     for (std::size_t i = 0; i < rows.rows(); ++i) enc_.write(batch, i, slots[i], lists_.append(to[i], slots[i]));
+    note(measured);
   }
 
   /// Removes `label`; its slot is reused by later adds. Throws
@@ -259,11 +355,13 @@ class inverted_file {
     const matrix_view<const float> row = stored_form({vector.data(), 1, dim_, dim_}, copy);
     const std::vector<std::uint32_t> to = coarse_.assign(row, 1);
     const auto batch = enc_.encode(row, to, coarse_, 1);
+    const drift_batch measured = measure(row, to, batch);  // the new vector counts as arrived since training
     std::vector<std::size_t> per_list(nlist_);
     per_list[to[0]] = 1;
     lists_.reserve(per_list);
     lists_.erase(s);  // cannot throw from here on
     enc_.write(batch, 0, s, lists_.append(to[0], s));
+    note(measured);
   }
 
   /// The vector slot s (live) stands for (see the encoding's decode). Finds
@@ -337,6 +435,103 @@ class inverted_file {
     return heap.sort();
   }
 
+  // ---- health (index/health.hpp) ----
+
+  /// The inverted file's figures and findings, O(nlist). Figures:
+  ///   lists, largest_list, mean_list, empty_lists    list sizes (vectors)
+  ///   scan_cost_ratio        nlist sum s_i^2 / (sum s_i)^2 over list sizes s_i: a
+  ///                          query probes a list about as often as a vector lies in
+  ///                          it (queries follow the data), so the vectors a probe
+  ///                          scans average sum s_i^2 / sum s_i, against sum s_i /
+  ///                          nlist for equal lists; 1 = balanced
+  ///   scan_cost_ratio_train  the same over the training rows' lists at training
+  ///   added_since_training   rows added (and updated) since training
+  ///   error_train, error_added, error_ratio
+  ///                          mean squared distance to the assigned centroid: of the
+  ///                          training rows, of the rows added since; added / train
+  ///   <code_error_name>_train, _added, _ratio   the same for the encoding's
+  ///                          reconstruction error (ivf_pq: "pq_error", of the residual)
+  ///   largest_lists          k = max(1, nlist / 10): the lists largest at training
+  ///   largest_lists_train_share, largest_lists_added_share
+  ///                          the share of the training rows, of the rows added since,
+  ///                          that went to those k lists; crowding_ratio: added / train
+  /// Unknown figures (a file from before drift was saved) are NaN.
+  void health(health_report& r) const {
+    using health_detail::fmt;
+    if (!trained()) {
+      r.flag("not trained", "train(sample) or build(data)");
+      return;
+    }
+    std::vector<std::size_t> sizes(nlist_);
+    std::size_t total = 0, largest = 0, empty = 0;
+    for (std::size_t l = 0; l < nlist_; ++l) {
+      sizes[l] = lists_.size(l);
+      total += sizes[l];
+      largest = std::max(largest, sizes[l]);
+      empty += sizes[l] == 0;
+    }
+    const double unknown = ivf::drift::unknown, cost = scan_cost_ratio(sizes);
+    const double cost_train = drift_.known() ? scan_cost_ratio(drift_.train_lists) : unknown;
+    const double added = double(drift_.added);
+    const double error_added = drift_.added ? drift_.added_error / added : unknown;
+    const double error_ratio = error_added / drift_.train_error;  // NaN when either is
+    const double share_train = drift_.known() ? drift_.training_share_of_largest() : unknown;
+    const double share_added = drift_.known() && drift_.added ? double(drift_.added_to_largest) / added : unknown;
+    const double crowding = share_added / share_train;
+    r.add_figure("lists", double(nlist_), "");
+    r.add_figure("largest_list", double(largest), "vectors");
+    r.add_figure("mean_list", double(total) / double(nlist_), "vectors");
+    r.add_figure("empty_lists", double(empty), "lists");
+    r.add_figure("scan_cost_ratio", cost, "x a balanced index's scan per probe");
+    r.add_figure("scan_cost_ratio_train", cost_train, "x balanced, the training rows' lists");
+    r.add_figure("added_since_training", added, "vectors (adds and updates; removals not taken back)");
+    r.add_figure("error_train", drift_.train_error, "mean squared distance to the centroid, training rows");
+    r.add_figure("error_added", error_added, "the same, rows added since training");
+    r.add_figure("error_ratio", error_ratio, "added / training");
+    double code_ratio = unknown;
+    std::string code_name;
+    if constexpr (requires { Encoding::code_error_name; }) {
+      code_name = std::string(Encoding::code_error_name);
+      const double code_added = drift_.added ? drift_.added_code_error / added : unknown;
+      code_ratio = code_added / drift_.train_code_error;
+      r.add_figure(code_name + "_train", drift_.train_code_error, "mean reconstruction error, training rows");
+      r.add_figure(code_name + "_added", code_added, "the same, rows added since training");
+      r.add_figure(code_name + "_ratio", code_ratio, "added / training");
+    }
+    r.add_figure("largest_lists", double(ivf::drift::largest_count(nlist_)), "lists: the largest tenth at training");
+    r.add_figure("largest_lists_train_share", share_train, "of training rows went to them");
+    r.add_figure("largest_lists_added_share", share_added, "of rows added since training went to them");
+    r.add_figure("crowding_ratio", crowding, "added share / training share");
+
+    const std::string remedy = "retrain (rebuild)";
+    if (cost > health_limits::scan_cost)
+      r.flag("lists unbalanced: scan cost " + fmt("%.1fx", cost) + " balanced" +
+                 (std::isnan(cost_train) ? "" : fmt(" (%.1fx at training)", cost_train)),
+             remedy);
+    if (drift_.added < health_limits::min_added) return;
+    if (error_ratio > health_limits::error_ratio)
+      r.flag("adds since training quantise " + fmt("%.1fx", error_ratio) + " worse than the training set", remedy);
+    if (code_ratio > health_limits::error_ratio)
+      r.flag("adds since training encode " + fmt("%.1fx", code_ratio) + " worse than the training set (" +
+                 code_name + ")",
+             remedy);
+    if (crowding > health_limits::crowding_ratio)
+      r.flag(health_detail::percent(share_added) + " of adds since training went to the largest tenth of lists (" +
+                 health_detail::percent(share_train) + " of the training set)",
+             remedy);
+  }
+
+  /// What a fresh build of the live vectors would hold: each live vector's
+  /// entry and slot in lists sized exactly, the encoding's per-slot data and
+  /// the label map scaled to the live share of the slots, the quantizers as
+  /// they are.
+  std::size_t memory_needed() const {
+    const double live = double(size()), slots = double(std::max<std::size_t>(slots_.slots(), 1));
+    return std::size_t(live * double(lists_.width() * sizeof(entry_type) + sizeof(slot_t)) +
+                       double(enc_.vector_bytes() + slots_.memory_bytes()) * live / slots +
+                       double(coarse_.memory_bytes() + enc_.quantizer_bytes() + drift_.memory_bytes()));
+  }
+
   // ---- saved form (see the header comment) ----
 
   void save(serial::writer& w) const {
@@ -349,6 +544,16 @@ class inverted_file {
     enc_.save(w, slots_.slots());
     slots_.save(w);
     lists_.save(w);
+    if (trained() && drift_.known()) {
+      w.section("ivf.drift", serial::record()
+                                 .set_double("train_error", drift_.train_error)
+                                 .set_double("train_code_error", drift_.train_code_error)
+                                 .set("added", drift_.added)
+                                 .set_double("added_error", drift_.added_error)
+                                 .set_double("added_code_error", drift_.added_code_error)
+                                 .set("added_to_largest", drift_.added_to_largest));
+      w.section("ivf.drift_lists", std::span<const std::uint32_t>(drift_.train_lists));
+    }
   }
 
   /// The inverted file a file saved (header dimension), named `name` in
@@ -371,15 +576,18 @@ class inverted_file {
     inverted_lists<entry_type> lists = inverted_lists<entry_type>::load(
         r, nlist, enc.width(), dir, enc.entries_steer(),
         [&](std::span<const entry_type> entries) { return enc.entry_error(entries); });
+    ivf::drift d = load_drift(r, trained, nlist);
     inverted_file f(name, dim, nlist, t, std::move(enc));  // nlist lists: checked against the file above
     f.coarse_ = std::move(coarse);
     f.slots_ = std::move(dir);
     f.lists_ = std::move(lists);
+    f.drift_ = std::move(d);
     return f;
   }
 
  private:
-  static_assert(std::is_nothrow_move_assignable_v<quantizer> && std::is_nothrow_move_assignable_v<Encoding>,
+  static_assert(std::is_nothrow_move_assignable_v<quantizer> && std::is_nothrow_move_assignable_v<Encoding> &&
+                    std::is_nothrow_move_assignable_v<ivf::drift>,
                 "train installs its results with moves that cannot throw");
 
   // Every change refuses on a view (the base refuses add, remove and update
@@ -388,6 +596,79 @@ class inverted_file {
     if (lists_.borrowed())
       throw read_only_error(name_ + "::" + what + ": this index is a read-only view of a file; load() the file " +
                             "for an index that can change");
+  }
+
+  // The drift a file saved (optional sections, see the header comment), or
+  // an unknown one. Throws format_error on counts that contradict each other
+  // or errors that are negative or infinite.
+  static ivf::drift load_drift(serial::reader& r, bool trained, std::size_t nlist) {
+    ivf::drift d;
+    if (!r.has("ivf.drift") && !r.has("ivf.drift_lists")) return d;
+    if (!trained) r.fail("ivf.drift", "drift statistics in a file whose index is untrained");
+    const auto rec = r.fields("ivf.drift");
+    const auto lists = r.structure_array<std::uint32_t>("ivf.drift_lists", nlist);
+    const auto error = [&](std::string_view key, bool may_be_unknown) {
+      const double v = rec.f64(key);
+      if (std::isnan(v) ? !may_be_unknown : !(v >= 0 && v < std::numeric_limits<double>::infinity()))
+        r.fail("ivf.drift", "field '" + std::string(key) + "' is not an error (a finite value >= 0)");
+      return v;
+    };
+    d.train_error = error("train_error", false);
+    d.train_code_error = error("train_code_error", true);
+    d.added = rec.u64("added");
+    d.added_error = error("added_error", false);
+    d.added_code_error = error("added_code_error", false);
+    d.added_to_largest = rec.u64_in("added_to_largest", 0, d.added);
+    std::uint64_t rows = 0;
+    for (const std::uint32_t c : lists) rows += c;
+    if (rows == 0) r.fail("ivf.drift_lists", "no training rows in any list");
+    d.train_lists.assign(lists.begin(), lists.end());
+    d.mark_largest();
+    return d;
+  }
+
+  // The drift of a training: the sample's distances to their centroids and
+  // its rows per list (one more assignment pass over the sample), the
+  // encoding's training error. Throws std::bad_alloc.
+  ivf::drift drift_at_training(matrix_view<const float> sample, const quantizer& coarse, const Encoding& enc,
+                               std::size_t threads) const {
+    ivf::drift d;
+    const std::vector<std::uint32_t> to = coarse.assign(sample, threads);
+    d.train_lists.assign(nlist_, 0);
+    std::vector<float> c(dim_);
+    double sum = 0;
+    for (std::size_t i = 0; i < sample.rows(); ++i) {
+      ++d.train_lists[to[i]];
+      coarse.centroid(to[i], c.data());
+      sum += kernels::l2sq(sample.row_ptr(i), c.data(), dim_);
+    }
+    d.train_error = sum / double(sample.rows());
+    if constexpr (requires { enc.training_code_error(); }) d.train_code_error = enc.training_code_error();
+    d.mark_largest();
+    return d;
+  }
+
+  // An add's drift counters, before it commits: each row's distance to the
+  // centroid its assignment chose (O(d) a row), whether that list was among
+  // the largest at training, the encoding's reconstruction errors. Throws std::bad_alloc.
+  drift_batch measure(matrix_view<const float> rows, std::span<const std::uint32_t> to,
+                      const typename Encoding::batch& batch) const {
+    drift_batch b;
+    b.rows = rows.rows();
+    std::vector<float> c(dim_);
+    for (std::size_t i = 0; i < rows.rows(); ++i) {
+      coarse_.centroid(to[i], c.data());
+      b.error += kernels::l2sq(rows.row_ptr(i), c.data(), dim_);
+      if (drift_.known()) b.to_largest += drift_.largest[to[i]];
+    }
+    if constexpr (requires { enc_.code_error(batch); }) b.code_error = enc_.code_error(batch);
+    return b;
+  }
+  void note(const drift_batch& b) noexcept {
+    drift_.added += b.rows;
+    drift_.added_error += b.error;
+    drift_.added_code_error += b.code_error;
+    drift_.added_to_largest += b.to_largest;
   }
 
   // n rows to train on, of `available`: at least one per list.
@@ -406,6 +687,7 @@ class inverted_file {
   quantizer coarse_;
   slot_directory slots_;
   inverted_lists<entry_type> lists_;
+  ivf::drift drift_;
 };
 
 }  // namespace annulus::ivf

@@ -7,6 +7,9 @@
 // parameters, its Encoding, check_searchable, search_prepared and
 // search_batch_prepared.
 //
+// health() (index/base.hpp) reports the engine's list balance and drift
+// since training (engine.hpp).
+//
 // Persistence: save_sections is the engine's save (engine.hpp lists the
 // sections); Derived's load_sections builds itself from engine::load. A
 // view (both kinds are viewable) refuses train as well.
@@ -27,6 +30,7 @@
 #include "annulus/core/topk.hpp"
 #include "annulus/core/validate.hpp"
 #include "annulus/index/base.hpp"
+#include "annulus/index/health.hpp"
 #include "annulus/index/ivf/engine.hpp"
 
 namespace annulus::ivf {
@@ -95,6 +99,13 @@ class ivf_index : public index_base<Derived, Metric> {
   void update_validated(label_t label, std::span<const float> vector) { engine_.update(label, vector); }
   const slot_directory& directory() const { return engine_.slots(); }
   void copy_vector(slot_t s, float* out) const { engine_.copy_vector(s, out); }
+
+  // health() (index/base.hpp): the inverted file's figures and findings
+  // (engine.hpp lists them) and its memory_needed estimate.
+  void add_health(health_report& r) const {
+    r.memory_needed = engine_.memory_needed();
+    engine_.health(r);
+  }
 
   /// The first n of out hold slots: give them their labels (ties by label).
   std::size_t labelled(std::span<neighbor> out, std::size_t n) const {
