@@ -236,7 +236,9 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
     fresh.store().reserve(std::max(live, room_for));
     fresh.store().restore(records, live, levels, upper);
     fresh.restore_entry(entry);
-    fresh.link_unreachable(live, scratch[0]);
+    // A later link can displace an earlier one's only way in: walk again, a few times at most.
+    for (int pass = 0; pass < 3 && fresh.link_unreachable(live, scratch[0]) > 0; ++pass) {
+    }
     slot_directory fresh_dir;
     fresh_dir.commit(live, labels);
     records = {};

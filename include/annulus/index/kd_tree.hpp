@@ -148,6 +148,18 @@ class kd_tree_index : public index_base<kd_tree_index<Metric>, Metric> {
   /// Nodes in the tree (leaves included); 0 before the first build.
   std::size_t node_count() const { return nodes_.size(); }
 
+  /// Rebuilds the tree over the live rows now, rather than at the add that
+  /// finds an eighth of them dead: removed rows and the unsorted tail go,
+  /// and the vectors are held once, exactly sized. O(n log n), on `threads`
+  /// workers (0 = all cores); for its duration the vectors are held twice.
+  /// Not safe beside searches (as remove). Throws read_only_error on a view,
+  /// std::bad_alloc (then the index is unchanged).
+  void compact(std::size_t threads = 0) {
+    this->refuse_if_view("compact");
+    if (dead_ == 0 && rows() == built_) return;
+    rebuild(matrix_view<const float>(nullptr, 0, dim_), {}, no_row, threads, [] {});
+  }
+
  private:
   // Every search scans the tail, up to n/32 rows: at low d that is more work
   // than the tree search itself, the price of a rebuild only every n/32 adds

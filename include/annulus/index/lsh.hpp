@@ -291,6 +291,17 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
     return bytes;
   }
 
+  /// Drops every entry of a removed vector now, rather than at the add
+  /// that finds an eighth of the slots removed, and frees their slots for
+  /// the next adds (health().removed_unreclaimed becomes 0; the vectors'
+  /// room is kept for those adds, not returned). Answers do not change.
+  /// O(entries). Not safe beside searches (as remove). Throws read_only_error
+  /// on a view.
+  void compact(std::size_t /*threads*/ = 0) {
+    this->refuse_if_view("compact");
+    if (dead_.removed() != 0) purge();
+  }
+
  private:
   // The parameters checked and the tables made, without hash functions yet
   // (the public constructor draws them; load reads them).

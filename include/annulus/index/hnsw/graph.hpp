@@ -478,10 +478,13 @@ class graph {
   /// The links slot s keeps on `layer` once the nodes `gone` names leave
   /// the graph (compaction), into `out` (old slots): its list as it is when
   /// it names none of them; else re-selected by the heuristic among its other
-  /// links and the links of the gone ones it named, and of theirs where
-  /// those are gone too (two hops: a removed region is usually removed
-  /// together). The relinking of FreshDiskANN's delete consolidation,
-  /// rather than a new search per node. Reads only: safe beside searches.
+  /// links and the links of the gone ones it named (and, when those give
+  /// fewer than a full list, of the gone ones they named), the nearest
+  /// ef_construction of them, and topped up to a full list with the nearest
+  /// the heuristic passed over: s lost in-links with the gone nodes, and a
+  /// short list would lose it more. The relinking of FreshDiskANN's delete
+  /// consolidation, rather than a new search per node. Reads only: safe
+  /// beside searches.
   template <class Gone>
   void relinked(slot_t s, std::size_t layer, const Gone& gone, scratch& sc, std::vector<slot_t>& out) const {
     out.clear();
@@ -492,21 +495,16 @@ class graph {
       else out.push_back(l[i]);
     }
     if (!names_gone) return;
-    const float* v = store_.vector(s);
-    sc.pool.clear();
-    sc.fresh.clear();  // gone nodes expanded so far
+    // sc.fresh: the gone nodes to expand; sc.linked: every candidate slot.
+    sc.fresh.clear();
+    sc.linked.clear();
     auto consider = [&](slot_t x) {
       if (x == s) return;
-      if (gone(x)) {
-        if (std::find(sc.fresh.begin(), sc.fresh.end(), x) == sc.fresh.end()) sc.fresh.push_back(x);
-        return;
-      }
-      for (const candidate& c : sc.pool)
-        if (c.slot == x) return;
-      sc.pool.push_back({distance(v, x), x});
+      if (gone(x)) sc.fresh.push_back(x);
+      else sc.linked.push_back(x);
     };
     for (std::uint32_t i = 0, n = l.size(); i < n; ++i) consider(l[i]);
-    for (std::size_t hop = 0, from = 0; hop < 2; ++hop) {
+    for (std::size_t hop = 0, from = 0; hop < 2 && (hop == 0 || sc.linked.size() < l.max); ++hop) {
       const std::size_t to = sc.fresh.size();
       for (std::size_t i = from; i < to; ++i) {
         const link_list g = store_.links(sc.fresh[i], layer);
@@ -514,10 +512,18 @@ class graph {
       }
       from = to;
     }
+    std::sort(sc.linked.begin(), sc.linked.end());
+    sc.linked.erase(std::unique(sc.linked.begin(), sc.linked.end()), sc.linked.end());
+    const float* v = store_.vector(s);
+    sc.pool.clear();
+    for (const slot_t x : sc.linked) sc.pool.push_back({distance(v, x), x});
     std::sort(sc.pool.begin(), sc.pool.end());
+    if (sc.pool.size() > ef_construction_) sc.pool.resize(ef_construction_);
     select(s, sc.pool, l.max, sc);
     out.clear();
     for (const candidate& c : sc.kept) out.push_back(c.slot);
+    for (std::size_t i = 0; i < sc.pool.size() && out.size() < l.max; ++i)
+      if (std::find(out.begin(), out.end(), sc.pool[i].slot) == out.end()) out.push_back(sc.pool[i].slot);
   }
 
   /// Links every live node among slots [0, slots) that no walk over layer-0

@@ -504,10 +504,14 @@ class inverted_file {
     r.add_figure("crowding_ratio", crowding, "added share / training share");
 
     const std::string remedy = "retrain (rebuild)";
+    // Lists as unbalanced as at training are the data's own clusters, which
+    // retraining would find again: only a rise since training is drift.
+    const bool inherent = !std::isnan(cost_train) && cost <= 1.25 * cost_train;
     if (cost > health_limits::scan_cost)
       r.flag("lists unbalanced: scan cost " + fmt("%.1fx", cost) + " balanced" +
                  (std::isnan(cost_train) ? "" : fmt(" (%.1fx at training)", cost_train)),
-             remedy);
+             inherent ? "as at training, so the data's own: more lists or a larger nprobe (retraining finds them again)"
+                      : remedy);
     if (drift_.added < health_limits::min_added) return;
     if (error_ratio > health_limits::error_ratio)
       r.flag("adds since training quantise " + fmt("%.1fx", error_ratio) + " worse than the training set", remedy);
