@@ -9,8 +9,8 @@
 //   live.compact();                                   // hnsw: relink around removed nodes in place
 //
 // The served index sits behind a std::shared_ptr: a search copies it (under
-// a mutex held for that copy alone, tens of nanoseconds) and searches the
-// index it names; a rebuild or a replace publishes a new one by exchanging
+// a mutex held for that copy alone, tens of nanoseconds, and again to drop
+// it) and searches the index it names; a rebuild or a replace publishes a new one by exchanging
 // the pointer under the same mutex. (std::atomic<std::shared_ptr> would do
 // the same; libstdc++ 12's releases its internal lock with relaxed order,
 // which ThreadSanitizer rightly reports as a race.) A search that started
@@ -249,9 +249,30 @@ class live_index {
   };
   using change = std::variant<adding, removing, updating>;
 
+  // A reader's reference to the serving index, taken and dropped under
+  // pointer_: retire() tests for the last reader under the same mutex, so
+  // every read of an old index happens before its destruction (a bare
+  // use_count() is a relaxed load and orders nothing; ThreadSanitizer
+  // reported the race through libstdc++ 12's shared_ptr release).
+  class held {
+   public:
+    explicit held(const live_index& live) : live_(live), idx_(live.snapshot()) {}
+    held(const held&) = delete;
+    held& operator=(const held&) = delete;
+    ~held() {
+      std::lock_guard hold(live_.pointer_);
+      idx_.reset();
+    }
+    const Index& operator*() const { return *idx_; }
+
+   private:
+    const live_index& live_;
+    std::shared_ptr<const Index> idx_;
+  };
+
   template <class Read>
   decltype(auto) reading(Read&& read) const {
-    const std::shared_ptr<const Index> idx = snapshot();
+    const held idx(*this);
     if constexpr (annulus::writes_beside_searches<Index>) {
       return read(*idx);
     } else {
@@ -350,12 +371,19 @@ class live_index {
 
   // Frees `old` on this thread once no search holds it: searches that
   // started before the swap finish on it, and none can start on it now.
-  static void retire(std::shared_ptr<const Index> old) {
-    while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  // The test is made under pointer_, where readers drop their references.
+  void retire(std::shared_ptr<const Index> old) const {
+    for (;;) {
+      {
+        std::lock_guard hold(pointer_);
+        if (old.use_count() <= 1) break;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
     old.reset();
   }
 
-  mutable std::mutex pointer_;           // held only to copy or exchange current_
+  mutable std::mutex pointer_;           // held only to copy, drop or exchange a reference to the index
   std::shared_ptr<const Index> current_;  // never null
   std::atomic<std::size_t> generation_{0};
   std::atomic<bool> rebuilding_{false};
