@@ -8,15 +8,15 @@
 //   live.replace(hnsw_index<l2>::load("fresh.annulus"));        // swap in one built elsewhere
 //   live.compact();                                   // hnsw: relink around removed nodes in place
 //
-// The served index sits behind a std::shared_ptr: a search copies it (under
-// a mutex held for that copy alone, tens of nanoseconds, and again to drop
-// it) and searches the index it names; a rebuild or a replace publishes a new one by exchanging
-// the pointer under the same mutex. (std::atomic<std::shared_ptr> would do
-// the same; libstdc++ 12's releases its internal lock with relaxed order,
-// which ThreadSanitizer rightly reports as a race.) A search that started
-// on the old index finishes on it; the old index is freed once the last such
-// search has returned, by the thread that swapped (which waits for that), so
-// a query thread never pays for freeing gigabytes.
+// The served index is owned by a std::shared_ptr and published as a plain
+// atomic pointer. A search counts itself in (core/grace.hpp: two
+// uncontended atomic adds on a cache line of its own thread's, no lock) and
+// searches the index published when it starts; a rebuild or a replace
+// publishes a new one and then waits until every search that could have
+// seen the old one has returned. So a search never waits for a swap, a
+// search that started on the old index finishes on it, and the old index is
+// freed by the thread that swapped, never by a query thread (unless a
+// caller still holds it through snapshot(): then its last holder frees it).
 //
 // rebuild(params): copies the live vectors and labels out of the current
 // index (the stored form: normalised under cosine), builds a fresh index
@@ -61,6 +61,7 @@
 #include <vector>
 
 #include "annulus/core/error.hpp"
+#include "annulus/core/grace.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/topk.hpp"
 #include "annulus/index/concepts.hpp"
@@ -78,12 +79,13 @@ class live_index {
   static constexpr bool writes_beside_searches = true;
 
   /// Serves `initial` (moved in).
-  explicit live_index(Index initial) : current_(std::make_shared<const Index>(std::move(initial))) {}
+  explicit live_index(Index initial)
+      : current_(std::make_shared<const Index>(std::move(initial))), serving_(current_.get()) {}
   live_index(const live_index&) = delete;
   live_index& operator=(const live_index&) = delete;
 
   /// The index serving now, kept alive for as long as the caller holds it
-  /// (a rebuild's swap waits for it to be released before freeing it). For
+  /// (after a swap, the last holder frees it). For
   /// a sequence of calls that must see one index: health(), save(), a batch.
   /// Do not change it (const) and do not hold it for long.
   std::shared_ptr<const Index> snapshot() const {
@@ -249,42 +251,22 @@ class live_index {
   };
   using change = std::variant<adding, removing, updating>;
 
-  // A reader's reference to the serving index, taken and dropped under
-  // pointer_: retire() tests for the last reader under the same mutex, so
-  // every read of an old index happens before its destruction (a bare
-  // use_count() is a relaxed load and orders nothing; ThreadSanitizer
-  // reported the race through libstdc++ 12's shared_ptr release).
-  class held {
-   public:
-    explicit held(const live_index& live) : live_(live), idx_(live.snapshot()) {}
-    held(const held&) = delete;
-    held& operator=(const held&) = delete;
-    ~held() {
-      std::lock_guard hold(live_.pointer_);
-      idx_.reset();
-    }
-    const Index& operator*() const { return *idx_; }
-
-   private:
-    const live_index& live_;
-    std::shared_ptr<const Index> idx_;
-  };
-
   template <class Read>
   decltype(auto) reading(Read&& read) const {
-    const held idx(*this);
+    const grace_period::reader counted(grace_);
+    const Index& idx = *serving_.load();
     if constexpr (annulus::writes_beside_searches<Index>) {
-      return read(*idx);
+      return read(idx);
     } else {
       std::shared_lock shared(access_);
-      return read(*idx);
+      return read(idx);
     }
   }
 
   // The serving index is const to readers; its writers are serialised by
   // writer_ (and, for indexes that cannot change beside searches, by
   // access_), so changing it in place is safe.
-  Index& serving_for_change() { return const_cast<Index&>(*snapshot()); }
+  Index& serving_for_change() { return const_cast<Index&>(*serving_.load()); }
 
   // Applies `apply` to the serving index; while a rebuild runs, logs the
   // change (`record()`) first: allocated before the index changes, so a
@@ -350,11 +332,12 @@ class live_index {
     }
   }
 
-  // Publishes `next` (writer_ held); returns the index it replaces.
+  // Publishes `next` (writer_ and rebuild_ held); returns the index it replaces.
   std::shared_ptr<const Index> swap_in(std::shared_ptr<const Index> next) {
     std::shared_ptr<const Index> old;
     {
       std::lock_guard hold(pointer_);
+      serving_.store(next.get());
       old = std::exchange(current_, std::move(next));
     }
     generation_.fetch_add(1, std::memory_order_acq_rel);
@@ -369,22 +352,18 @@ class live_index {
     log_.shrink_to_fit();
   }
 
-  // Frees `old` on this thread once no search holds it: searches that
-  // started before the swap finish on it, and none can start on it now.
-  // The test is made under pointer_, where readers drop their references.
+  // Frees `old` on this thread once no search can be using it: searches
+  // that started before the swap finish on it, and none can start on it
+  // now. rebuild_ is held, so waits for readers are one at a time.
   void retire(std::shared_ptr<const Index> old) const {
-    for (;;) {
-      {
-        std::lock_guard hold(pointer_);
-        if (old.use_count() <= 1) break;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
+    grace_.wait_for_readers();
     old.reset();
   }
 
-  mutable std::mutex pointer_;           // held only to copy, drop or exchange a reference to the index
-  std::shared_ptr<const Index> current_;  // never null
+  mutable std::mutex pointer_;           // held to copy or exchange current_
+  std::shared_ptr<const Index> current_;  // owns the serving index; never null
+  std::atomic<const Index*> serving_;     // current_.get(), what searches load
+  grace_period grace_;                    // searches counted in, for retire()
   std::atomic<std::size_t> generation_{0};
   std::atomic<bool> rebuilding_{false};
   mutable std::shared_mutex access_;  // searches against changes, for indexes that need it
