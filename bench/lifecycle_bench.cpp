@@ -1,7 +1,8 @@
 // The two costs issue 19 sets (a benchmark, not a timed test):
 //   overhead  single-thread QPS of hnsw_index searched directly, through
 //             live_index, and through monitored<live_index> sampling 1 in
-//             1,000 queries; alternated in rounds, medians and ratios;
+//             1,000 queries; each path >= 2 s a round, rounds in rotated
+//             order, medians and ratios;
 //   compact   hnsw_index after 30% removals: compact() against a full
 //             rebuild of the live vectors (time), and recall@10 at the same
 //             ef of the compacted, the tombstoned and the fresh index.
@@ -52,7 +53,7 @@ double recall(const result_matrix& truth, matrix_view<const float> queries, Sear
 
 void overhead(const char* name, const matrix<float>& base, const matrix<float>& queries, std::size_t ef,
               std::size_t threads, std::size_t rounds) {
-  std::printf("\n### Search overhead: %s (%zu x %zu, %zu queries, ef %zu, one thread)\n\n", name, base.rows(),
+  std::printf("\n### Search overhead: %s (%zu x %zu, %zu queries repeated for 2 s a path, ef %zu, one thread)\n\n", name, base.rows(),
               base.cols(), queries.rows(), ef);
   live_index<hnsw> live(hnsw::build(base.view(), {.m = 16, .ef_construction = 200}, threads));
   const hnsw& plain = *live.snapshot();  // the same index, searched directly
@@ -60,18 +61,38 @@ void overhead(const char* name, const matrix<float>& base, const matrix<float>& 
   for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = label_t(i);
   monitored served(live, base.view(), std::span<const label_t>(labels), {.k = k, .sample_rate = 0.001});
   std::vector<neighbor> out(k);
+  // Passes over the queries for at least 2 s: four of the monitor's
+  // gathers (500 ms), so its scans run while the path is timed.
   auto qps = [&](auto&& one) {
     const auto t = clock_type::now();
-    for (std::size_t q = 0; q < queries.rows(); ++q) one(queries.row(q));
-    return double(queries.rows()) / seconds_since(t);
+    std::size_t done = 0;
+    do {
+      for (std::size_t q = 0; q < queries.rows(); ++q) one(queries.row(q));
+      done += queries.rows();
+    } while (seconds_since(t) < 2.0);
+    return double(done) / seconds_since(t);
   };
+  // Each round times the three paths in a rotated order (a drift in the
+  // machine's speed then favours none), and lets the monitor's last checks
+  // finish before the next path is timed (they run on another core, and
+  // would slow whichever path came next).
   std::vector<double> direct, through_live, through_monitor, r_live, r_monitor;
   for (std::size_t r = 0; r < rounds; ++r) {
-    direct.push_back(qps([&](std::span<const float> q) { plain.search(q, k, {.ef = ef}, out); }));
-    through_live.push_back(qps([&](std::span<const float> q) { live.search(q, k, {.ef = ef}, out); }));
-    through_monitor.push_back(qps([&](std::span<const float> q) { served.search(q, k, {.ef = ef}, out); }));
-    r_live.push_back(through_live.back() / direct.back());
-    r_monitor.push_back(through_monitor.back() / direct.back());
+    double d = 0, l = 0, m = 0;
+    for (std::size_t arm = 0; arm < 3; ++arm) {
+      switch ((arm + r) % 3) {
+        case 0: d = qps([&](std::span<const float> q) { plain.search(q, k, {.ef = ef}, out); }); break;
+        case 1: l = qps([&](std::span<const float> q) { live.search(q, k, {.ef = ef}, out); }); break;
+        default:
+          m = qps([&](std::span<const float> q) { served.search(q, k, {.ef = ef}, out); });
+          served.flush();
+      }
+    }
+    direct.push_back(d);
+    through_live.push_back(l);
+    through_monitor.push_back(m);
+    r_live.push_back(l / d);
+    r_monitor.push_back(m / d);
   }
   served.flush();
   const recall_estimate e = served.estimate();

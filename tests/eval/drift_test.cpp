@@ -45,6 +45,8 @@ TEST_CASE("recall_monitor: bad options and inputs are refused, naming the values
   CHECK_THROWS_AS(monitor(dim, {.sample_rate = std::nan("")}), invalid_argument);
   CHECK_THROWS_MATCHES(monitor(dim, {.window = 0}), invalid_argument, message_has("window must be at least 1"));
   CHECK_THROWS_MATCHES(monitor(dim, {.max_pending = 0}), invalid_argument, message_has("max_pending"));
+  CHECK_THROWS_MATCHES(monitor(dim, {.gather = std::chrono::milliseconds(-1)}), invalid_argument,
+                       message_has("gather must be at least 0 ms, got -1"));
   CHECK_THROWS_MATCHES(monitor(dim, {.alert_below = 1.5}), invalid_argument, message_has("alert_below"));
   CHECK_THROWS_MATCHES(monitor(dim, {.window = 50, .alert_below = 0.9, .min_samples = 100}), invalid_argument,
                        message_has("min_samples 100 exceeds window 50"));
@@ -386,4 +388,30 @@ TEST_CASE("monitored: searches on two threads beside adds and removes", "[drift]
   CHECK(e.samples <= 500);
   CHECK(searches > 0);
   CHECK(e.recall > 0.9);  // ef 64 on this data is above 0.98; a wrong truth would be far below
+}
+
+TEST_CASE("recall_monitor gathers samples for one scan; flush and the destructor do not wait the gather out",
+          "[drift][threads]") {
+  const matrix<float> base = annulus::testing::clustered(500, dim, 4, 5);
+  const flat_index<l2> served = flat_index<l2>::build(base.view());
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  {
+    recall_monitor<l2> monitor(base.view(), {}, {.sample_rate = 1, .gather = std::chrono::minutes(1)});
+    for (std::size_t q = 0; q < 5; ++q) monitor.observe(base.row(q), served.search(base.row(q), 10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(monitor.estimate().checked == 0);  // still gathering: a minute
+    const auto t = clock::now();
+    monitor.flush();  // checks what is queued now
+    CHECK(clock::now() - t < std::chrono::seconds(30));
+    CHECK(monitor.estimate().checked == 5);
+    CHECK(monitor.estimate().recall == 1.0);
+    monitor.observe(base.row(9), served.search(base.row(9), 10));
+  }  // the destructor stops a gather under way
+  CHECK(clock::now() - start < std::chrono::seconds(50));
+  recall_monitor<l2> eager(base.view(), {}, {.sample_rate = 1, .gather = std::chrono::milliseconds(0)});
+  eager.observe(base.row(0), served.search(base.row(0), 10));
+  const auto deadline = clock::now() + std::chrono::minutes(1);
+  while (eager.estimate().checked == 0 && clock::now() < deadline) std::this_thread::yield();
+  CHECK(eager.estimate().checked == 1);  // checked without a flush
 }

@@ -41,6 +41,24 @@ TEMPLATE_TEST_CASE("flat_index batch: small and large batches, 1 and 2 threads a
   }
 }
 
+TEMPLATE_TEST_CASE("flat_index batch with one_query_kernel is search() row by row, even where GEMM is not",
+                   "[flat]", l2, inner_product, cosine) {
+  // Far from the origin with tiny spreads: |q|^2 + |v|^2 - 2<q, v> loses
+  // most digits, so only the one-query kernel ranks these exactly. 70
+  // queries make three groups on two threads.
+  auto base = annulus::testing::clustered(3000, 24, 6, 41);
+  auto queries = annulus::testing::clustered(70, 24, 6, 42);
+  for (auto* m : {&base, &queries})
+    for (std::size_t i = 0; i < m->rows(); ++i)
+      for (std::size_t j = 0; j < m->cols(); ++j) m->row_ptr(i)[j] = 1000.0f + 0.01f * m->row_ptr(i)[j];
+  const auto idx = flat_index<TestType>::build(base.view());
+  for (std::size_t threads : {1u, 2u}) {
+    const auto got = idx.search_batch(queries.view(), 10, {.one_query_kernel = true}, threads);
+    for (std::size_t i = 0; i < queries.rows(); ++i)
+      REQUIRE(std::vector<neighbor>(got[i].begin(), got[i].end()) == idx.search(queries.row(i), 10));
+  }
+}
+
 TEST_CASE("flat_index<cosine> refuses zero vectors and normalises once", "[flat]") {
   matrix<float> data(3, 4);
   for (std::size_t j = 0; j < 4; ++j) {

@@ -23,10 +23,13 @@
 // query and the returned labels into a bounded lock-free queue of
 // max_pending preallocated slots (full: the sample is dropped and counted;
 // the query thread never waits) and wakes the monitor's worker thread. The
-// worker scans the monitor's own exact copy of the live vectors (a
-// flat_index, its "mirror") for each sample's true top-k, never on a query's
-// thread, and adds the sample's recall@k to a rolling window of the last
-// `window` samples.
+// worker gathers samples for up to `gather` (500 ms), then scans the
+// monitor's own exact copy of the live vectors (a flat_index, its "mirror")
+// once for the true top-k of all of them, never on a query's thread, and
+// adds each sample's recall@k to a rolling window of the last `window`
+// samples. (The scan is bound by memory bandwidth, which the searches on
+// the other cores share: one pass per batch instead of one per sample is
+// what keeps the monitor's cost off their QPS.)
 //
 // Recall here is plain recall@k, as recall_at_k(results, exact, k) in
 // eval/recall.hpp: |first k returned ∩ true top-k| / k, the truth over the
@@ -39,9 +42,8 @@
 // cannot be measured (the truth would need the filter): monitored forwards
 // them unobserved.
 //
-// The truth is computed later than the query ran (the queue's latency,
-// usually well under a millisecond, more when the worker is busy), so churn
-// in between biases the estimate:
+// The truth is computed later than the query ran (up to `gather` later,
+// more when the worker is busy), so churn in between biases the estimate:
 // - a returned label removed in between would count as a miss. Every
 //   removed() bumps a counter that each sample notes; a sample that returned
 //   a label the mirror no longer holds, with a removal since it was taken, is
@@ -50,9 +52,11 @@
 // - a vector added in between can enter the truth of a query that could not
 //   have seen it, and one updated in between can enter it or leave it: a
 //   false miss, not detected. Its rate is about k x (vectors changed within
-//   the latency) / size(): negligible unless a large share of the index
-//   changes within milliseconds. (Detecting it would need the label and time
-//   of every recent change, kept until no queued sample predates it.)
+//   the latency) / size(): at the default gather, 10 x (changes in half a
+//   second) / size(), 0.05% for 100 changes a second to a million vectors.
+//   Lower `gather` where a large share of the index changes every second.
+//   (Detecting it would need the label and time of every recent change,
+//   kept until no queued sample predates it.)
 //
 // Memory: the mirror holds every live vector exactly (4 x dim bytes, a 4-byte
 // norm, a byte and under custom labels about 16 bytes of label map a vector:
@@ -73,6 +77,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <concepts>
 #include <cmath>
 #include <condition_variable>
@@ -121,6 +126,13 @@ struct recall_monitor_options {
   std::size_t min_samples = 100; ///< no alert before the window holds this many (<= window when alerting)
   std::size_t max_pending = 256; ///< queue slots, >= 1: samples waiting for the worker
   std::size_t threads = 1;       ///< workers for each batch of exact scans (0 = all cores)
+  /// After a sample arrives the worker waits up to this long for more (or
+  /// until max_pending are queued) and checks them together: one pass over
+  /// the mirror for the batch instead of one per sample. The mirror's scan
+  /// is bound by memory bandwidth, which the searches share; at 1/1000 of
+  /// 10,000 QPS, 500 ms makes one pass a second instead of ten. 0 = check
+  /// each sample as soon as it arrives.
+  std::chrono::milliseconds gather{500};
   std::uint64_t seed = default_seed;  ///< the sampling draws (one stream per observing thread)
   /// Called on the worker thread when the estimate's upper end falls below
   /// alert_below; once per fall (again only after the interval's lower end
@@ -226,6 +238,8 @@ inline void check_options(const recall_monitor_options& o) {
     throw invalid_argument("recall_monitor: sample_rate must be in (0, 1], got " + std::to_string(o.sample_rate));
   if (o.window == 0) throw invalid_argument("recall_monitor: window must be at least 1 sample, got 0");
   if (o.max_pending == 0) throw invalid_argument("recall_monitor: max_pending must be at least 1, got 0");
+  if (o.gather.count() < 0)
+    throw invalid_argument("recall_monitor: gather must be at least 0 ms, got " + std::to_string(o.gather.count()));
   if (!(o.alert_below >= 0 && o.alert_below <= 1))
     throw invalid_argument("recall_monitor: alert_below must be in [0, 1], got " + std::to_string(o.alert_below));
   if (o.alert_below > 0 && o.min_samples > o.window)
@@ -247,7 +261,7 @@ class recall_monitor {
 
   /// A monitor with an empty mirror for vectors of `dim` floats; added()
   /// fills it. Throws invalid_argument (dim = 0, bad options: k = 0,
-  /// sample_rate outside (0, 1], window = 0, max_pending = 0, alert_below
+  /// sample_rate outside (0, 1], window = 0, max_pending = 0, gather < 0, alert_below
   /// outside [0, 1], min_samples > window while alerting), std::bad_alloc,
   /// std::system_error (no thread for the worker).
   explicit recall_monitor(std::size_t dim, recall_monitor_options options = {})
@@ -400,8 +414,12 @@ class recall_monitor {
   void flush() const {
     state& s = *s_;
     const std::uint64_t target = s.enqueue_pos.load(std::memory_order_acquire);
-    std::unique_lock lock(s.done_mutex);
-    s.done.wait(lock, [&] { return s.handled >= target; });
+    s.flushing.fetch_add(1, std::memory_order_acq_rel);  // the worker stops gathering
+    {
+      std::unique_lock lock(s.done_mutex);
+      s.done.wait(lock, [&] { return s.handled >= target; });
+    }
+    s.flushing.fetch_sub(1, std::memory_order_acq_rel);
   }
 
   /// Bytes of heap memory held: the mirror, the queue, the worker's batch, the window.
@@ -504,11 +522,12 @@ class recall_monitor {
       for (;;) {
         const std::uint32_t seen = signal.load(std::memory_order_acquire);
         if (stop.load(std::memory_order_acquire)) return;
-        const std::size_t n = drain();
+        std::size_t n = drain(0);
         if (n == 0) {
           signal.wait(seen, std::memory_order_acquire);
           continue;
         }
+        n = gather_more(n);
         std::optional<recall_estimate> alert;
         try {
           alert = check(n);
@@ -529,10 +548,25 @@ class recall_monitor {
       }
     }
 
-    // Moves every published sample (up to a queue's worth) into the batch; returns how many.
-    std::size_t drain() {
+    // Waits up to options.gather for more samples while the batch holds n
+    // and has room (not while a flush or the destructor waits); returns how
+    // many it holds then.
+    std::size_t gather_more(std::size_t n) {
+      using clock = std::chrono::steady_clock;
+      const auto until = clock::now() + options.gather;
+      const auto poll = std::min<clock::duration>(options.gather, std::chrono::milliseconds(5));
+      while (n < options.max_pending && clock::now() < until && flushing.load(std::memory_order_acquire) == 0 &&
+             !stop.load(std::memory_order_acquire)) {
+        std::this_thread::sleep_for(poll);
+        n = drain(n);
+      }
+      return n;
+    }
+
+    // Moves published samples into the batch after its first n, until the
+    // batch is full (max_pending); returns how many it holds.
+    std::size_t drain(std::size_t n) {
       const std::size_t capacity = options.max_pending;
-      std::size_t n = 0;
       while (n < capacity) {
         const std::size_t slot = dequeue_pos % capacity;
         cell& c = cells[slot];
@@ -576,13 +610,12 @@ class recall_monitor {
       {
         std::shared_lock lock(mirror_mutex);
         if (mirror.size() == 0) return std::nullopt;  // no truth to measure against
-        // One scan a sample, not search_batch: its GEMM path picks candidates
-        // through |q|^2 + |v|^2 - 2 <q, v>, whose cancellation can lose a true
-        // neighbour far from the origin; the truth must be the one-query scan's.
-        truth = result_matrix(m, options.k);
-        parallel_for(m, options.threads, [&](std::size_t i, std::size_t) {
-          truth.set_count(i, mirror.search(batch_queries.row(i), options.k, {}, truth.row_storage(i)));
-        });
+        // The one-query kernel, not GEMM: GEMM picks candidates through
+        // |q|^2 + |v|^2 - 2 <q, v>, whose cancellation can lose a true
+        // neighbour far from the origin; the truth must be the one-query
+        // scan's. The batch still reads the mirror once.
+        truth = mirror.search_batch(batch_queries.view().rows_slice(0, m), options.k,
+                                    {.one_query_kernel = true}, options.threads);
         const std::uint64_t now = removals.load(std::memory_order_relaxed);
         for (std::size_t i = 0; i < m; ++i) {
           if (batch_cells[i].removals == now) continue;
@@ -660,6 +693,7 @@ class recall_monitor {
     std::mutex done_mutex;
     std::condition_variable done;
     std::uint64_t handled = 0;  // queue positions the worker has finished with
+    std::atomic<int> flushing{0};  // flush() calls waiting: check what is queued now
 
     // The worker's own.
     std::uint64_t dequeue_pos = 0;

@@ -18,7 +18,9 @@
 // kernel, so batch and single searches return the same distances bit for
 // bit and GEMM's cancellation error under l2 never reorders them. Batch
 // memory is bounded by the block sizes (a few MB per thread), not by
-// queries x base.
+// queries x base. A small batch (or one asked for one_query_kernel) scores
+// groups of queries with the one-query kernel, block by block, so each
+// block of stored rows is read from memory once per group.
 //
 // Removal frees the slot at once (the next add writes into it); a scan skips
 // free slots with one test per candidate that beats the k-th distance.
@@ -73,7 +75,15 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
   struct build_params {
     std::size_t initial_capacity = 0;  ///< vectors to reserve room for (0 = grow on add)
   };
-  struct search_params {};  ///< exact search has no knob
+  struct search_params {
+    /// search_batch only: score every query with the one-query kernel, as
+    /// search() does, instead of GEMM (each batch row is then search()'s
+    /// result bit for bit, even where GEMM's cancellation would pick other
+    /// candidates). Each block of stored rows is still read once for a group
+    /// of queries, so b queries cost about one scan's memory traffic and b
+    /// scans' arithmetic: slower than GEMM for large batches.
+    bool one_query_kernel = false;
+  };
 
   /// Empty index for vectors of `dim` (>= 1) floats. Throws invalid_argument on dim 0.
   explicit flat_index(std::size_t dim, const build_params& params = {}) : dim_(dim) {
@@ -173,13 +183,18 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
       return keep(slots_.label(slot_t(s)));
   }
 
-  // Every query at once, by blocked GEMM (below gemm_min_queries, one query at a time).
+  // Every query at once, by blocked GEMM (below gemm_min_queries, or when
+  // asked, with the one-query kernel over shared blocks).
   result_matrix search_batch_prepared(matrix_view<const float> queries, std::size_t k, const search_params& params,
                                       std::size_t threads) const {
     result_matrix out(queries.rows(), k);
-    if (queries.rows() < gemm_min_queries) {
-      parallel_for(queries.rows(), threads, [&](std::size_t i, std::size_t) {
-        out.set_count(i, this->search(queries.row(i), k, params, out.row_storage(i)));
+    if (queries.rows() < gemm_min_queries || params.one_query_kernel) {
+      const std::size_t groups =
+          std::max((queries.rows() + max_scan_group - 1) / max_scan_group, worker_count(queries.rows(), threads));
+      const std::size_t group = (queries.rows() + groups - 1) / groups;
+      parallel_for((queries.rows() + group - 1) / group, threads, [&](std::size_t g, std::size_t) {
+        const std::size_t first = g * group;
+        scan_group(queries.rows_slice(first, std::min(group, queries.rows() - first)), k, out, first);
       });
       return out;
     }
@@ -201,6 +216,9 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
   // Below this many queries a batch is searched one query at a time: GEMM pays
   // off once a base block is reused by enough queries.
   static constexpr std::size_t gemm_min_queries = 16;
+  // Queries scored together against each 64-row block by scan_group (their
+  // stored form, 4 x dim bytes each, sits in cache beside the block).
+  static constexpr std::size_t max_scan_group = 32;
   // Block shape for gemm::inner_products: a query block streams from L2 past
   // the packed base block; 192 x 256 measured as fast as any of 102..256 x
   // 128..512 on AVX2 at d = 784 (within the noise of a 2-core machine).
@@ -227,16 +245,46 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
   // scoring a block of rows per kernel call.
   template <class Keep>
   void scan(const float* q, std::size_t begin, std::size_t end, topk_heap& heap, const Keep& keep) const {
-    constexpr std::size_t block = 64;
-    alignas(64) float dist[block];
-    float threshold = heap.threshold();
-    for (std::size_t b = begin; b < end; b += block) {
-      const std::size_t n = std::min(block, end - b);
+    alignas(64) float dist[scan_block];
+    for (std::size_t b = begin; b < end; b += scan_block) {
+      const std::size_t n = std::min(scan_block, end - b);
       Metric::distances(q, matrix_view<const float>(vectors_.data() + b * dim_, n, dim_), dist);
-      for (std::size_t j = 0; j < n; ++j)
-        if (dist[j] <= threshold && admits(b + j, keep) && heap.push(slots_.label(slot_t(b + j)), dist[j]))
-          threshold = heap.threshold();
+      offer_scanned(dist, n, b, heap, keep);
     }
+  }
+
+  // The same scan for a group of queries (raw, prepared here), block-major:
+  // each block of rows is scored against every query of the group while it
+  // is in cache. Row i's result is what search() returns for query i.
+  void scan_group(matrix_view<const float> queries, std::size_t k, result_matrix& out, std::size_t first) const {
+    const std::size_t nq = queries.rows();
+    std::vector<float, aligned_allocator<float>> prepared(nq * dim_);
+    store_rows<Metric>(queries, prepared.data());
+    std::vector<topk_heap> heaps;
+    heaps.reserve(nq);
+    for (std::size_t i = 0; i < nq; ++i) heaps.emplace_back(out.row_storage(first + i), k);
+    alignas(64) float dist[scan_block];
+    const std::size_t end = slots_.slots();
+    for (std::size_t b = 0; b < end; b += scan_block) {
+      const std::size_t n = std::min(scan_block, end - b);
+      const matrix_view<const float> rows(vectors_.data() + b * dim_, n, dim_);
+      for (std::size_t i = 0; i < nq; ++i) {
+        Metric::distances(prepared.data() + i * dim_, rows, dist);
+        offer_scanned(dist, n, b, heaps[i], accept_all{});
+      }
+    }
+    for (std::size_t i = 0; i < nq; ++i) out.set_count(first + i, heaps[i].sort());
+  }
+
+  static constexpr std::size_t scan_block = 64;  // rows per kernel call
+
+  // Offers the n distances of slots [b, b + n) to the heap.
+  template <class Keep>
+  void offer_scanned(const float* dist, std::size_t n, std::size_t b, topk_heap& heap, const Keep& keep) const {
+    float threshold = heap.threshold();
+    for (std::size_t j = 0; j < n; ++j)
+      if (dist[j] <= threshold && admits(b + j, keep) && heap.push(slots_.label(slot_t(b + j)), dist[j]))
+        threshold = heap.threshold();
   }
 
   // Turns one query's dot products with base rows [b0, b0 + nb) into
