@@ -9,8 +9,8 @@
 //   live.compact();                                   // hnsw: relink around removed nodes in place
 //
 // The served index is owned by a std::shared_ptr and published as a plain
-// atomic pointer. A search counts itself in (core/grace.hpp: two
-// uncontended atomic adds on a cache line of its own thread's, no lock) and
+// atomic pointer. A search counts itself in (core/grace.hpp: two atomic
+// adds on a cache line its thread does not share, no lock) and
 // searches the index published when it starts; a rebuild or a replace
 // publishes a new one and then waits until every search that could have
 // seen the old one has returned. So a search never waits for a swap, a
