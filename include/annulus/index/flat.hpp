@@ -213,8 +213,9 @@ class flat_index : public index_base<flat_index<Metric>, Metric> {
     return out;
   }
 
-  // Below this many queries a batch is searched one query at a time: GEMM pays
-  // off once a base block is reused by enough queries.
+  // Below this many queries a batch takes scan_group (the one-query kernel,
+  // blocks shared by the group): GEMM pays off once a base block is reused
+  // by enough queries.
   static constexpr std::size_t gemm_min_queries = 16;
   // Queries scored together against each 64-row block by scan_group (their
   // stored form, 4 x dim bytes each, sits in cache beside the block).
