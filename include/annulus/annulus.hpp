@@ -31,6 +31,7 @@
 #include "annulus/quant/kmeans.hpp"
 #include "annulus/quant/pq.hpp"
 
+#include "annulus/index/banded_mips.hpp"
 #include "annulus/index/mips.hpp"
 
 #include "annulus/eval/drift.hpp"

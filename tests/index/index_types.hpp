@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "annulus/index/banded_mips.hpp"
 #include "annulus/index/flat.hpp"
 #include "annulus/index/hnsw.hpp"
 #include "annulus/index/ivf_flat.hpp"
@@ -110,6 +111,19 @@ struct test_setup<mips_index<Inner>> {
   static constexpr double min_recall = std::min(test_setup<Inner>::min_recall, 0.99);
 };
 
+// banded_mips_index: bands of at least 300 of the 3,000 test vectors (the
+// clustered data's norms spread about 3x: 3 to 5 bands), each as
+// mips_index's setup; norm_headroom 20 lifts M_0 from the largest norm
+// (below 30) above the 430 of the vectors the tests add later.
+template <class Inner>
+struct test_setup<banded_mips_index<Inner>> {
+  static typename banded_mips_index<Inner>::build_params build() {
+    return {.inner = test_setup<mips_index<Inner>>::build().inner, .min_band_size = 300, .norm_headroom = 20};
+  }
+  static typename Inner::search_params search() { return test_setup<Inner>::search(); }
+  static constexpr double min_recall = test_setup<mips_index<Inner>>::min_recall;
+};
+
 // sharded_index over three shards of each index's own test setup; the
 // partition alternates with the shard type so both are run through every
 // interface test.
@@ -144,8 +158,9 @@ struct test_setup<sharded_index<Shard>> {
 #define ANNULUS_HASH_TYPES \
   annulus::lsh_index<annulus::l2>, annulus::lsh_index<annulus::inner_product>, \
       annulus::lsh_index<annulus::cosine>
-#define ANNULUS_MIPS_TYPES \
-  annulus::mips_index<annulus::flat_index<annulus::l2>>, annulus::mips_index<annulus::hnsw_index<annulus::l2>>
+#define ANNULUS_MIPS_TYPES                                                                         \
+  annulus::mips_index<annulus::flat_index<annulus::l2>>, annulus::mips_index<annulus::hnsw_index<annulus::l2>>, \
+      annulus::banded_mips_index<annulus::flat_index<annulus::l2>>, annulus::banded_mips_index<>
 // Every index changes after build (add, remove, update): the lifecycle tests run over all.
 #define ANNULUS_MUTABLE_TYPES                                                                    \
   annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>,                 \
@@ -158,7 +173,7 @@ struct test_setup<sharded_index<Shard>> {
       annulus::lsh_index<annulus::l2>, annulus::lsh_index<annulus::inner_product>,               \
       annulus::lsh_index<annulus::cosine>, annulus::kd_tree_index<annulus::l2>,                  \
       annulus::kd_tree_index<annulus::cosine>, annulus::mips_index<annulus::flat_index<annulus::l2>>, \
-      annulus::mips_index<annulus::hnsw_index<annulus::l2>>
+      annulus::mips_index<annulus::hnsw_index<annulus::l2>>, annulus::banded_mips_index<>
 // sharded_index over one index of each family and metric (not in the
 // compile-and-test matrix: routing and merging, the same on every target).
 #define ANNULUS_SHARDED_TYPES                                                                      \

@@ -33,6 +33,14 @@ namespace annulus {
 
 namespace mips {
 
+/// The norm of a vector whose squared norm is `norm_sq`, rounded up so that
+/// its square is no less than norm_sq: an M taken from it holds the vector.
+inline double norm_rounded_up(double norm_sq) {
+  double m = std::sqrt(norm_sq);
+  while (m * m < norm_sq) m = std::nextafter(m, std::numeric_limits<double>::infinity());
+  return m;
+}
+
 /// The largest Euclidean norm among the rows of `rows` (0 for no rows),
 /// rounded up so that its square is no less than any row's squared norm.
 inline double max_norm(matrix_view<const float> rows) {
@@ -42,9 +50,7 @@ inline double max_norm(matrix_view<const float> rows) {
     for (const float x : rows.row(i)) s += double(x) * x;
     best = std::max(best, s);
   }
-  double m = std::sqrt(best);
-  while (m * m < best) m = std::nextafter(m, std::numeric_limits<double>::infinity());
-  return m;
+  return norm_rounded_up(best);
 }
 
 namespace detail {
