@@ -327,11 +327,42 @@ index_entry mips_hnsw_entry() {
   return e;
 }
 
+// Maximum inner product through HNSW over norm bands, each augmented with
+// its own M (index/banded_mips.hpp): the route that holds on any norm spread.
+index_entry banded_mips_hnsw_entry() {
+  index_entry e;
+  e.name = "banded_mips_hnsw";
+  e.library = "annulus";
+  e.default_build =
+      params::parse("m=16,ef_construction=200,seed=100,band_ratio=1.25,min_band_size=1000", "banded_mips_hnsw");
+  e.metrics = {metric_kind::inner_product};
+  e.knob = "ef";
+  e.sweep = ef_sweep;
+  e.quick_sweep = ef_quick;
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads,
+                const source& src) -> std::unique_ptr<bench_index> {
+    using index = banded_mips_index<hnsw_index<l2>>;
+    index::build_params p;
+    p.inner.m = build.get_size("m", p.inner.m);
+    p.inner.ef_construction = build.get_size("ef_construction", p.inner.ef_construction);
+    p.inner.seed = build.get_size("seed", p.inner.seed);
+    p.band_ratio = build.get_double("band_ratio", p.band_ratio);
+    p.min_band_size = build.get_size("min_band_size", p.min_band_size);
+    return built<index>(ds, p, threads, src, [](const params& search) {
+      typename index::search_params s;
+      s.ef = search.get_size("ef", s.ef);
+      return s;
+    });
+  });
+  return e;
+}
+
 }  // namespace
 
 std::vector<index_entry> registry() {
   std::vector<index_entry> all{flat_entry(),    hnsw_entry(),      ivf_flat_entry(), ivf_pq_entry(),
-                               kd_tree_entry(), rp_forest_entry(), lsh_entry(),   mips_hnsw_entry()};
+                               kd_tree_entry(), rp_forest_entry(), lsh_entry(),   mips_hnsw_entry(),
+                               banded_mips_hnsw_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));
   for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
   return all;

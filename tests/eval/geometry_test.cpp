@@ -7,6 +7,7 @@
 #include <string>
 
 #include "annulus/eval/geometry.hpp"
+#include "annulus/eval/synthetic.hpp"
 #include "support/data.hpp"
 #include "support/matchers.hpp"
 
@@ -97,6 +98,19 @@ TEST_CASE("geometry: top-norm share and train/serve overlap, worked by hand", "[
   CHECK_THAT(text, Catch::Contains("overlap@2 0.250, dot top-2 within cosine top-4 0.750"));
   CHECK_THAT(text, Catch::Contains("overlap@2 0.000, dot top-2 within l2 top-4 0.250"));
   CHECK_THAT(text, Catch::Contains("norms carry signal") && Catch::Contains("serve by inner product"));
+  // 8 items, fewer than a band's minimum (1,000): one band.
+  CHECK(r.norm_bands == 1);
+  CHECK_THAT(text, Catch::Contains("would form 1 norm band here") && Catch::Contains("same as mips_index"));
+}
+
+TEST_CASE("geometry: norms spread 8x form the bands banded_mips_index would", "[geometry]") {
+  const matrix<float> spread = gaussian_mixture(16, {.clusters = 8, .norm_ratio = 8.0, .seed = 9}).sample(5000, 1);
+  const geometry_report r = geometry(spread.view(), matrix_view<const float>(spread.data(), 20, 16), {.k = 5, .threads = 1});
+  // 5 bands of at least 1,000 items; each 1.25x wide until the minimum size takes over.
+  CHECK(r.norm_bands >= 3);
+  CHECK(r.norm_bands <= 5);
+  CHECK_THAT(r.summary(), Catch::Contains("would form " + std::to_string(r.norm_bands) + " norm bands here") &&
+                              Catch::Contains("take the bands"));
 }
 
 TEST_CASE("geometry: unit-norm items make dot and cosine agree", "[geometry]") {

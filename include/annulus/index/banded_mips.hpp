@@ -14,7 +14,7 @@
 // spread 8x). A graph over inner product itself (hnsw_index<inner_product>)
 // fails the other way on data like Fashion-MNIST (<= 0.64): its hubs, the
 // long vectors, swallow the walk. Here the items are split by norm into
-// bands whose largest / smallest norm is at most band_ratio (about 1.5),
+// bands whose largest / smallest norm is at most band_ratio (1.25),
 // and each band is a mips_index<Inner> with its own M, the band's largest
 // norm: within a band the appended coordinate varies little, so the l2
 // graph sees angles.
@@ -27,10 +27,11 @@
 // little more than one graph search over a band (docs/benchmarks.md).
 //
 // Bands: fixed by build (or by the first add to an empty index) from that
-// data's norms: sorted longest first, a band takes items while their norm is
-// at least its first norm / band_ratio, and at least min_band_size items (so
-// no band is a handful); a remainder under half of min_band_size joins the
-// last band; at most max_bands bands (min_band_size grows to n / max_bands).
+// data's norms (mips::norm_band_bounds, transform/mips.hpp): sorted longest
+// first, a band takes items while their norm is at least its first norm /
+// band_ratio, and at least min_band_size items (so no band is a handful);
+// a remainder under half of min_band_size joins the last band; at most
+// max_bands bands (min_band_size grows to n / max_bands).
 // Band b holds the norms in (M_{b+1}, M_b], the last band down to 0; M_0 =
 // norm_headroom x the largest norm. A later add goes to the band whose range
 // holds its norm; a norm above M_0 throws capacity_error (rebuild with more
@@ -102,7 +103,7 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
   static constexpr std::string_view index_name = "banded_mips_index";
   static constexpr std::string_view file_kind = "banded_mips";
   static constexpr bool viewable = mips_index<Inner>::viewable;
-  static constexpr std::size_t max_bands = 64;
+  static constexpr std::size_t max_bands = mips::max_bands;
   using band_type = mips_index<Inner>;
   /// Every band is searched with these (Inner's own: ef for hnsw).
   using search_params = typename Inner::search_params;
@@ -110,9 +111,9 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
     typename Inner::build_params inner{};  ///< every band's inner index parameters
     /// Largest / smallest norm within a band, > 1. Smaller: more bands, each
     /// closer to one norm (recall at a given ef up, QPS down).
-    double band_ratio = 1.5;
+    double band_ratio = mips::default_band_ratio;
     /// Items a band takes at least (>= 1); see the top of this file.
-    std::size_t min_band_size = 1000;
+    std::size_t min_band_size = mips::default_min_band_size;
     /// M_0 = norm_headroom x the largest norm of the first batch, >= 1: room
     /// for longer vectors added later.
     double norm_headroom = 1.0;
@@ -208,25 +209,6 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
     std::vector<double> out(rows.rows());
     for (std::size_t i = 0; i < rows.rows(); ++i) out[i] = mips::norm_rounded_up(mips::detail::norm_sq(rows.row(i)));
     return out;
-  }
-
-  // The bounds M_b, longest first, from the first batch's norms (see the top of the file).
-  static std::vector<double> bounds_for(const std::vector<double>& norms, const build_params& p) {
-    std::vector<double> sorted = norms;
-    std::sort(sorted.begin(), sorted.end(), std::greater<>());
-    const std::size_t n = sorted.size();
-    const std::size_t min_size = std::max(p.min_band_size, (n + max_bands - 1) / max_bands);
-    std::vector<double> bounds;
-    std::size_t i = 0;
-    while (i < n) {
-      const double top = sorted[i];
-      bounds.push_back(top);
-      const std::size_t first = i;
-      while (i < n && (i - first < min_size || sorted[i] * p.band_ratio >= top)) ++i;
-      if (n - i < (min_size + 1) / 2) i = n;  // a small remainder joins this band
-    }
-    bounds.front() *= p.norm_headroom;
-    return bounds;
   }
 
   // The band whose range (M_{b+1}, M_b] holds `norm`; bounds.size() if above M_0.
@@ -327,7 +309,8 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
     const std::vector<label_t> all = new_labels(data.rows(), labels);
     const std::vector<double> norms = norms_of(data);
     if (band_count() == 0) {
-      std::vector<double> bounds = bounds_for(norms, params_);
+      std::vector<double> bounds =
+          mips::norm_band_bounds(norms, params_.band_ratio, params_.min_band_size, params_.norm_headroom);
       const auto rows = split(norms, bounds);
       std::vector<band_type> bands;
       bands.reserve(bounds.size());

@@ -20,10 +20,12 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "annulus/core/error.hpp"
 #include "annulus/core/matrix.hpp"
@@ -118,6 +120,38 @@ inline matrix<float> augment_queries(matrix_view<const float> queries) {
 /// (|q|^2 + m^2 - distance) / 2, exact up to the rounding of `l2_distance`.
 inline double inner_product_from_l2(double l2_distance, double query_norm_sq, double m) {
   return 0.5 * (query_norm_sq + m * m - l2_distance);
+}
+
+/// banded_mips_index's defaults (index/banded_mips.hpp), here so that the
+/// geometry report (eval/geometry.hpp) can say what bands a data set forms.
+inline constexpr double default_band_ratio = 1.25;
+inline constexpr std::size_t default_min_band_size = 1000;
+inline constexpr std::size_t max_bands = 64;
+
+/// Norm bands, as banded_mips_index (index/banded_mips.hpp) forms them from
+/// `norms` (each >= 0): sorted longest first, a band takes norms while they
+/// are at least its first / band_ratio, and at least min_band_size of them
+/// (raised to n / mips::max_bands); a remainder under half of that joins the last
+/// band. Returns each band's largest norm M_b, longest first, the first
+/// multiplied by norm_headroom; band b holds (M_{b+1}, M_b], the last down
+/// to 0. Empty for no norms. Parameters unchecked (the index checks them).
+inline std::vector<double> norm_band_bounds(std::vector<double> norms, double band_ratio = default_band_ratio,
+                                            std::size_t min_band_size = default_min_band_size,
+                                            double norm_headroom = 1.0) {
+  std::sort(norms.begin(), norms.end(), std::greater<>());
+  const std::size_t n = norms.size();
+  const std::size_t min_size = std::max(min_band_size, (n + max_bands - 1) / max_bands);
+  std::vector<double> bounds;
+  std::size_t i = 0;
+  while (i < n) {
+    const double top = norms[i];
+    bounds.push_back(top);
+    const std::size_t first = i;
+    while (i < n && (i - first < min_size || norms[i] * band_ratio >= top)) ++i;
+    if (n - i < (min_size + 1) / 2) i = n;  // a small remainder joins this band
+  }
+  if (!bounds.empty()) bounds.front() *= norm_headroom;
+  return bounds;
 }
 
 }  // namespace mips
