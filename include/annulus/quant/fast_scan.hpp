@@ -1,0 +1,375 @@
+// 4-bit PQ "fast scan": distance estimates for 32 codes at a time from
+// byte-shuffle table lookups, the query's tables held in SIMD registers. A
+// building block for IVF-PQ with nbits = 4 (16 centroids per sub-space); the
+// caller re-ranks the best estimates with exact float tables.
+//
+//   auto packed = fast_scan::pack(codes, n, m);            // once, at build time
+//   auto lut = fast_scan::quantize_lut(table, m);          // per query (and list)
+//   std::vector<std::uint16_t> est(n);
+//   fast_scan::estimates(packed.data(), n, lut, est.data());
+//   float d = lut.estimate(est[i]);                        // ~ sum_j table[j][code_ij]
+//
+// Packed layout (the same for every instruction set and build: a buffer
+// packed by one target is read by every other and may be stored in a file).
+// Codes are m sub-space indices 0..15 per vector. Sub-spaces go in pairs
+// (2q, 2q + 1), q < pairs(m) = ceil(m / 2); an odd m gets a zero sub-space
+// m. Vectors go in blocks of 32, the last block padded with zero codes. The
+// buffer is blocks(n) blocks of pairs(m) * 32 bytes, block after block; in
+// block b, pair q's 32 bytes start at (b * pairs(m) + q) * 32, and byte i of
+// them is
+//     code(32 b + i, 2q)  |  code(32 b + i, 2q + 1) << 4
+// (low nibble the even sub-space). Natural vector order keeps the format
+// simple; the kernels reorder in registers, which costs a few shuffles per
+// block, not per sub-space.
+//
+// Tables. A float table T[j][c] (j < m, c < 16; the contribution of centroid
+// c of sub-space j, smaller = closer: pass -<q, c> for inner products) becomes
+// bytes Q[j][c] = round((T[j][c] - min_c T[j][c]) * scale), stored as
+// 16 * 2 pairs(m) bytes (the padding sub-space all zero). One scale for all
+// sub-spaces, the largest with every Q <= 255 and sum_j max_c Q[j][c] <=
+// 65535, so a vector's sum never saturates its uint16 accumulator:
+//     scale = min(255 / max_j R_j, (65535 - m / 2) / sum_j R_j),
+// R_j = max_c T[j][c] - min_c T[j][c] (the m / 2 covers rounding up).
+//
+// Arithmetic. A vector's estimate is acc = the sum over all 2 pairs(m)
+// sub-spaces of Q[j][code_j], accumulated as uint16 with saturating adds:
+// min(65535, exact sum), whatever the order, since every term is >= 0. Every
+// instruction set computes exactly this (bit for bit; tested), and for
+// tables from quantize_lut it never saturates. The float estimate is
+// bias + acc / scale, bias = sum_j min_c T[j][c], and
+//     |estimate - sum_j T[j][code_j]| <= m * 0.5 / scale
+// plus float rounding (a few ulp of |bias| + acc / scale).
+//
+// Instruction sets: AVX-512BW (two pairs per 64-byte shuffle), AVX2, SSSE3
+// when the translation unit is compiled for it (x86-64-v2), NEON on aarch64,
+// and the scalar reference (the SSE2 baseline). Chosen as core/dispatch.hpp
+// chooses the distance kernels: at compile time in a unit built for AVX2 or
+// AVX-512 (or not x86), otherwise once at run time from the CPU, capped by
+// ANNULUS_SIMD_MAX. fast_scan_kernels.hpp holds the SIMD code.
+//
+// Every function is pure (reads its arguments, writes only its outputs):
+// safe to call from any number of threads. Memory: pack, unpack and
+// quantize_lut return owning vectors; the scan functions read the caller's
+// buffers and write the caller's output, no pointer needs any alignment.
+// Sizes are checked before anything is allocated; bad ones throw
+// invalid_argument.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "annulus/core/error.hpp"
+#include "annulus/core/simd/target.hpp"
+#include "annulus/quant/fast_scan_kernels.hpp"
+
+#if ANNULUS_DETAIL_SIMD_RUN_TIME
+#include "annulus/core/dispatch.hpp"
+#endif
+
+namespace annulus::fast_scan {
+
+/// Vectors per block.
+inline constexpr std::size_t block_size = 32;
+/// The most sub-spaces quantize_lut accepts (its no-saturation guarantee
+/// needs m / 2 < 65535; real PQ uses a few hundred at most).
+inline constexpr std::size_t max_m = 16384;
+
+/// Blocks holding n vectors.
+inline constexpr std::size_t blocks(std::size_t n) { return (n + block_size - 1) / block_size; }
+/// Sub-space pairs for m sub-spaces (an odd m gets a zero sub-space).
+inline constexpr std::size_t pairs(std::size_t m) { return (m + 1) / 2; }
+/// Bytes of one packed block.
+inline constexpr std::size_t block_bytes(std::size_t m) { return pairs(m) * block_size; }
+/// Bytes of a quantized table for m sub-spaces: 16 per sub-space, padding included.
+inline constexpr std::size_t lut_bytes(std::size_t m) { return pairs(m) * 32; }
+
+/// Bytes of the packed codes of n vectors of m sub-spaces. Throws
+/// invalid_argument when m = 0 or the size overflows.
+inline std::size_t packed_bytes(std::size_t n, std::size_t m) {
+  if (m == 0) throw invalid_argument("fast_scan: m must be at least 1");
+  constexpr std::size_t most = std::numeric_limits<std::size_t>::max();
+  // n * m (the unpacked codes) and the padded size must both fit.
+  if (m > most / 64 || (n != 0 && m > most / n) || blocks(n) > most / block_bytes(m))
+    throw invalid_argument("fast_scan: " + std::to_string(n) + " codes of " + std::to_string(m) +
+                           " sub-spaces overflow a buffer size");
+  return blocks(n) * block_bytes(m);
+}
+
+/// codes: n x m bytes, row-major, each 0..15. Returns packed_bytes(n, m)
+/// bytes in the layout above. Throws invalid_argument on m = 0 or a code
+/// above 15 (checked before allocating).
+inline std::vector<std::uint8_t> pack(const std::uint8_t* codes, std::size_t n, std::size_t m) {
+  const std::size_t bytes = packed_bytes(n, m);
+  for (std::size_t k = 0; k < n * m; ++k)
+    if (codes[k] > 15)
+      throw invalid_argument("fast_scan::pack: code " + std::to_string(codes[k]) + " of vector " +
+                             std::to_string(k / m) + ", sub-space " + std::to_string(k % m) +
+                             " does not fit 4 bits");
+  std::vector<std::uint8_t> out(bytes, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint8_t* block = out.data() + (i / block_size) * block_bytes(m) + i % block_size;
+    for (std::size_t j = 0; j < m; ++j)
+      block[(j / 2) * block_size] |= static_cast<std::uint8_t>(codes[i * m + j] << (4 * (j % 2)));
+  }
+  return out;
+}
+
+/// The code of vector i in sub-space j (j < m, or j = m for an odd m's
+/// padding, which reads 0) of a packed buffer. No checks: for tests and
+/// re-ranking.
+inline std::uint8_t code_at(const std::uint8_t* packed, std::size_t m, std::size_t i, std::size_t j) {
+  const std::uint8_t byte = packed[((i / block_size) * pairs(m) + j / 2) * block_size + i % block_size];
+  return static_cast<std::uint8_t>((byte >> (4 * (j % 2))) & 0x0F);
+}
+
+/// The n x m row-major codes a packed buffer holds (pack's inverse).
+/// Throws invalid_argument on m = 0.
+inline std::vector<std::uint8_t> unpack(const std::uint8_t* packed, std::size_t n, std::size_t m) {
+  (void)packed_bytes(n, m);
+  std::vector<std::uint8_t> codes(n * m);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < m; ++j) codes[i * m + j] = code_at(packed, m, i, j);
+  return codes;
+}
+
+/// A query's tables in bytes, and how to read its sums back as floats.
+struct quantized_lut {
+  std::size_t m = 0;
+  /// lut_bytes(m) bytes: table j at 16 j (the padding sub-space's zeros last).
+  std::vector<std::uint8_t> table;
+  float bias = 0.f;   ///< sum over sub-spaces of the smallest float entry
+  float scale = 1.f;  ///< bytes per float unit (> 0)
+
+  /// The float distance a scan sum stands for.
+  float estimate(std::uint16_t acc) const { return bias + static_cast<float>(acc) / scale; }
+  /// The largest |estimate - exact float sum| from quantization: m * 0.5 / scale
+  /// (float rounding comes on top).
+  double error_bound() const { return 0.5 * static_cast<double>(m) / scale; }
+};
+
+/// tables[j * stride + c] for j < m, c < 16 (stride >= 16, e.g. a
+/// product_quantizer's table_stride() with nbits = 4): quantized as the
+/// header comment says. Throws invalid_argument on m = 0 or above max_m, a
+/// stride below 16, or a non-finite entry (before allocating).
+inline quantized_lut quantize_lut(const float* tables, std::size_t m, std::size_t stride = 16) {
+  if (m == 0 || m > max_m)
+    throw invalid_argument("fast_scan::quantize_lut: m must be 1.." + std::to_string(max_m) + ", got " +
+                           std::to_string(m));
+  if (stride < 16) throw invalid_argument("fast_scan::quantize_lut: stride " + std::to_string(stride) + " < 16");
+  double bias = 0, range_max = 0, range_sum = 0;
+  for (std::size_t j = 0; j < m; ++j) {
+    const float* t = tables + j * stride;
+    float lo = t[0], hi = t[0];
+    for (std::size_t c = 0; c < 16; ++c) {
+      if (!std::isfinite(t[c]))
+        throw invalid_argument("fast_scan::quantize_lut: entry " + std::to_string(c) + " of sub-space " +
+                               std::to_string(j) + " is not finite");
+      lo = std::min(lo, t[c]);
+      hi = std::max(hi, t[c]);
+    }
+    bias += lo;
+    range_max = std::max(range_max, double(hi) - double(lo));
+    range_sum += double(hi) - double(lo);
+  }
+  quantized_lut q;
+  q.m = m;
+  q.bias = static_cast<float>(bias);
+  if (range_max > 0) {
+    const double s = std::min(255.0 / range_max, (65535.0 - 0.5 * double(m)) / range_sum);
+    // The float scale must not exceed s, or the largest bytes and sums could round past their limits.
+    float f = static_cast<float>(s);
+    if (double(f) > s) f = std::nextafter(f, 0.f);
+    if (!(f > 0.f) || !std::isfinite(f))
+      throw invalid_argument("fast_scan::quantize_lut: table ranges too wide for a float scale");
+    q.scale = f;
+  }
+  q.table.assign(lut_bytes(m), 0);
+  for (std::size_t j = 0; j < m; ++j) {
+    const float* t = tables + j * stride;
+    const float lo = *std::min_element(t, t + 16);
+    for (std::size_t c = 0; c < 16; ++c) {
+      const double v = std::nearbyint((double(t[c]) - double(lo)) * double(q.scale));
+      q.table[16 * j + c] = static_cast<std::uint8_t>(std::clamp(v, 0.0, 255.0));
+    }
+  }
+  return q;
+}
+
+/// The instruction sets a scan can use (not all exist in every build).
+enum class path : unsigned char { scalar, ssse3, neon, avx2, avx512 };
+
+inline const char* path_name(path p) {
+  switch (p) {
+    case path::ssse3: return "ssse3";
+    case path::neon: return "neon";
+    case path::avx2: return "avx2";
+    case path::avx512: return "avx512bw";
+    case path::scalar: break;
+  }
+  return "scalar";
+}
+
+namespace detail {
+/// The reference every kernel matches: acc = min(65535, the sum over the
+/// 2 pairs(m) sub-spaces of the table byte of each vector's code), which is
+/// what a chain of saturating uint16 adds gives (all terms >= 0). Summed in
+/// uint32, clamped every 65536 pairs (65535 + 65536 * 510 < 2^32), so a
+/// compiler can vectorize the 32 vectors of a block (SSE2 builds run this).
+inline void scan_blocks_scalar(const std::uint8_t* packed, std::size_t n_blocks, std::size_t n_pairs,
+                               const std::uint8_t* lut, std::uint16_t* out) {
+  for (std::size_t b = 0; b < n_blocks; ++b, out += block_size) {
+    const std::uint8_t* block = packed + b * n_pairs * block_size;
+    std::uint32_t acc[block_size] = {};
+    for (std::size_t p = 0; p < n_pairs; ++p) {
+      const std::uint8_t *codes = block + p * block_size, *lo = lut + 32 * p, *hi = lo + 16;
+      for (std::size_t i = 0; i < block_size; ++i) acc[i] += lo[codes[i] & 15u] + hi[codes[i] >> 4];
+      if (p % 65536 == 65535)
+        for (auto& a : acc) a = std::min<std::uint32_t>(a, 65535);
+    }
+    for (std::size_t i = 0; i < block_size; ++i)
+      out[i] = static_cast<std::uint16_t>(std::min<std::uint32_t>(acc[i], 65535));
+  }
+}
+inline void require_m(std::size_t m, const char* what) {
+  if (m == 0) throw invalid_argument(std::string("fast_scan::") + what + ": m must be at least 1");
+}
+inline const std::uint8_t* checked_table(const quantized_lut& lut, const char* what) {
+  require_m(lut.m, what);
+  if (lut.table.size() != lut_bytes(lut.m))
+    throw invalid_argument(std::string("fast_scan::") + what + ": a table of " + std::to_string(lut.table.size()) +
+                           " bytes for m = " + std::to_string(lut.m) + "; expected " +
+                           std::to_string(lut_bytes(lut.m)));
+  return lut.table.data();
+}
+}  // namespace detail
+
+// What depends on the translation unit's flags: the namespace named for them.
+inline namespace ANNULUS_DETAIL_SIMD_ABI {
+
+/// The path the translation unit's own flags give (the dispatch fallback).
+#if ANNULUS_DETAIL_SIMD_TU_LEVEL == 2
+inline constexpr path compiled_path = path::avx512;
+#elif ANNULUS_DETAIL_SIMD_TU_LEVEL == 1
+inline constexpr path compiled_path = path::avx2;
+#elif ANNULUS_DETAIL_FAST_SCAN_SSSE3
+inline constexpr path compiled_path = path::ssse3;
+#elif ANNULUS_DETAIL_FAST_SCAN_NEON
+inline constexpr path compiled_path = path::neon;
+#else
+inline constexpr path compiled_path = path::scalar;
+#endif
+
+/// The paths this translation unit holds and this CPU runs, scalar first
+/// (for tests and benchmarks; active_path() is one of them).
+inline std::vector<path> available_paths() {
+  std::vector<path> out{path::scalar};
+  if (ANNULUS_DETAIL_FAST_SCAN_SSSE3) out.push_back(path::ssse3);
+  if (ANNULUS_DETAIL_FAST_SCAN_NEON) out.push_back(path::neon);
+#if ANNULUS_DETAIL_SIMD_RUN_TIME
+  const auto cpu = kernels::dispatch::cpu_level();
+  if (cpu >= kernels::dispatch::level::avx2) out.push_back(path::avx2);
+  if (cpu >= kernels::dispatch::level::avx512) out.push_back(path::avx512);
+#else
+  if (ANNULUS_DETAIL_FAST_SCAN_AVX2) out.push_back(path::avx2);
+  if (ANNULUS_DETAIL_FAST_SCAN_AVX512) out.push_back(path::avx512);
+#endif
+  return out;
+}
+
+/// The path scans take: chosen once per program and unit (a thread-safe static).
+inline path active_path() {
+#if ANNULUS_DETAIL_SIMD_RUN_TIME
+  static const path chosen = [] {
+    using kernels::dispatch::level;
+    const level cpu = kernels::dispatch::cpu_level(), cap = kernels::dispatch::level_cap();
+    const level l = cap < cpu ? cap : cpu;
+    if (l == level::avx512) return path::avx512;
+    if (l == level::avx2) return path::avx2;
+    return compiled_path;
+  }();
+  return chosen;
+#else
+  return compiled_path;
+#endif
+}
+
+namespace isa {
+// p is available (unchecked here: the callers check).
+inline void run(path p, const std::uint8_t* packed, std::size_t n_blocks, std::size_t m, const std::uint8_t* lut,
+                std::uint16_t* out) {
+  const std::size_t np = pairs(m);
+  switch (p) {
+#if ANNULUS_DETAIL_FAST_SCAN_SSSE3
+    case path::ssse3: return scan_blocks_ssse3(packed, n_blocks, np, lut, out);
+#endif
+#if ANNULUS_DETAIL_FAST_SCAN_NEON
+    case path::neon: return scan_blocks_neon(packed, n_blocks, np, lut, out);
+#endif
+#if ANNULUS_DETAIL_FAST_SCAN_AVX2
+    case path::avx2: return scan_blocks_avx2(packed, n_blocks, np, lut, out);
+#endif
+#if ANNULUS_DETAIL_FAST_SCAN_AVX512
+    case path::avx512: return scan_blocks_avx512(packed, n_blocks, np, lut, out);
+#endif
+    default: return detail::scan_blocks_scalar(packed, n_blocks, np, lut, out);
+  }
+}
+}  // namespace isa
+
+/// out[32 b + i] = the saturated uint16 sum of vector i of block b (the
+/// header comment's acc), for n_blocks blocks of codes packed for m
+/// sub-spaces (packed: n_blocks * block_bytes(m) bytes), `lut` of
+/// lut_bytes(m) bytes, `out` room for 32 n_blocks values. Throws
+/// invalid_argument on m = 0.
+inline void scan_blocks(const std::uint8_t* packed, std::size_t n_blocks, std::size_t m, const std::uint8_t* lut,
+                        std::uint16_t* out) {
+  detail::require_m(m, "scan_blocks");
+  isa::run(active_path(), packed, n_blocks, m, lut, out);
+}
+inline void scan_blocks(const std::uint8_t* packed, std::size_t n_blocks, const quantized_lut& lut,
+                        std::uint16_t* out) {
+  scan_blocks(packed, n_blocks, lut.m, detail::checked_table(lut, "scan_blocks"), out);
+}
+
+/// scan_blocks through path p (to compare the paths). Throws
+/// invalid_argument on m = 0 or a path not in available_paths().
+inline void scan_blocks_with(path p, const std::uint8_t* packed, std::size_t n_blocks, std::size_t m,
+                             const std::uint8_t* lut, std::uint16_t* out) {
+  detail::require_m(m, "scan_blocks_with");
+  const auto av = available_paths();
+  if (std::find(av.begin(), av.end(), p) == av.end())
+    throw invalid_argument(std::string("fast_scan: path ") + path_name(p) + " is not available here");
+  isa::run(p, packed, n_blocks, m, lut, out);
+}
+
+/// out[i] = the sum for vector i < n of a buffer packed from n codes of m
+/// sub-spaces (blocks(n) blocks; `out` needs only n values: the padding is
+/// dropped). Throws invalid_argument on m = 0.
+inline void estimates(const std::uint8_t* packed, std::size_t n, std::size_t m, const std::uint8_t* lut,
+                      std::uint16_t* out) {
+  detail::require_m(m, "estimates");
+  const std::size_t full = n / block_size, rest = n % block_size;
+  const path p = active_path();
+  isa::run(p, packed, full, m, lut, out);
+  if (rest == 0) return;
+  std::uint16_t last[block_size];
+  isa::run(p, packed + full * block_bytes(m), 1, m, lut, last);
+  std::copy_n(last, rest, out + full * block_size);
+}
+inline void estimates(const std::uint8_t* packed, std::size_t n, const quantized_lut& lut, std::uint16_t* out) {
+  estimates(packed, n, lut.m, detail::checked_table(lut, "estimates"), out);
+}
+
+}  // namespace ANNULUS_DETAIL_SIMD_ABI
+
+/// out[i] = lut.estimate(acc[i]) for i < n: the float distances.
+inline void to_float(const quantized_lut& lut, const std::uint16_t* acc, std::size_t n, float* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = lut.estimate(acc[i]);
+}
+
+}  // namespace annulus::fast_scan
