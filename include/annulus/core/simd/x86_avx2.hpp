@@ -2,10 +2,15 @@
 // unit that needs them whatever its flags: the functions below carry the
 // target themselves (a GCC / Clang target region), so a baseline build can
 // hold them and call them once the CPU is known to have AVX2 and FMA
-// (dispatch.hpp). A region adds to the unit's own target, so it also turns
-// AVX-512 off: under forced dispatch in a unit compiled for AVX-512, the
-// AVX2 set must still run on an AVX2-only CPU. Each unit's flags get their
-// own copy (the namespace named for them, target.hpp).
+// (dispatch.hpp). A region adds to the unit's own target, so below AVX-512
+// it also turns AVX-512 off: under forced dispatch in a unit compiled for
+// AVX2, the AVX2 set must still run on an AVX2-only CPU. A unit compiled for
+// AVX-512 runs only on AVX-512 CPUs anyway, and GCC will not inline its
+// intrinsics (compiled for AVX-512) into a region without it, so there the
+// region keeps AVX-512 on: forced dispatch in such a unit (for
+// ANNULUS_SIMD_MAX=avx2, 256-bit kernels against AVX-512 clock throttling)
+// compiles. Each unit's flags get their own copy (the namespace named for
+// them, target.hpp).
 //
 // Nothing here runs unless dispatch.hpp chose it or the translation unit
 // itself is compiled for AVX2 + FMA.
@@ -22,7 +27,11 @@
 #include "annulus/core/simd/kernel_set.hpp"
 #include "annulus/core/simd/target.hpp"
 
+#if ANNULUS_DETAIL_SIMD_TU_LEVEL == 2
+ANNULUS_DETAIL_TARGET_REGION_BEGIN("avx2,fma")
+#else
 ANNULUS_DETAIL_TARGET_REGION_BEGIN("avx2,fma,no-avx512f")
+#endif
 
 namespace annulus::kernels {
 inline namespace ANNULUS_DETAIL_SIMD_ABI {
