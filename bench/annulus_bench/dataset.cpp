@@ -8,6 +8,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "hdf5_file.hpp"
@@ -69,16 +72,44 @@ float distance(metric_kind m, const float* a, const float* b, std::size_t d) {
 
 // ---- The embedded default: a Gaussian mixture with uneven cluster sizes and norms ----
 
-source make_default(const dataset_request& req) {
-  const std::size_t n = req.quick ? 20000 : 100000, nq = req.quick ? 200 : 1000;
-  const gaussian_mixture mixture(req.quick ? 64 : 128, {.clusters = 64, .norm_ratio = 8.0, .seed = 20240611});
+source make_mixture(const dataset_request& req, std::size_t n, std::size_t dim, std::size_t nq, std::string name) {
+  const gaussian_mixture mixture(dim, {.clusters = 64, .norm_ratio = 8.0, .seed = 20240611});
   source src;
-  src.ds.name = req.quick ? "default-quick" : "default";
+  src.ds.name = std::move(name);
   src.ds.metric = req.metric.value_or(metric_kind::l2);
   src.ds.base = mixture.sample(n, 1);  // queries from another stream: none is in the base
   src.ds.queries = mixture.sample(nq, 2);
   if (!req.out_dir.empty()) src.cache_dirs.push_back(req.out_dir);
   return src;
+}
+
+source make_default(const dataset_request& req) {
+  if (req.quick) return make_mixture(req, 20000, 64, 200, "default-quick");
+  return make_mixture(req, 100000, 128, 1000, "default");
+}
+
+// "synthetic:NxD": the default's mixture at another size (1,000 queries),
+// generated, not stored: for the effect of memory latency at 10^6 and more.
+source make_synthetic(const dataset_request& req, std::string_view spec) {
+  const std::string text(spec);
+  const auto bad = [&] {
+    return usage_error("--data " + in_quotes("synthetic:" + text) +
+                       ": expected synthetic:NxD with N >= 1000 rows and D in 1..65536, e.g. synthetic:1000000x128");
+  };
+  const std::size_t x = text.find('x');
+  if (x == std::string::npos) throw bad();
+  std::size_t n = 0, d = 0;
+  try {
+    std::size_t used = 0;
+    n = std::stoull(text.substr(0, x), &used);
+    if (used != x) throw bad();
+    d = std::stoull(text.substr(x + 1), &used);
+    if (used != text.size() - x - 1) throw bad();
+  } catch (const std::logic_error&) {
+    throw bad();
+  }
+  if (n < 1000 || n > (std::size_t{1} << 32) || d == 0 || d > 65536) throw bad();
+  return make_mixture(req, n, d, 1000, "synthetic-" + text);
 }
 
 // ---- Files: a texmex directory, an ann-benchmarks HDF5 file ----
@@ -130,6 +161,7 @@ source load_hdf5(const fs::path& path, const dataset_request& req) {
 
 source load_source(const dataset_request& req) {
   if (req.path.empty()) return make_default(req);
+  if (req.path.rfind("synthetic:", 0) == 0) return make_synthetic(req, std::string_view(req.path).substr(10));
   const fs::path p(req.path);
   std::error_code ec;
   if (fs::is_directory(p, ec)) return load_directory(p, req);

@@ -103,8 +103,9 @@ int run(int argc, char** argv) {
   std::size_t max_queries = 0, shards = 1;
   bool quick = false;
   app.add_option("--data", data, "texmex directory (base.fvecs, query.fvecs[, groundtruth.ivecs, "
-                 "groundtruth_dist.fvecs]) or ann-benchmarks .hdf5 file; default: a generated "
-                 "clustered set (100,000 x 128, 1,000 queries, fixed seed)");
+                 "groundtruth_dist.fvecs]) or ann-benchmarks .hdf5 file, or synthetic:NxD (the default's "
+                 "mixture at N x D, generated); default: a generated clustered set (100,000 x 128, "
+                 "1,000 queries, fixed seed)");
   app.add_option("--metric", metric, "l2 | ip | cosine (default: the data's own, else l2)")
       ->check(CLI::IsMember({"l2", "ip", "cosine", "inner_product"}));
   app.add_option("--index", index_list, "annulus indexes, comma-separated, each optionally with "
