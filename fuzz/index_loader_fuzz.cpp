@@ -97,6 +97,7 @@ void dispatch(const std::string& bytes, bool viewed) {
     }
     return open_and_use<mips_index<flat_index<l2>>>(bytes, viewed);
   }
+  if (kind == "banded_mips") return open_and_use<banded_mips_index<>>(bytes, viewed);
   by_metric<ANNULUS_KIND(flat_index)>(metric, bytes, viewed);
 }
 

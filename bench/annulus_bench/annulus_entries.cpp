@@ -127,6 +127,21 @@ index_entry flat_entry() {
 const std::vector<std::string> ef_sweep{"10", "16", "24", "32", "48", "64", "96", "128", "192", "256", "384", "512"},
     ef_quick{"16", "64", "256"};
 
+// hnsw's build parameters (m, ef_construction, seed) and its search knob
+// (ef), shared by every entry with an hnsw graph inside.
+template <class BuildParams>
+void read_hnsw_build(const params& build, BuildParams& p) {
+  p.m = build.get_size("m", p.m);
+  p.ef_construction = build.get_size("ef_construction", p.ef_construction);
+  p.seed = build.get_size("seed", p.seed);
+}
+template <class Index>
+typename Index::search_params read_hnsw_search(const params& search) {
+  typename Index::search_params s;
+  s.ef = search.get_size("ef", s.ef);
+  return s;
+}
+
 index_entry hnsw_entry() {
   index_entry e;
   e.name = "hnsw";
@@ -138,14 +153,8 @@ index_entry hnsw_entry() {
   made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       typename hnsw_index<M>::build_params p;
-      p.m = build.get_size("m", p.m);
-      p.ef_construction = build.get_size("ef_construction", p.ef_construction);
-      p.seed = build.get_size("seed", p.seed);
-      return built<hnsw_index<M>>(ds, p, threads, src, [](const params& search) {
-        typename hnsw_index<M>::search_params s;
-        s.ef = search.get_size("ef", s.ef);
-        return s;
-      });
+      read_hnsw_build(build, p);
+      return built<hnsw_index<M>>(ds, p, threads, src, read_hnsw_search<hnsw_index<M>>);
     });
   });
   return e;
@@ -314,15 +323,9 @@ index_entry mips_hnsw_entry() {
                 const source& src) -> std::unique_ptr<bench_index> {
     using index = mips_index<hnsw_index<l2>>;
     index::build_params p;
-    p.inner.m = build.get_size("m", p.inner.m);
-    p.inner.ef_construction = build.get_size("ef_construction", p.inner.ef_construction);
-    p.inner.seed = build.get_size("seed", p.inner.seed);
+    read_hnsw_build(build, p.inner);
     p.norm_headroom = build.get_double("headroom", p.norm_headroom);
-    return built<index>(ds, p, threads, src, [](const params& search) {
-      typename index::search_params s;
-      s.ef = search.get_size("ef", s.ef);
-      return s;
-    });
+    return built<index>(ds, p, threads, src, read_hnsw_search<index>);
   });
   return e;
 }
@@ -343,16 +346,10 @@ index_entry banded_mips_hnsw_entry() {
                 const source& src) -> std::unique_ptr<bench_index> {
     using index = banded_mips_index<hnsw_index<l2>>;
     index::build_params p;
-    p.inner.m = build.get_size("m", p.inner.m);
-    p.inner.ef_construction = build.get_size("ef_construction", p.inner.ef_construction);
-    p.inner.seed = build.get_size("seed", p.inner.seed);
+    read_hnsw_build(build, p.inner);
     p.band_ratio = build.get_double("band_ratio", p.band_ratio);
     p.min_band_size = build.get_size("min_band_size", p.min_band_size);
-    return built<index>(ds, p, threads, src, [](const params& search) {
-      typename index::search_params s;
-      s.ef = search.get_size("ef", s.ef);
-      return s;
-    });
+    return built<index>(ds, p, threads, src, read_hnsw_search<index>);
   });
   return e;
 }

@@ -28,6 +28,7 @@
 #include "annulus/index/rp_forest.hpp"
 
 #include "annulus/quant/centroids.hpp"
+#include "annulus/quant/fast_scan.hpp"
 #include "annulus/quant/kmeans.hpp"
 #include "annulus/quant/pq.hpp"
 

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -175,5 +176,29 @@ class label_map {
   std::unordered_map<label_t, slot_t> slots_;
   bool identity_ = true;
 };
+
+/// For an index that holds others (sharded_index, banded_mips_index): the
+/// labels of `rows` new vectors, `given` (one a row) or, when empty, the
+/// default ones first_default + i; every one distinct and not held yet
+/// (`held(label)` false). Throws invalid_argument naming `who` and the first
+/// label that is not.
+template <class Held>
+std::vector<label_t> new_labels_for_holder(std::string_view who, std::size_t rows, std::span<const label_t> given,
+                                           std::uint64_t first_default, const Held& held) {
+  if (!given.empty() && given.size() != rows)
+    throw invalid_argument(std::string(who) + ": " + std::to_string(given.size()) + " labels given for " +
+                           std::to_string(rows) + " vectors");
+  std::vector<label_t> out(rows);
+  std::unordered_set<label_t> seen;
+  seen.reserve(rows);
+  for (std::size_t i = 0; i < rows; ++i) {
+    out[i] = given.empty() ? label_t(first_default + i) : given[i];
+    if (!seen.insert(out[i]).second)
+      throw invalid_argument(std::string(who) + ": label " + std::to_string(out[i]) + " appears twice in one add");
+    if (held(out[i]))
+      throw invalid_argument(std::string(who) + ": label " + std::to_string(out[i]) + " is already in the index");
+  }
+  return out;
+}
 
 }  // namespace annulus

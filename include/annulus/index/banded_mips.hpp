@@ -23,8 +23,9 @@
 // search_params and k, keeping the k best inner products; it stops at the
 // first band whose bound |q| x M_b (Cauchy-Schwarz: no item of the band has
 // a larger inner product) cannot beat the k-th found. On both data sets
-// above a query visits 1.3 to 2.4 bands on average, so a search costs a
-// little more than one graph search over a band (docs/benchmarks.md).
+// above a query visits about two bands on average (2.1 to 2.4), so a search
+// costs about two graph searches over a band (docs/benchmarks.md); where
+// norms bunch near one value it visits most bands.
 //
 // Bands: fixed by build (or by the first add to an empty index) from that
 // data's norms (mips::norm_band_bounds, transform/mips.hpp): sorted longest
@@ -43,9 +44,17 @@
 // users' across bands.
 //
 // Failure: every call validates first (rows, labels against every band,
-// norms against M_0) and is all-or-nothing: an add reaching several bands
-// that fails in a later band removes what it added to the earlier ones (as
-// sharded_index; the removal itself allocates a little).
+// norms against M_0). A call that changes one band (remove, an update within
+// a band, an add whose rows all fall in one band) is that band's call:
+// all-or-nothing, out of memory included. An add reaching several bands adds
+// band by band; when a later band throws (out of memory), the rows added to
+// the earlier ones are removed again and the exception rethrown: size and
+// labels are as before, but those bands' graph links are not restored (a
+// narrow search may answer slightly differently), and the removal itself
+// allocates a little, so with memory still exhausted those rows can stay
+// (as sharded_index). A cross-band update is an add and a removal, undone
+// the same way. Closing this needs a two-phase add (allocate in every band,
+// then link), which the inner indexes do not offer yet.
 //
 // Memory: the bands' (Inner's, over dim + 1 floats a vector), and a
 // per-thread buffer of k results. Threads: const calls from many threads;
@@ -74,11 +83,11 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "annulus/core/error.hpp"
+#include "annulus/core/labels.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
 #include "annulus/core/scratch.hpp"
@@ -150,6 +159,8 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
     return n;
   }
 
+  /// M_0, the largest norm the index holds (0 before the first build or add).
+  double max_norm() const { return band_count() ? bounds_.front() : 0.0; }
   /// Bands (0 until the first build or add).
   std::size_t band_count() const { return band_count_.load(std::memory_order_acquire); }
   /// Band b (0 = the longest norms); throws std::out_of_range past band_count().
@@ -241,22 +252,8 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
 
   // Labels given, or the default ones (added_ + i); every one new and distinct.
   std::vector<label_t> new_labels(std::size_t rows, std::span<const label_t> labels) const {
-    if (!labels.empty() && labels.size() != rows)
-      throw invalid_argument(std::string(index_name) + "::add: " + std::to_string(labels.size()) +
-                             " labels given for " + std::to_string(rows) + " vectors");
-    std::vector<label_t> out(rows);
-    std::unordered_set<label_t> seen;
-    seen.reserve(rows);
-    for (std::size_t i = 0; i < rows; ++i) {
-      out[i] = labels.empty() ? label_t(added_ + i) : labels[i];
-      if (!seen.insert(out[i]).second)
-        throw invalid_argument(std::string(index_name) + "::add: label " + std::to_string(out[i]) +
-                               " appears twice in one add");
-      if (holder(out[i]))
-        throw invalid_argument(std::string(index_name) + "::add: label " + std::to_string(out[i]) +
-                               " is already in the index");
-    }
-    return out;
+    return new_labels_for_holder(std::string(index_name) + "::add", rows, labels, added_,
+                                 [&](label_t l) { return holder(l) != nullptr; });
   }
 
   // Rows of `data` per band; capacity_error naming the first row above M_0.

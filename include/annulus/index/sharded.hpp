@@ -69,13 +69,13 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "annulus/core/checksum.hpp"
 #include "annulus/core/error.hpp"
 #include "annulus/core/file.hpp"
+#include "annulus/core/labels.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/parallel.hpp"
 #include "annulus/core/scratch.hpp"
@@ -384,20 +384,8 @@ class sharded_index : public index_base<sharded_index<Index>, typename Index::me
   // Labels given, or the default ones (added_ + i); every one new to every
   // shard and distinct. Throws invalid_argument naming the first that is not.
   std::vector<label_t> new_labels(std::size_t rows, std::span<const label_t> labels) const {
-    if (!labels.empty() && labels.size() != rows)
-      throw invalid_argument(std::to_string(labels.size()) + " labels given for " + std::to_string(rows) +
-                             " vectors");
-    std::vector<label_t> out(rows);
-    std::unordered_set<label_t> seen;
-    seen.reserve(rows);
-    for (std::size_t i = 0; i < rows; ++i) {
-      out[i] = labels.empty() ? label_t(added_ + i) : labels[i];
-      if (!seen.insert(out[i]).second)
-        throw invalid_argument("label " + std::to_string(out[i]) + " appears twice in one add");
-      if (owner(out[i]))
-        throw invalid_argument("label " + std::to_string(out[i]) + " is already in the index");
-    }
-    return out;
+    return new_labels_for_holder(std::string(index_name) + "::add", rows, labels, added_,
+                                 [&](label_t l) { return owner(l) != nullptr; });
   }
 
   // The rows and labels each shard receives.
