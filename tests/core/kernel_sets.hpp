@@ -79,6 +79,9 @@ struct array_vec {
   static reg load_bf16(const std::uint16_t* p) {
     return map([&](std::size_t i) { return std::bit_cast<float>(std::uint32_t{p[i]} << 16); });
   }
+  static reg load_u8(const std::uint8_t* p) {
+    return map([&](std::size_t i) { return float(p[i]); });
+  }
 };
 
 #include "annulus/core/simd/bodies.hpp"

@@ -165,3 +165,31 @@ TEST_CASE("selection kernels: argmin_key and first_at_most agree with plain loop
     }
   }
 }
+
+TEST_CASE("sq8 kernels match a double-precision loop at every dimension and offset", "[kernels][sq8]") {
+  for (const kernels::kernel_set* set : kernel_sets_to_check()) {
+    INFO("kernel set " << set->name);
+    random_generator rng(7);
+    std::vector<float> a(960 + 3), scale(960 + 3), w(960 + 3);
+    std::vector<std::uint8_t> codes(960 + 3);
+    for (float& x : a) x = float(rng.normal() * 50.0);
+    for (float& x : scale) x = float(rng.uniform() * 0.5 + 0.01);
+    for (float& x : w) x = float(rng.normal());
+    for (std::uint8_t& c : codes) c = std::uint8_t(rng.uniform() * 256.0);
+    codes[0] = 255;  // the widening must not sign-extend
+    for (std::size_t d : dims())
+      for (std::size_t off = 0; off < 3; ++off) {
+        INFO("d " << d << " offset " << off);
+        double l2 = 0, dot = 0, mag_l2 = 0, mag_dot = 0;
+        for (std::size_t i = 0; i < d; ++i) {
+          const double t = double(scale[off + i]) * codes[off + i] + a[off + i];
+          l2 += t * t;
+          mag_l2 += t * t;
+          dot += double(w[off + i]) * codes[off + i];
+          mag_dot += std::abs(double(w[off + i]) * codes[off + i]);
+        }
+        require_close(set->sq8_l2(a.data() + off, scale.data() + off, codes.data() + off, d), float(l2), mag_l2);
+        require_close(set->sq8_dot(w.data() + off, codes.data() + off, d), float(dot), mag_dot);
+      }
+  }
+}

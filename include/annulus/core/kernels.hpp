@@ -114,6 +114,10 @@ struct run_time_kernels {
     return set().argmin_key(dots, norms, n, key);
   }
   static std::size_t first_at_most(const float* x, std::size_t n, float t) { return set().first_at_most(x, n, t); }
+  static float sq8_l2(const float* a, const float* scale, const std::uint8_t* codes, std::size_t d) {
+    return set().sq8_l2(a, scale, codes, d);
+  }
+  static float sq8_dot(const float* w, const std::uint8_t* codes, std::size_t d) { return set().sq8_dot(w, codes, d); }
 };
 using use = run_time_kernels;
 #elif ANNULUS_DETAIL_SIMD_TU_LEVEL == 2
@@ -210,6 +214,13 @@ inline std::uint32_t argmin_key(const float* dots, const float* norms, std::size
 /// See kernel_set::first_at_most.
 inline std::size_t first_at_most(const float* x, std::size_t n, float t) {
   return detail::use::first_at_most(x, n, t);
+}
+/// See kernel_set::sq8_l2 and sq8_dot (quant/sq8.hpp builds the terms).
+inline float sq8_l2(const float* a, const float* scale, const std::uint8_t* codes, std::size_t d) {
+  return detail::use::sq8_l2(a, scale, codes, d);
+}
+inline float sq8_dot(const float* w, const std::uint8_t* codes, std::size_t d) {
+  return detail::use::sq8_dot(w, codes, d);
 }
 
 }  // namespace ANNULUS_DETAIL_SIMD_ABI

@@ -8,6 +8,7 @@
 // What V provides (static members): reg, width (floats per register),
 // gemm_rows (rows of `a` per GEMM tile), name, zero(), set1(x), load(p),
 // load_aligned(p), load_bf16(p) (width bfloat16 values in natural order),
+// load_u8(p) (width unsigned bytes widened to floats),
 // store(p, r), store_aligned(p, r), add, sub, mul, fma(a, b, c) = a*b + c,
 // min, sum(r), any_le(a, b), any_eq(a, b).
 //
@@ -247,7 +248,51 @@ struct kernel_impl {
     return n;
   }
 
+  // ---- 8-bit scalar-quantised vectors ----
+  // Two accumulators: a byte widening and its conversion sit in front of
+  // each FMA, which already hides most of its latency.
+  static float sq8_l2(const float* a, const float* scale, const std::uint8_t* c, std::size_t d) {
+    std::size_t i = 0;
+    float sum = 0.f;
+    if (d >= w) {
+      reg acc0 = V::zero(), acc1 = V::zero();
+      for (; i + 2 * w <= d; i += 2 * w) {
+        const reg t0 = V::fma(V::load(scale + i), V::load_u8(c + i), V::load(a + i));
+        const reg t1 = V::fma(V::load(scale + i + w), V::load_u8(c + i + w), V::load(a + i + w));
+        acc0 = V::fma(t0, t0, acc0);
+        acc1 = V::fma(t1, t1, acc1);
+      }
+      for (; i + w <= d; i += w) {
+        const reg t = V::fma(V::load(scale + i), V::load_u8(c + i), V::load(a + i));
+        acc0 = V::fma(t, t, acc0);
+      }
+      sum = V::sum(V::add(acc0, acc1));
+    }
+    float tail = 0.f;
+    for (; i < d; ++i) {
+      const float t = scale[i] * float(c[i]) + a[i];
+      tail += t * t;
+    }
+    return sum + tail;
+  }
+  static float sq8_dot(const float* wq, const std::uint8_t* c, std::size_t d) {
+    std::size_t i = 0;
+    float sum = 0.f;
+    if (d >= w) {
+      reg acc0 = V::zero(), acc1 = V::zero();
+      for (; i + 2 * w <= d; i += 2 * w) {
+        acc0 = V::fma(V::load(wq + i), V::load_u8(c + i), acc0);
+        acc1 = V::fma(V::load(wq + i + w), V::load_u8(c + i + w), acc1);
+      }
+      for (; i + w <= d; i += w) acc0 = V::fma(V::load(wq + i), V::load_u8(c + i), acc0);
+      sum = V::sum(V::add(acc0, acc1));
+    }
+    float tail = 0.f;
+    for (; i < d; ++i) tail += wq[i] * float(c[i]);
+    return sum + tail;
+  }
+
   static constexpr kernel_set table{V::name, &dot, &l2sq, &dot_many, &l2sq_many, &norm_sq_many,
                                     &panel_products, &row_products, &row_products_bf16,
-                                    &argmin_key, &first_at_most};
+                                    &argmin_key, &first_at_most, &sq8_l2, &sq8_dot};
 };

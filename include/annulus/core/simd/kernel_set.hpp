@@ -52,6 +52,11 @@ struct kernel_set {
   std::uint32_t (*argmin_key)(const float* dots, const float* norms, std::size_t n, float& key);
   /// The first j < n with x[j] <= t, or n.
   std::size_t (*first_at_most)(const float* x, std::size_t n, float t);
+  /// Distances to 8-bit scalar-quantised vectors (quant/sq8.hpp): code c_i
+  /// stands for min_i + scale_i c_i. sq8_l2: sum of (scale_i c_i + a_i)^2,
+  /// with a_i = min_i - q_i; sq8_dot: sum of w_i c_i, with w_i = q_i scale_i.
+  float (*sq8_l2)(const float* a, const float* scale, const std::uint8_t* codes, std::size_t d);
+  float (*sq8_dot)(const float* w, const std::uint8_t* codes, std::size_t d);
 };
 
 }  // namespace annulus::kernels

@@ -13,6 +13,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include <xsimd/xsimd.hpp>
@@ -63,6 +64,28 @@ struct portable_vec {
 #endif
     alignas(64) float tmp[width];
     for (std::size_t j = 0; j < width; ++j) tmp[j] = std::bit_cast<float>(std::uint32_t{p[j]} << 16);
+    return reg::load_aligned(tmp);
+  }
+  // `width` unsigned bytes widened to floats.
+  static reg load_u8(const std::uint8_t* p) {
+#if XSIMD_WITH_NEON64
+    if constexpr (width == 4) {
+      std::uint32_t four;
+      std::memcpy(&four, p, 4);
+      const uint16x4_t half = vget_low_u16(vmovl_u8(vcreate_u8(four)));
+      return reg(vcvtq_f32_u32(vmovl_u16(half)));
+    }
+#elif XSIMD_WITH_SSE2 && !XSIMD_WITH_AVX
+    if constexpr (width == 4) {
+      std::int32_t four;
+      std::memcpy(&four, p, 4);
+      const __m128i zero = _mm_setzero_si128();
+      const __m128i bytes = _mm_cvtsi32_si128(four);
+      return reg(_mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(bytes, zero), zero)));
+    }
+#endif
+    alignas(64) float tmp[width];
+    for (std::size_t j = 0; j < width; ++j) tmp[j] = float(p[j]);
     return reg::load_aligned(tmp);
   }
 };
