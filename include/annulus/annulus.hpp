@@ -29,6 +29,7 @@
 
 #include "annulus/quant/centroids.hpp"
 #include "annulus/quant/fast_scan.hpp"
+#include "annulus/quant/sq8.hpp"
 #include "annulus/quant/kmeans.hpp"
 #include "annulus/quant/pq.hpp"
 
