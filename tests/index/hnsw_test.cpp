@@ -25,8 +25,8 @@ using annulus::testing::message_has;
 namespace {
 constexpr std::size_t dim = 32, k = 10;
 
-template <class M, class Keep>
-double filtered_recall(const hnsw_index<M>& idx, const matrix<float>& base, const matrix<float>& queries,
+template <class Index, class Keep>
+double filtered_recall(const Index& idx, const matrix<float>& base, const matrix<float>& queries,
                        std::size_t ef, const Keep& keep) {
   return annulus::testing::filtered_recall(idx, base, queries, {.ef = ef}, keep, k);
 }
@@ -46,10 +46,10 @@ TEMPLATE_TEST_CASE("hnsw: recall@10 >= 0.95 at ef = 64 on clustered data", "[hns
   CHECK(idx.search(queries.row(0), k, {.ef = 1}).size() == k);
 }
 
-TEST_CASE("hnsw: removed labels are never returned, and searches still route through them", "[hnsw]") {
+TEMPLATE_TEST_CASE("hnsw: removed labels are never returned, and searches still route through them", "[hnsw]", hnsw_index<l2>, hnsw_sq8_index<l2>) {
   const auto base = clustered(3000, dim, 12, 3);
   const auto queries = clustered(60, dim, 12, 4);
-  auto idx = hnsw_index<l2>::build(base.view(), {.m = 12, .ef_construction = 100});
+  auto idx = TestType::build(base.view(), {.m = 12, .ef_construction = 100});
   auto removed = [](label_t l) { return l % 3 == 0; };
   for (label_t l = 0; l < base.rows(); ++l)
     if (removed(l)) idx.remove(l);
@@ -68,11 +68,11 @@ TEST_CASE("hnsw: removed labels are never returned, and searches still route thr
   CHECK_THROWS_MATCHES(idx.remove(5000), invalid_argument, message_has("label 5000 is not in the index"));
 }
 
-TEST_CASE("hnsw: adds reuse removed slots, so churn does not grow the index", "[hnsw]") {
+TEMPLATE_TEST_CASE("hnsw: adds reuse removed slots, so churn does not grow the index", "[hnsw]", hnsw_index<l2>, hnsw_sq8_index<l2>) {
   const auto base = clustered(3000, dim, 12, 5);
   const auto fresh = clustered(3000, dim, 12, 6);
   const auto queries = clustered(60, dim, 12, 7);
-  auto idx = hnsw_index<l2>::build(base.view(), {.m = 12, .ef_construction = 100});
+  auto idx = TestType::build(base.view(), {.m = 12, .ef_construction = 100});
   const std::size_t bytes = idx.memory_bytes();
   // Three rounds: remove a third of what is there, add as many new vectors.
   matrix<float> all(6000, dim);  // row r = the vector of label r
@@ -102,9 +102,9 @@ TEST_CASE("hnsw: adds reuse removed slots, so churn does not grow the index", "[
     for (const neighbor& g : idx.search(queries.row(i), k, {.ef = 64})) REQUIRE(is_live(g.label));
 }
 
-TEST_CASE("hnsw: update moves a label to a new vector", "[hnsw]") {
+TEMPLATE_TEST_CASE("hnsw: update moves a label to a new vector", "[hnsw]", hnsw_index<l2>, hnsw_sq8_index<l2>) {
   const auto base = clustered(1000, dim, 5, 8);
-  auto idx = hnsw_index<l2>::build(base.view());
+  auto idx = TestType::build(base.view());
   std::vector<float> target(base.row(500).begin(), base.row(500).end());
   idx.update(7, target);
   const auto got = idx.search(target, 2);
@@ -121,10 +121,10 @@ TEST_CASE("hnsw: update moves a label to a new vector", "[hnsw]") {
   CHECK(idx.contains(7));
 }
 
-TEST_CASE("hnsw: a filter is never violated, at 1% and 50% selectivity", "[hnsw][filter]") {
+TEMPLATE_TEST_CASE("hnsw: a filter is never violated, at 1% and 50% selectivity", "[hnsw][filter]", hnsw_index<l2>, hnsw_sq8_index<l2>) {
   const auto base = clustered(4000, dim, 16, 9);
   const auto queries = clustered(60, dim, 16, 10);
-  const auto idx = hnsw_index<cosine>::build(base.view(), {.m = 12, .ef_construction = 100});
+  const auto idx = hnsw_index<cosine, typename TestType::walk_type>::build(base.view(), {.m = 12, .ef_construction = 100});
   auto half = [](label_t l) { return l % 2 == 1; };
   auto one_percent = [](label_t l) { return l % 100 == 17; };  // 40 pass: the exact scan
   CHECK(filtered_recall(idx, base, queries, 64, half) >= 0.95);
@@ -146,7 +146,7 @@ TEST_CASE("hnsw: a filter is never violated, at 1% and 50% selectivity", "[hnsw]
   STATIC_REQUIRE(filterable_index<hnsw_index<cosine>, decltype(half)>);
 }
 
-TEST_CASE("hnsw: vectors added after build are found as well as the first ones", "[hnsw]") {
+TEMPLATE_TEST_CASE("hnsw: vectors added after build are found as well as the first ones", "[hnsw]", hnsw_index<l2>, hnsw_sq8_index<l2>) {
   const auto base = clustered(4000, dim, 16, 11);
   const auto queries = clustered(80, dim, 16, 12);
   auto idx = hnsw_index<inner_product>::build(base.view().rows_slice(0, 1000), {.m = 12, .ef_construction = 100});
@@ -215,10 +215,10 @@ TEST_CASE("hnsw: bad input throws and leaves the index as it was", "[hnsw]") {
   CHECK_FALSE(idx.contains(999));
 }
 
-TEST_CASE("hnsw: searches run while vectors are added, removed and updated", "[hnsw][threads]") {
+TEMPLATE_TEST_CASE("hnsw: searches run while vectors are added, removed and updated", "[hnsw][threads]", hnsw_index<l2>, hnsw_sq8_index<l2>) {
   const auto base = clustered(3000, 16, 8, 16);
   const auto queries = clustered(40, 16, 8, 17);
-  auto idx = hnsw_index<l2>::build(base.view().rows_slice(0, 1000), {.m = 8, .ef_construction = 40});
+  auto idx = TestType::build(base.view().rows_slice(0, 1000), {.m = 8, .ef_construction = 40});
   std::atomic<bool> done{false};
   std::atomic<std::size_t> searches{0}, bad{0}, short_results{0};  // Catch's assertions are not thread-safe: count here
   std::vector<std::jthread> readers;
@@ -301,10 +301,10 @@ TEST_CASE("hnsw: contains, get and labels run beside adds, removes and updates",
   CHECK(row_is(idx.get(3), 3));
 }
 
-TEST_CASE("hnsw: removing every vector, entry point included, then adding again", "[hnsw]") {
+TEMPLATE_TEST_CASE("hnsw: removing every vector, entry point included, then adding again", "[hnsw]", hnsw_index<l2>, hnsw_sq8_index<l2>) {
   const auto base = clustered(800, dim, 6, 18);
   const auto queries = clustered(30, dim, 6, 19);
-  auto idx = hnsw_index<l2>::build(base.view(), {.m = 8, .ef_construction = 60});
+  auto idx = TestType::build(base.view(), {.m = 8, .ef_construction = 60});
   for (label_t l = 0; l < 800; ++l) idx.remove(l);
   CHECK(idx.size() == 0);
   CHECK_THROWS_MATCHES(idx.search(queries.row(0), 1), invalid_argument, message_has("exceeds the 0 vectors"));
@@ -328,7 +328,7 @@ TEST_CASE("hnsw: removing every vector, entry point included, then adding again"
   }
   CHECK(recall / double(queries.rows()) >= 0.95);
   // The only vector: update it, then search for it.
-  hnsw_index<l2> one(dim);
+  TestType one(dim);
   one.add(base.row(0), 5);
   one.update(5, base.row(1));
   const auto hit = one.search(base.row(1), 1);

@@ -38,10 +38,10 @@ struct test_setup<flat_index<M>> {
   static constexpr double min_recall = 1.0;
 };
 
-template <class M>
-struct test_setup<hnsw_index<M>> {
-  static typename hnsw_index<M>::build_params build() { return {.m = 12, .ef_construction = 100, .seed = 3}; }
-  static typename hnsw_index<M>::search_params search() { return {.ef = 64}; }
+template <class M, class Walk>
+struct test_setup<hnsw_index<M, Walk>> {
+  static typename hnsw_index<M, Walk>::build_params build() { return {.m = 12, .ef_construction = 100, .seed = 3}; }
+  static typename hnsw_index<M, Walk>::search_params search() { return {.ef = 64}; }
   static constexpr double min_recall = 0.95;
 };
 
@@ -147,6 +147,9 @@ struct test_setup<sharded_index<Shard>> {
   annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>, \
       annulus::flat_index<annulus::cosine>, annulus::hnsw_index<annulus::l2>, \
       annulus::hnsw_index<annulus::inner_product>, annulus::hnsw_index<annulus::cosine>
+#define ANNULUS_HNSW_SQ8_TYPES \
+  annulus::hnsw_sq8_index<annulus::l2>, annulus::hnsw_sq8_index<annulus::inner_product>, \
+      annulus::hnsw_sq8_index<annulus::cosine>
 #define ANNULUS_IVF_TYPES \
   annulus::ivf_flat_index<annulus::l2>, annulus::ivf_flat_index<annulus::inner_product>, \
       annulus::ivf_flat_index<annulus::cosine>, annulus::ivf_pq_index<annulus::l2>, \
@@ -177,7 +180,7 @@ struct test_setup<sharded_index<Shard>> {
       annulus::lsh_index<annulus::inner_product>, annulus::lsh_index<annulus::cosine>,           \
       annulus::kd_tree_index<annulus::l2>, annulus::kd_tree_index<annulus::cosine>,              \
       annulus::mips_index<annulus::flat_index<annulus::l2>>,                                     \
-      annulus::mips_index<annulus::hnsw_index<annulus::l2>>
+      annulus::mips_index<annulus::hnsw_index<annulus::l2>>, ANNULUS_HNSW_SQ8_TYPES
 // Every index changes after build (add, remove, update): the lifecycle tests run over all.
 #define ANNULUS_MUTABLE_TYPES ANNULUS_OOM_ATOMIC_TYPES, annulus::banded_mips_index<>
 // sharded_index over one index of each family and metric (not in the

@@ -77,8 +77,8 @@ template <class Index, class M2>
 struct with_metric;
 template <metric M, class M2>
 struct with_metric<flat_index<M>, M2> { using type = flat_index<M2>; };
-template <metric M, class M2>
-struct with_metric<hnsw_index<M>, M2> { using type = hnsw_index<M2>; };
+template <metric M, class Walk, class M2>
+struct with_metric<hnsw_index<M, Walk>, M2> { using type = hnsw_index<M2, Walk>; };
 template <metric M, class M2>
 struct with_metric<ivf_flat_index<M>, M2> { using type = ivf_flat_index<M2>; };
 template <metric M, class M2>

@@ -13,6 +13,11 @@
 // Larger ef: higher recall, slower queries. Larger m: higher recall at a given
 // ef and more memory (8m bytes a vector on layer 0).
 //
+// hnsw_sq8_index<Metric> (= hnsw_index<Metric, sq8_walk>, at the end of this
+// file) is the same graph walked on an 8-bit code of each node, its beam
+// re-ranked on the vectors: dim bytes more a node, a quarter of the bytes
+// read per node visited.
+//
 // The public calls (search forms, batch, range search, add, remove, update,
 // contains, get, labels, k policy) come from index/base.hpp; this file is
 // the graph's bookkeeping: slots, labels, locks, and the search paths.
@@ -21,9 +26,10 @@
 // which is what get() returns); the node store owns records and links.
 //
 // Memory: one record per slot of round_up(24 + 8m, 64) + round_up(4 dim, 64)
-// bytes (links, header and vector together) and 8 bytes for the owner of its
-// upper-layer links, plus 4 (m + 1) bytes per upper layer a node reaches
-// (1/(m-1) layers a node on average), plus the label map (nothing while
+// bytes (links, header and vector together; hnsw_sq8_index adds
+// round_up(dim, 64) for the code, and 8 dim bytes once for the codes'
+// ranges) and 8 bytes for the owner of its upper-layer links, plus 4 (m + 1)
+// bytes per upper layer a node reaches (1/(m-1) layers a node on average), plus the label map (nothing while
 // labels are row numbers). memory_bytes() counts all of it; per-thread
 // search scratch (2 bytes a slot for the visited set) is not. A search
 // allocates nothing once the calling thread has searched an index this large
@@ -73,6 +79,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -97,32 +104,49 @@
 
 namespace annulus {
 
-template <metric Metric>
-class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
-  using base = index_base<hnsw_index<Metric>, Metric>;
+/// hnsw_index's build parameters (both walks take the same).
+struct hnsw_build_params {
+  std::size_t m = 16;                 ///< links per node on upper layers (2m on layer 0), 2..1024
+  std::size_t ef_construction = 200;  ///< beam width while linking a new node (raised to m if smaller)
+  std::uint64_t seed = default_seed;  ///< draws node levels
+  std::size_t initial_capacity = 0;   ///< vectors to allocate room for up front (0 = grow on add)
+};
+/// hnsw_index's search parameters.
+struct hnsw_search_params {
+  std::size_t ef = 64;  ///< beam width on layer 0; raised to k if smaller
+  /// Filtered search only: scan the passing vectors exactly, instead of a
+  /// filtered beam, when P^2 <= filter_scan_ratio * ef * size(), P being
+  /// the estimated number that pass; 4 is the break-even measured on
+  /// Fashion-MNIST (the note above filter_sample). Negative: never scan up front.
+  double filter_scan_ratio = 4;
+};
+
+/// How hnsw_index walks its graph (its second template argument).
+/// exact_walk: on the stored vectors.
+struct exact_walk {};
+/// sq8_walk: on an 8-bit code of each node (quant/sq8.hpp) kept in its
+/// record between the links and the vector, dim bytes a node, with the beam's
+/// ef closest re-ranked on the vectors. See hnsw_sq8_index.
+struct sq8_walk {};
+
+template <metric Metric, class Walk = exact_walk>
+class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
+  using base = index_base<hnsw_index<Metric, Walk>, Metric>;
   friend base;
+  static_assert(std::is_same_v<Walk, exact_walk> || std::is_same_v<Walk, sq8_walk>);
 
  public:
-  static constexpr std::string_view index_name = "hnsw_index";
-  static constexpr std::string_view file_kind = "hnsw";
+  using walk_type = Walk;
+  /// Whether searches walk node codes (hnsw_sq8_index) rather than vectors.
+  static constexpr bool walks_codes = std::is_same_v<Walk, sq8_walk>;
+  static constexpr std::string_view index_name = walks_codes ? "hnsw_sq8_index" : "hnsw_index";
+  static constexpr std::string_view file_kind = walks_codes ? "hnsw_sq8" : "hnsw";
   static constexpr bool viewable = true;
   /// add, remove and update may run beside searches (see Threads above; live_index reads this).
   static constexpr bool writes_beside_searches = true;
 
-  struct build_params {
-    std::size_t m = 16;                 ///< links per node on upper layers (2m on layer 0), 2..1024
-    std::size_t ef_construction = 200;  ///< beam width while linking a new node (raised to m if smaller)
-    std::uint64_t seed = default_seed;  ///< draws node levels
-    std::size_t initial_capacity = 0;   ///< vectors to allocate room for up front (0 = grow on add)
-  };
-  struct search_params {
-    std::size_t ef = 64;  ///< beam width on layer 0; raised to k if smaller
-    /// Filtered search only: scan the passing vectors exactly, instead of a
-    /// filtered beam, when P^2 <= filter_scan_ratio * ef * size(), P being
-    /// the estimated number that pass; 4 is the break-even measured on
-    /// Fashion-MNIST (the note above filter_sample). Negative: never scan up front.
-    double filter_scan_ratio = 4;
-  };
+  using build_params = hnsw_build_params;
+  using search_params = hnsw_search_params;
 
   /// Empty index for `dim`-dimensional vectors. Throws invalid_argument on
   /// dim = 0, m outside 2..1024 or ef_construction outside 1..2^20, and what reserve
@@ -232,7 +256,7 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
       const std::size_t top = std::size_t(std::max_element(levels.begin(), levels.end()) - levels.begin());
       entry = graph_type::pack(slot_t(top), levels[top]);
     }
-    graph_type fresh(dim_, m, params_.ef_construction, params_.seed);
+    graph_type fresh(dim_, m, params_.ef_construction, params_.seed, code_bytes(dim_));
     fresh.store().reserve(std::max(live, room_for));
     fresh.store().restore(records, live, levels, upper);
     fresh.restore_entry(entry);
@@ -280,7 +304,7 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   /// map and free list.
   std::size_t memory_bytes() const {
     std::lock_guard lock(state_->writer);
-    return store().bytes() + state_->slots.memory_bytes();
+    return store().bytes() + state_->slots.memory_bytes() + ranges_bytes();
   }
 
   // filter_scan_ratio's form: a beam that may return only a fraction p of
@@ -298,9 +322,12 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   using node_state = hnsw_detail::node_state;
 
   struct state {
-    state(std::size_t dim, const build_params& p) : graph(dim, p.m, p.ef_construction, p.seed) {}
+    state(std::size_t dim, const build_params& p)
+        : graph(dim, p.m, p.ef_construction, p.seed, code_bytes(dim)), quantizer(walks_codes ? dim : 0) {}
 
     graph_type graph;
+    sq8_quantizer quantizer;       // walks_codes: trained by the first add (or a file), before any node
+                                   // exists; unchanged after
     slot_directory slots;          // labels and free slots; writer side only (searches read
                                    // labels from node headers)
     std::atomic<std::size_t> live{0};
@@ -331,6 +358,10 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
     return p;
   }
 
+  static std::size_t code_bytes(std::size_t dim) { return walks_codes ? dim : 0; }
+  // The sq8 ranges: a lower end and a step a dimension.
+  std::size_t ranges_bytes() const { return walks_codes ? 2 * dim_ * sizeof(float) : 0; }
+
   graph_type& graph() const { return state_->graph; }
   const hnsw_detail::node_store& store() const { return state_->graph.store(); }
 
@@ -344,10 +375,18 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
     std::lock_guard lock(state_->writer);
     state_->slots.check_new(data.rows(), labels);
     if (data.rows() == 0) return;
+    // The codes' ranges come from the first vectors added, before any node
+    // exists (no search reads them yet); later vectors outside them clamp.
+    std::optional<sq8_quantizer> ranges;
+    if (walks_codes && !state_->quantizer.trained()) {
+      ranges.emplace(dim_);
+      ranges->template train<Metric>(data);
+    }
     link_plan plan;
     plan_slots(plan, data.rows());
     allocate(plan, threads);
     state_->slots.commit(data.rows(), labels);  // the last step that can throw (then it recorded nothing)
+    if (ranges) state_->quantizer = std::move(*ranges);
     overwrite_reused(data, plan);
     link(data, plan, threads);
   }
@@ -402,7 +441,7 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
     const double m = double(params_.m);
     r.live = size();
     r.removed_unreclaimed = state_->tombstones.load(std::memory_order_acquire);
-    r.memory_held = store().bytes() + state_->slots.memory_bytes();
+    r.memory_held = store().bytes() + state_->slots.memory_bytes() + ranges_bytes();
     r.memory_needed =
         r.live == 0 ? 0
                     : std::size_t(double(std::max<std::size_t>(r.live, 64)) *
@@ -444,6 +483,13 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
                           .set("initial_capacity", params_.initial_capacity)
                           .set("entry", graph().entry())
                           .set("stride", store().stride()));
+    if constexpr (walks_codes) {
+      const sq8_quantizer& ranges = state_->quantizer;
+      std::vector<float> both(ranges.min().begin(), ranges.min().end());
+      both.insert(both.end(), ranges.scale().begin(), ranges.scale().end());
+      w.section("hnsw.sq8", serial::record().set("trained", std::uint64_t{ranges.trained()}));
+      w.section("hnsw.sq8.ranges", std::span<const float>(both));
+    }
     std::vector<std::uint8_t> levels(n);
     for (std::size_t s = 0; s < n; ++s) levels[s] = static_cast<std::uint8_t>(store().level(slot_t(s)));
     w.section("hnsw.levels", std::span<const std::uint8_t>(levels));
@@ -477,6 +523,16 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
     slot_directory dir = slot_directory::load(r);
     const std::size_t n = dir.slots();
     if (dir.retired() != 0) r.fail("slots", "hnsw frees removed slots at once, but the file retires some");
+    if constexpr (walks_codes) {
+      const bool trained = r.fields("hnsw.sq8").u64_in("trained", 0, 1) == 1;
+      const auto both = r.structure_array<float>("hnsw.sq8.ranges", 2 * idx.dim_);
+      if (!trained && n > 0) r.fail("hnsw.sq8", "codes without trained ranges for " + std::to_string(n) + " slots");
+      if (trained) try {
+          idx.state_->quantizer.restore(both.first(idx.dim_), both.last(idx.dim_));
+        } catch (const invalid_argument& e) {
+          r.fail("hnsw.sq8.ranges", e.what());
+        }
+    }
     const auto levels = r.structure_array<std::uint8_t>("hnsw.levels", n);
     std::uint64_t words = 0;
     for (std::size_t s = 0; s < n; ++s) {
@@ -656,6 +712,7 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   void write_node(slot_t s, const float* v) {
     store().header(s).label = state_->slots.label(s);
     store_rows<Metric>(matrix_view<const float>(v, 1, dim_), store().vector(s));
+    if constexpr (walks_codes) state_->quantizer.encode(store().vector(s), store().code(s));
     store().set_state(s, node_state::live);
   }
 
@@ -705,7 +762,20 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   std::size_t beam_search(const float* q, std::size_t k, std::size_t ef, const Returnable& returnable,
                           hnsw_detail::scratch& sc, std::span<neighbor> out) const {
     const graph_type& g = graph();
-    g.beam(q, g.descend(q, 0, store().capacity()), ef, 0, returnable, sc);
+    if constexpr (walks_codes) {
+      const sq8_quantizer& ranges = state_->quantizer;
+      ranges.template prepare<Metric>(q, sc.query);
+      const code_scorer score{&store(), &ranges, &sc.query};
+      g.beam_by(score, g.descend_by(score, 0, store().capacity()), ef, 0, returnable, sc);
+      // Re-rank the beam on the vectors: results carry exact distances.
+      const std::size_t lines = store().vector_lines();
+      for (std::size_t i = 0; i < sc.best.size(); ++i) {
+        if (i + 1 < sc.best.size()) store().prefetch_vector(sc.best[i + 1].slot, lines);
+        sc.best[i].distance = g.distance(q, sc.best[i].slot);
+      }
+    } else {
+      g.beam(q, g.descend(q, 0, store().capacity()), ef, 0, returnable, sc);
+    }
     // The k closest: linear in ef, then k log k.
     const std::size_t n = std::min(k, sc.best.size());
     std::nth_element(sc.best.begin(), sc.best.begin() + n, sc.best.end());
@@ -713,6 +783,16 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
     for (std::size_t i = 0; i < n; ++i) out[i] = {sc.best[i].slot, sc.best[i].distance};
     return n;
   }
+
+  // A node's code against the prepared query (hnsw_detail::graph's scorer form).
+  struct code_scorer {
+    const hnsw_detail::node_store* nodes;
+    const sq8_quantizer* ranges;
+    const sq8_query* query;
+    float operator()(slot_t s) const { return ranges->template distance<Metric>(*query, nodes->code(s)); }
+    void prefetch(slot_t s, std::size_t lines) const { nodes->prefetch_code(s, lines); }
+    std::size_t lines() const { return nodes->code_lines(); }
+  };
 
   // Whether, by a sample of evenly spaced slots, few enough vectors pass that
   // scanning them beats a filtered beam (filter_scan_ratio).
@@ -757,6 +837,22 @@ class hnsw_index : public index_base<hnsw_index<Metric>, Metric> {
   std::unique_ptr<state> state_;
 };
 
+/// hnsw_index walked on 8-bit codes with exact re-ranking: the same graph,
+/// built on the vectors, and the same calls, threads and failure rules;
+/// each node's record also holds its code (dim bytes, rounded up to 64),
+/// the codes' ranges (2 dim floats) come from the first vectors added, and
+/// later vectors outside those ranges clamp (only the walk, not the
+/// results, is then less exact). A search descends and runs its beam of
+/// width max(ef, k) comparing the query with codes (a quarter of the bytes a
+/// node's vector takes, so more nodes fit each cache and memory read), then
+/// computes the exact distance of each of the ef it kept, and returns the k
+/// closest with those exact distances. The exact scan behind filters and
+/// short beams reads the vectors. File kind "hnsw_sq8": a plain hnsw file
+/// does not load as one, nor the other way round.
+template <metric Metric>
+using hnsw_sq8_index = hnsw_index<Metric, sq8_walk>;
+
 static_assert(mutable_index<hnsw_index<l2>> && filterable_index<hnsw_index<cosine>, accept_all>);
+static_assert(mutable_index<hnsw_sq8_index<l2>> && filterable_index<hnsw_sq8_index<cosine>, accept_all>);
 
 }  // namespace annulus

@@ -23,6 +23,7 @@
 #include "annulus/core/random.hpp"
 #include "annulus/core/visited.hpp"
 #include "annulus/index/hnsw/node_store.hpp"
+#include "annulus/quant/sq8.hpp"
 
 namespace annulus::hnsw_detail {
 
@@ -46,6 +47,7 @@ struct scratch {
   std::vector<candidate> copies;    // pool entries holding the base's own vector
   std::vector<slot_t> linked;       // the new node's neighbours, top layer first
   std::vector<std::size_t> linked_end;  // where each layer's part of `linked` ends
+  sq8_query query;                  // a quantised search's query terms (hnsw_sq8_index)
 };
 
 /// Every node may be returned (no filter, no tombstones).
@@ -75,8 +77,9 @@ class graph {
  public:
   static constexpr std::uint64_t no_entry = ~std::uint64_t{0};
 
-  graph(std::size_t dim, std::size_t m, std::size_t ef_construction, std::uint64_t seed)
-      : store_(dim, m), ef_construction_(ef_construction), seed_(seed),
+  /// code_bytes: room for a code in each node record (0: none).
+  graph(std::size_t dim, std::size_t m, std::size_t ef_construction, std::uint64_t seed, std::size_t code_bytes = 0)
+      : store_(dim, m, code_bytes), ef_construction_(ef_construction), seed_(seed),
         level_scale_(1.0 / std::log(double(m))), entry_(std::make_unique<entry_point>()) {}
 
   node_store& store() { return store_; }
@@ -84,6 +87,19 @@ class graph {
   std::size_t dim() const { return store_.dim(); }
 
   float distance(const float* q, slot_t s) const { return Metric::distance(q, store_.vector(s), dim()); }
+
+  /// What a search compares a query with at each node it reaches: here the
+  /// stored vector (exact); hnsw_sq8_index passes one that reads the node's
+  /// code. A scorer gives score(s), and prefetch(s, lines) / lines() over
+  /// the bytes score(s) reads.
+  struct exact_scorer {
+    const graph* g;
+    const float* q;
+    float operator()(slot_t s) const { return g->distance(q, s); }
+    void prefetch(slot_t s, std::size_t lines) const { g->store_.prefetch_vector(s, lines); }
+    std::size_t lines() const { return g->store_.vector_lines(); }
+  };
+  exact_scorer exact(const float* q) const { return {this, q}; }
 
   /// The level of slot s: floor(-ln(U) * mL) with U drawn from (seed, slot),
   /// so it does not depend on insertion order or thread count.
@@ -104,13 +120,17 @@ class graph {
 
   /// Closest node to q on `layer` reachable greedily from `cur`.
   candidate greedy(const float* q, candidate cur, std::size_t layer, std::size_t known) const {
+    return greedy_by(exact(q), cur, layer, known);
+  }
+  template <class Scorer>
+  candidate greedy_by(const Scorer& score, candidate cur, std::size_t layer, std::size_t known) const {
     for (bool moved = true; moved;) {
       moved = false;
       const link_list l = store_.links(cur.slot, layer);
       for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
         const slot_t s = l[i];
         if (s >= known) continue;  // inserted after this search began
-        const float d = distance(q, s);
+        const float d = score(s);
         if (d < cur.distance) cur = {d, s}, moved = true;
       }
     }
@@ -119,9 +139,13 @@ class graph {
 
   /// From the entry point down to layer 1: the closest node found for q.
   candidate descend(const float* q, std::size_t to_layer, std::size_t known) const {
+    return descend_by(exact(q), to_layer, known);
+  }
+  template <class Scorer>
+  candidate descend_by(const Scorer& score, std::size_t to_layer, std::size_t known) const {
     const std::uint64_t e = entry();
-    candidate cur{distance(q, entry_slot(e)), entry_slot(e)};
-    for (std::size_t layer = entry_level(e); layer > to_layer; --layer) cur = greedy(q, cur, layer, known);
+    candidate cur{score(entry_slot(e)), entry_slot(e)};
+    for (std::size_t layer = entry_level(e); layer > to_layer; --layer) cur = greedy_by(score, cur, layer, known);
     return cur;
   }
 
@@ -132,6 +156,11 @@ class graph {
   template <class Returnable>
   void beam(const float* q, candidate start, std::size_t ef, std::size_t layer,
             const Returnable& returnable, scratch& sc) const {
+    beam_by(exact(q), start, ef, layer, returnable, sc);
+  }
+  template <class Scorer, class Returnable>
+  void beam_by(const Scorer& score, candidate start, std::size_t ef, std::size_t layer,
+               const Returnable& returnable, scratch& sc) const {
     const std::size_t known = store_.capacity();
     sc.visited.reset(known);
     auto& frontier = sc.frontier;
@@ -159,7 +188,7 @@ class graph {
       best.push_back(start);
       if (best.size() == ef) worst = start.distance;
     }
-    const std::size_t lines = store_.vector_lines();
+    const std::size_t lines = score.lines();
     std::size_t ties = 0;
     while (!frontier.empty()) {
       std::pop_heap(frontier.begin(), frontier.end(), std::greater<>{});
@@ -180,11 +209,11 @@ class graph {
       // Start every fetch now; the hardware streams the rest of each vector
       // once its first lines arrive. The next vector is fetched whole while
       // the current one is scored.
-      for (const slot_t s : sc.fresh) store_.prefetch_vector(s, 1);
+      for (const slot_t s : sc.fresh) score.prefetch(s, 1);
       for (std::size_t j = 0; j < sc.fresh.size(); ++j) {
-        if (j + 1 < sc.fresh.size()) store_.prefetch_vector(sc.fresh[j + 1], lines);
+        if (j + 1 < sc.fresh.size()) score.prefetch(sc.fresh[j + 1], lines);
         const slot_t s = sc.fresh[j];
-        const float d = distance(q, s);
+        const float d = score(s);
         if (d < worst) offer({d, s});
       }
     }

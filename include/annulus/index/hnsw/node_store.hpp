@@ -6,8 +6,10 @@
 //               state (empty / live / deleted), label, pointer to the
 //               upper-layer links (read by searches; not an owner)
 //   offset 24   2m layer-0 links (32-bit slots)
-//   offset V    the vector (dim floats), V = the header and links rounded up
-//               to 64 bytes so a vector starts on a cache line
+//   offset C    the node's code (code_bytes bytes, none unless the index
+//               walks codes: hnsw_sq8_index), C = the header and links
+//               rounded up to 64 bytes so a code starts on a cache line
+//   offset V    the vector (dim floats), V = C + code_bytes rounded up to 64
 //   record      V + dim floats, rounded up to 64 bytes
 //
 // Records live in segments that never move (segment 0 holds the first
@@ -104,9 +106,10 @@ class node_store {
  public:
   using upper_block = std::unique_ptr<std::uint32_t[]>;
 
-  node_store(std::size_t dim, std::size_t m)
-      : dim_(dim), m_(m),
-        vector_offset_(round_up(sizeof(node_header) + 2 * m * sizeof(std::uint32_t), 64)),
+  node_store(std::size_t dim, std::size_t m, std::size_t code_bytes = 0)
+      : dim_(dim), m_(m), code_bytes_(code_bytes),
+        code_offset_(round_up(sizeof(node_header) + 2 * m * sizeof(std::uint32_t), 64)),
+        vector_offset_(code_offset_ + round_up(code_bytes, 64)),
         stride_(vector_offset_ + round_up(dim * sizeof(float), 64)),
         segments_(std::make_unique<segment_table>()) {}
 
@@ -145,6 +148,9 @@ class node_store {
   }
   node_header& header(slot_t s) const { return *reinterpret_cast<node_header*>(record(s)); }
   float* vector(slot_t s) const { return reinterpret_cast<float*>(record(s) + vector_offset_); }
+  /// Slot s's code (code_bytes() bytes; none in a store without codes).
+  std::uint8_t* code(slot_t s) const { return reinterpret_cast<std::uint8_t*>(record(s) + code_offset_); }
+  std::size_t code_bytes() const { return code_bytes_; }
 
   node_state state(slot_t s) const {
     return node_state(std::atomic_ref(header(s).state).load(std::memory_order_acquire));
@@ -245,13 +251,20 @@ class node_store {
     const std::byte* p = record(s) + vector_offset_;
     for (std::size_t i = 0; i < lines; ++i) __builtin_prefetch(p + 64 * i, 0, 3);
   }
+  /// Starts fetching the first `lines` cache lines of slot s's code.
+  void prefetch_code(slot_t s, std::size_t lines) const {
+    const std::byte* p = record(s) + code_offset_;
+    for (std::size_t i = 0; i < lines; ++i) __builtin_prefetch(p + 64 * i, 0, 3);
+  }
   /// Starts fetching slot s's header and layer-0 links.
   void prefetch_links(slot_t s) const {
     const std::byte* p = record(s);
-    for (std::size_t i = 0; i < vector_offset_; i += 64) __builtin_prefetch(p + i, 0, 3);
+    for (std::size_t i = 0; i < code_offset_; i += 64) __builtin_prefetch(p + i, 0, 3);
   }
   /// Cache lines one vector spans.
   std::size_t vector_lines() const { return (stride_ - vector_offset_) / 64; }
+  /// Cache lines one code spans.
+  std::size_t code_lines() const { return (vector_offset_ - code_offset_) / 64; }
 
  private:
   static constexpr std::size_t min_first_segment = 64;
@@ -291,7 +304,7 @@ class node_store {
     t.capacity.store(t.capacity.load(std::memory_order_relaxed) + slots, std::memory_order_release);
   }
 
-  std::size_t dim_, m_, vector_offset_, stride_;
+  std::size_t dim_, m_, code_bytes_, code_offset_, vector_offset_, stride_;
   std::unique_ptr<segment_table> segments_;
   // A view's upper links: the mapped words and, per slot, where its block starts.
   bool viewed_ = false;
