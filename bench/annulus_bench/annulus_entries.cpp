@@ -142,19 +142,23 @@ typename Index::search_params read_hnsw_search(const params& search) {
   return s;
 }
 
-index_entry hnsw_entry() {
+// hnsw walked on the vectors (exact_walk, "hnsw") or on 8-bit node codes
+// with an exact re-rank (sq8_walk, "hnsw_sq8"); the same graph and knobs.
+template <class Walk>
+index_entry hnsw_entry(const char* name) {
   index_entry e;
-  e.name = "hnsw";
+  e.name = name;
   e.library = "annulus";
-  e.default_build = params::parse("m=16,ef_construction=200,seed=100", "hnsw");
+  e.default_build = params::parse("m=16,ef_construction=200,seed=100", name);
   e.knob = "ef";
   e.sweep = ef_sweep;
   e.quick_sweep = ef_quick;
   made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
-      typename hnsw_index<M>::build_params p;
+      using index = hnsw_index<M, Walk>;
+      typename index::build_params p;
       read_hnsw_build(build, p);
-      return built<hnsw_index<M>>(ds, p, threads, src, read_hnsw_search<hnsw_index<M>>);
+      return built<index>(ds, p, threads, src, read_hnsw_search<index>);
     });
   });
   return e;
@@ -357,8 +361,9 @@ index_entry banded_mips_hnsw_entry() {
 }  // namespace
 
 std::vector<index_entry> registry() {
-  std::vector<index_entry> all{flat_entry(),    hnsw_entry(),      ivf_flat_entry(), ivf_pq_entry(),
-                               kd_tree_entry(), rp_forest_entry(), lsh_entry(),   mips_hnsw_entry(),
+  std::vector<index_entry> all{flat_entry(),      hnsw_entry<exact_walk>("hnsw"), hnsw_entry<sq8_walk>("hnsw_sq8"),
+                               ivf_flat_entry(),  ivf_pq_entry(),                 kd_tree_entry(),
+                               rp_forest_entry(), lsh_entry(),                    mips_hnsw_entry(),
                                banded_mips_hnsw_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));
   for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
