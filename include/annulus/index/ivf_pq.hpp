@@ -242,6 +242,10 @@ class pq_encoding {
 
   void write(const batch& b, std::size_t i, slot_t s, std::uint8_t* entry) noexcept {
     std::copy_n(b.entries.data() + i * width(), width(), entry);
+    keep_vector(b, i, s);
+  }
+  /// With keep_vectors, row i as slot s's kept vector (room reserved); else nothing.
+  void keep_vector(const batch& b, std::size_t i, slot_t s) noexcept {
     if (keep_vectors_) std::copy_n(b.rows.row_ptr(i), pq_.dim(), vectors_.data() + std::size_t(s) * pq_.dim());
   }
 
@@ -421,19 +425,8 @@ class ivf_pq_index : public ivf::ivf_index<ivf_pq_index<Metric>, Metric, ivf::pq
   template <class ScanInto>
   std::size_t ranked(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
                      const ScanInto& scan_into) const {
-    if (params.refine_factor == 0) return this->labelled(out, scan_into(out.first(k)));
-    const std::size_t n_live = this->size();
-    const std::size_t want = params.refine_factor >= n_live / k ? n_live : k * params.refine_factor;
-    scratch_lease<std::vector<neighbor>> candidates;
-    if (candidates->size() < want) candidates->resize(want);
-    const std::span<neighbor> pool = std::span(*candidates).first(want);
-    const std::size_t n = scan_into(pool);
-    topk_heap best(out, k);
-    for (std::size_t c = 0; c < n; ++c) {
-      const slot_t s = slot_t(pool[c].label);
-      best.push(s, Metric::distance(q, engine_.encoding().vector(s), this->dim()));
-    }
-    return this->labelled(out, best.sort());
+    return this->refined(q, k, params.refine_factor, out,
+                         [&](slot_t s) { return engine_.encoding().vector(s); }, scan_into);
   }
 };
 

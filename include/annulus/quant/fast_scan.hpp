@@ -154,9 +154,11 @@ struct quantized_lut {
 
 /// tables[j * stride + c] for j < m, c < 16 (stride >= 16, e.g. a
 /// product_quantizer's table_stride() with nbits = 4): quantized as the
-/// header comment says. Throws invalid_argument on m = 0 or above max_m, a
-/// stride below 16, or a non-finite entry (before allocating).
-inline quantized_lut quantize_lut(const float* tables, std::size_t m, std::size_t stride = 16) {
+/// header comment says, into `q`, reusing its table's room (a scan loop
+/// that quantizes a table per list allocates nothing once warm). Throws
+/// invalid_argument on m = 0 or above max_m, a stride below 16, or a
+/// non-finite entry, leaving q as it was; std::bad_alloc.
+inline void quantize_lut_into(const float* tables, std::size_t m, std::size_t stride, quantized_lut& out) {
   if (m == 0 || m > max_m)
     throw invalid_argument("fast_scan::quantize_lut: m must be 1.." + std::to_string(max_m) + ", got " +
                            std::to_string(m));
@@ -176,7 +178,7 @@ inline quantized_lut quantize_lut(const float* tables, std::size_t m, std::size_
     range_max = std::max(range_max, double(hi) - double(lo));
     range_sum += double(hi) - double(lo);
   }
-  quantized_lut q;
+  quantized_lut q;  // the figures first; out changes once they are checked
   q.m = m;
   q.bias = static_cast<float>(bias);
   if (range_max > 0) {
@@ -188,15 +190,24 @@ inline quantized_lut quantize_lut(const float* tables, std::size_t m, std::size_
       throw invalid_argument("fast_scan::quantize_lut: table ranges too wide for a float scale");
     q.scale = f;
   }
-  q.table.assign(lut_bytes(m), 0);
+  out.table.assign(lut_bytes(m), 0);
+  out.m = q.m;
+  out.bias = q.bias;
+  out.scale = q.scale;
   for (std::size_t j = 0; j < m; ++j) {
     const float* t = tables + j * stride;
     const float lo = *std::min_element(t, t + 16);
     for (std::size_t c = 0; c < 16; ++c) {
-      const double v = std::nearbyint((double(t[c]) - double(lo)) * double(q.scale));
-      q.table[16 * j + c] = static_cast<std::uint8_t>(std::clamp(v, 0.0, 255.0));
+      const double v = std::nearbyint((double(t[c]) - double(lo)) * double(out.scale));
+      out.table[16 * j + c] = static_cast<std::uint8_t>(std::clamp(v, 0.0, 255.0));
     }
   }
+}
+
+/// quantize_lut_into a new table. Throws as it.
+inline quantized_lut quantize_lut(const float* tables, std::size_t m, std::size_t stride = 16) {
+  quantized_lut q;
+  quantize_lut_into(tables, m, stride, q);
   return q;
 }
 

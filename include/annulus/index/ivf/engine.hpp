@@ -1,5 +1,5 @@
 // ivf::inverted_file<Metric, Encoding>: the inverted-file engine that
-// ivf_flat_index and ivf_pq_index run on. It owns everything but what a list
+// ivf_flat_index, ivf_pq_index and ivf_pq_fs_index run on. It owns everything but what a list
 // entry holds: the dimension, the coarse quantizer (quant/coarse.hpp), the
 // slot directory (core/slots.hpp), the inverted lists (lists.hpp), training
 // (the sample, the coarse k-means), probing, the list loop (filter, distance,
@@ -28,7 +28,9 @@
 //   decode(entry, list, slot, coarse, out) const
 //                                     the vector an entry stands for (get)
 //   scanner(q, coarse) const -> S     per query: S.enter(list, probe key), then
-//                                     S(entry) -> distance, for each entry of that list
+//                                     S(entry) -> distance, for each entry of that list,
+//                                     or (a list scanner) S.list(entries, n) -> const float*:
+//                                     the distances of the list's n entries at once
 //   quantizer_bytes(), vector_bytes() const
 //   save(w, slots) const              its sections (parameters, its own trained state,
 //                                     per-slot data of slots [0, slots))
@@ -36,6 +38,8 @@
 //   entries_steer() const             whether entry values index memory (then the lists
 //                                     read their entries as a checked structure section)
 //   entry_error(entries) const        what is wrong with a file's entries, or nullopt
+//   optional: static interleave       entries per block of interleaved lists (lists.hpp;
+//                                     ivf_pq_fs: 32, the fast-scan layout); absent: 1
 //   optional, for health() (an encoding that loses information: ivf_pq):
 //   code_error_name                   static: the figures' prefix ("pq_error")
 //   training_code_error() const       its mean reconstruction error over the training
@@ -55,7 +59,7 @@
 // Memory: the lists (entries and a 4-byte slot each), the coarse centroids,
 // the slot directory, what the encoding reports, and 5 bytes a list of drift.
 //
-// File (both IVF kinds; save/load): record "ivf" (nlist, kmeans_iterations,
+// File (every IVF kind; save/load): record "ivf" (nlist, kmeans_iterations,
 // seed, trained), "ivf.centroids" once trained (coarse.hpp), the encoding's
 // sections, the slot directory (core/slots.hpp), the lists (lists.hpp:
 // "ivf.list_sizes", "ivf.list_slots", "ivf.entries"). Every list's entries
@@ -206,7 +210,8 @@ concept encoding = requires(const E& e, E& writable, matrix_view<const float> ro
   { writable.write(batch, std::size_t{}, slot_t{}, entry) } noexcept;
   e.decode(entry, std::size_t{}, slot_t{}, coarse, out);
   { e.scanner(q, coarse).enter(std::size_t{}, 0.f) };
-  { e.scanner(q, coarse)(entry) } -> std::convertible_to<float>;
+  requires(requires { { e.scanner(q, coarse)(entry) } -> std::convertible_to<float>; } ||
+           requires { { e.scanner(q, coarse).list(entry, std::size_t{}) } -> std::convertible_to<const float*>; });
   { e.quantizer_bytes() } -> std::convertible_to<std::size_t>;
   { e.vector_bytes() } -> std::convertible_to<std::size_t>;
   e.save(w, std::size_t{});
@@ -215,16 +220,25 @@ concept encoding = requires(const E& e, E& writable, matrix_view<const float> ro
   { e.entry_error(entries) } -> std::same_as<std::optional<std::string>>;
 };
 
+/// Entries per block of an encoding's lists: its `interleave`, else 1.
+template <class E>
+constexpr std::size_t interleave_of() {
+  if constexpr (requires { E::interleave; }) return std::size_t{E::interleave};
+  else return 1;
+}
+
 template <metric Metric, encoding<Metric> Encoding>
 class inverted_file {
  public:
   using entry_type = typename Encoding::entry_type;
   using quantizer = coarse_quantizer<Metric>;
+  static constexpr std::size_t interleave = interleave_of<Encoding>();
+  static_assert(interleave >= 1);
 
   /// Throws invalid_argument on dim 0 or nlist 0, naming the index `name`.
   inverted_file(std::string_view name, std::size_t dim, std::size_t nlist, training t, Encoding encoding)
       : name_(name), dim_(dim), nlist_(nlist), training_(t), enc_(std::move(encoding)),
-        lists_(nlist, enc_.width()) {
+        lists_(nlist, enc_.width(), interleave) {
     if (dim == 0) throw invalid_argument(name_ + ": dimension must be at least 1, got 0");
     if (nlist == 0) throw invalid_argument(name_ + ": nlist must be at least 1, got 0");
   }
@@ -332,8 +346,9 @@ class inverted_file {
     for (const std::uint32_t l : to) ++per_list[l];
     lists_.reserve(per_list);
     enc_.reserve(std::size_t(*std::max_element(slots.begin(), slots.end())) + 1);
+    std::vector<entry_type> staged(interleave > 1 ? lists_.width() : 0);  // an interleaved entry, written whole
     slots_.commit(rows.rows(), labels);  // may throw bad_alloc: then it recorded nothing
-    for (std::size_t i = 0; i < rows.rows(); ++i) enc_.write(batch, i, slots[i], lists_.append(to[i], slots[i]));
+    for (std::size_t i = 0; i < rows.rows(); ++i) write(batch, i, to[i], slots[i], staged.data());
     note(measured);
   }
 
@@ -359,8 +374,9 @@ class inverted_file {
     std::vector<std::size_t> per_list(nlist_);
     per_list[to[0]] = 1;
     lists_.reserve(per_list);
+    std::vector<entry_type> staged(interleave > 1 ? lists_.width() : 0);
     lists_.erase(s);  // cannot throw from here on
-    enc_.write(batch, 0, s, lists_.append(to[0], s));
+    write(batch, 0, to[0], s, staged.data());
     note(measured);
   }
 
@@ -369,7 +385,13 @@ class inverted_file {
   /// million vectors, as remove.
   void copy_vector(slot_t s, float* out) const {
     const auto at = lists_.find(s);
-    enc_.decode(lists_.entries(at->list) + at->index * lists_.width(), at->list, s, coarse_, out);
+    if constexpr (interleave == 1) {
+      enc_.decode(lists_.entries(at->list) + at->index * lists_.width(), at->list, s, coarse_, out);
+    } else {
+      std::vector<entry_type> entry(lists_.width());
+      lists_.copy_entry(at->list, at->index, entry.data());
+      enc_.decode(entry.data(), at->list, s, coarse_, out);
+    }
   }
 
   // ---- search ----
@@ -425,11 +447,22 @@ class inverted_file {
       scanner.enter(l, p.keys[r]);
       const entry_type* e = lists_.entries(l);
       const slot_t* slots = lists_.slots(l);
-      for (std::size_t i = 0, n = lists_.size(l); i < n; ++i, e += width) {
-        if constexpr (!std::is_same_v<Keep, accept_all>)
-          if (!keep(slots_.label(slots[i]))) continue;
-        const float d = scanner(e);
-        if (d <= threshold && heap.push(slots[i], d)) threshold = heap.threshold();
+      const std::size_t n = lists_.size(l);
+      if constexpr (requires { scanner.list(e, n); }) {  // the whole list at once (fast scan)
+        if (n == 0) continue;
+        const float* dist = scanner.list(e, n);
+        for (std::size_t i = 0; i < n; ++i) {
+          if constexpr (!std::is_same_v<Keep, accept_all>)
+            if (!keep(slots_.label(slots[i]))) continue;
+          if (dist[i] <= threshold && heap.push(slots[i], dist[i])) threshold = heap.threshold();
+        }
+      } else {
+        for (std::size_t i = 0; i < n; ++i, e += width) {
+          if constexpr (!std::is_same_v<Keep, accept_all>)
+            if (!keep(slots_.label(slots[i]))) continue;
+          const float d = scanner(e);
+          if (d <= threshold && heap.push(slots[i], d)) threshold = heap.threshold();
+        }
       }
     }
     return heap.sort();
@@ -578,7 +611,7 @@ class inverted_file {
     quantizer coarse = quantizer::load(r, "ivf.centroids", trained, nlist, dim);
     Encoding enc = Encoding::load(r, dim, trained, dir.slots());
     inverted_lists<entry_type> lists = inverted_lists<entry_type>::load(
-        r, nlist, enc.width(), dir, enc.entries_steer(),
+        r, nlist, enc.width(), interleave, dir, enc.entries_steer(),
         [&](std::span<const entry_type> entries) { return enc.entry_error(entries); });
     ivf::drift d = load_drift(r, trained, nlist);
     inverted_file f(name, dim, nlist, t, std::move(enc));  // nlist lists: checked against the file above
@@ -593,6 +626,19 @@ class inverted_file {
   static_assert(std::is_nothrow_move_assignable_v<quantizer> && std::is_nothrow_move_assignable_v<Encoding> &&
                     std::is_nothrow_move_assignable_v<ivf::drift>,
                 "train installs its results with moves that cannot throw");
+
+  // Row i of an encoded batch into list l as slot s's entry (room made):
+  // written in place, or (interleaved lists) into `staged` (width() values)
+  // and put whole. Cannot throw.
+  void write(const typename Encoding::batch& batch, std::size_t i, std::uint32_t l, slot_t s,
+             entry_type* staged) noexcept {
+    if constexpr (interleave == 1) {
+      enc_.write(batch, i, s, lists_.append(l, s));
+    } else {
+      enc_.write(batch, i, s, staged);
+      lists_.put(l, s, staged);
+    }
+  }
 
   // Every change refuses on a view (the base refuses add, remove and update
   // first, with the file's name; train only here).

@@ -2,8 +2,9 @@
 // encoding and its search: an index_base (index/base.hpp) whose steps are an
 // inverted file's (engine.hpp). It holds the engine and gives the base the
 // hooks that only forward to it (build, add, remove, update, get, the slot
-// directory), and the public calls both IVF indexes have (train, trained,
-// nlist, list_size, memory). Derived (ivf_flat_index, ivf_pq_index) adds its
+// directory), the public calls every IVF index has (train, trained, nlist,
+// list_size, memory) and the exact re-ranking of candidates (refined: ivf_pq,
+// ivf_pq_fs). Derived (ivf_flat_index, ivf_pq_index, ivf_pq_fs_index) adds its
 // parameters, its Encoding, check_searchable, search_prepared and
 // search_batch_prepared.
 //
@@ -12,7 +13,7 @@
 //
 // Persistence: save_sections is the engine's save (engine.hpp lists the
 // sections); Derived's load_sections builds itself from engine::load. A
-// view (both kinds are viewable) refuses train as well.
+// view (every IVF kind is viewable) refuses train as well.
 //
 // Threads: as the engine (const calls from any number of threads; train,
 // add, remove and update alone).
@@ -22,9 +23,11 @@
 #include <span>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
+#include "annulus/core/scratch.hpp"
 #include "annulus/core/serialize.hpp"
 #include "annulus/core/slots.hpp"
 #include "annulus/core/topk.hpp"
@@ -110,6 +113,30 @@ class ivf_index : public index_base<Derived, Metric> {
   /// The first n of out hold slots: give them their labels (ties by label).
   std::size_t labelled(std::span<neighbor> out, std::size_t n) const {
     return this->finish_labels(out, n, [&](slot_t s) { return engine_.label(s); });
+  }
+
+  /// The k best into out, users' labels: scan_into(pool) ranks by the
+  /// encoding's estimate into the pool (slots as labels), which is out
+  /// itself when refine_factor = 0, else k * refine_factor candidates (all
+  /// live vectors at most) re-ranked here by exact distance to
+  /// vector_of(slot) (dim floats, stored form; ivf_pq's and ivf_pq_fs's
+  /// kept vectors). The candidates live in per-thread scratch.
+  template <class VectorOf, class ScanInto>
+  std::size_t refined(const float* q, std::size_t k, std::size_t refine_factor, std::span<neighbor> out,
+                      const VectorOf& vector_of, const ScanInto& scan_into) const {
+    if (refine_factor == 0) return labelled(out, scan_into(out.first(k)));
+    const std::size_t n_live = size();
+    const std::size_t want = refine_factor >= n_live / k ? n_live : k * refine_factor;
+    scratch_lease<std::vector<neighbor>> candidates;
+    if (candidates->size() < want) candidates->resize(want);
+    const std::span<neighbor> pool = std::span(*candidates).first(want);
+    const std::size_t n = scan_into(pool);
+    topk_heap best(out, k);
+    for (std::size_t c = 0; c < n; ++c) {
+      const slot_t s = slot_t(pool[c].label);
+      best.push(s, Metric::distance(q, vector_of(s), dim()));
+    }
+    return labelled(out, best.sort());
   }
 
   engine engine_;

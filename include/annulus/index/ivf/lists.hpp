@@ -17,9 +17,20 @@
 // with a quarter more room than it holds. So the arenas never hold more than
 // twice the entries (of the most there were: removals free no arena space).
 //
+// Interleaved lists (interleave() = B > 1, for 4-bit fast scan: B = 32):
+// a list's entries go in blocks of B, value q of entry i at
+//     (i / B) * B * width + q * B + i % B
+// (entry i's values B apart), a list's room and its stored entries rounded
+// up to whole blocks, the unused lanes of its last block zero. With B = 32
+// and width = pairs(m) bytes of nibble-packed codes a list is exactly the
+// packed buffer of quant/fast_scan.hpp. An entry is then not contiguous:
+// put(l, s, values) and copy_entry(l, i, out) move whole entries; append
+// (a pointer to write into) exists only for B = 1.
+//
 // Saved form (save/load): "ivf.list_sizes" (u64 a list), "ivf.list_slots"
 // (u32: every list's slots, list after list), "ivf.entries" (every list's
-// entries, list after list, width() values each). A loaded index holds them
+// entries, list after list, width() values each; interleaved: each list's
+// whole blocks, the last one's unused lanes as they are held, zero). A loaded index holds them
 // in one arena sized to the entries, as a build does; a view (borrowed)
 // points each list into "ivf.entries" in place and copies the slots, and
 // refuses every change (read_only_error).
@@ -45,10 +56,16 @@ template <class T>
 class inverted_lists {
  public:
   inverted_lists() = default;
-  inverted_lists(std::size_t nlist, std::size_t width) : width_(width), lists_(nlist) {}
+  /// nlist empty lists of `width`-value entries, interleaved in blocks of
+  /// `interleave` entries (1: each entry contiguous).
+  inverted_lists(std::size_t nlist, std::size_t width, std::size_t interleave = 1)
+      : width_(width), interleave_(interleave), lists_(nlist) {}
 
   std::size_t nlist() const { return lists_.size(); }
   std::size_t width() const { return width_; }
+  std::size_t interleave() const { return interleave_; }
+  /// Entries n rounds up to in storage: whole blocks of interleave().
+  std::size_t rounded(std::size_t n) const { return (n + interleave_ - 1) / interleave_ * interleave_; }
   std::size_t size(std::size_t l) const { return lists_[l].slots.size(); }
   const T* entries(std::size_t l) const { return lists_[l].entries; }
   const slot_t* slots(std::size_t l) const { return lists_[l].slots.data(); }
@@ -69,7 +86,7 @@ class inverted_lists {
       const std::size_t need = li.slots.size() + extra[l];
       entries += need;
       if (need <= li.capacity) continue;
-      target[l] = li.slots.empty() ? need : std::max(need, li.capacity * 3 / 2);
+      target[l] = rounded(li.slots.empty() ? need : std::max(need, li.capacity * 3 / 2));
       needed += target[l];
     }
     if (needed == 0) return;
@@ -81,7 +98,7 @@ class inverted_lists {
         std::size_t total = 0;
         for (std::size_t l = 0; l < nlist(); ++l) {
           const std::size_t need = lists_[l].slots.size() + extra[l];
-          target[l] = need + need / 4;
+          target[l] = rounded(need + need / 4);
           total += target[l];
           lists_[l].slots.reserve(target[l]);  // appends within the room must not allocate
         }
@@ -100,12 +117,27 @@ class inverted_lists {
   }
 
   /// Appends an entry for slot s to list l, which has room (reserve);
-  /// returns its storage (width() values).
+  /// returns its storage (width() values). Contiguous lists only (interleave() = 1).
   T* append(std::size_t l, slot_t s) {
     list& li = lists_[l];
     T* at = li.entries + li.slots.size() * width_;
     li.slots.push_back(s);
     return at;
+  }
+
+  /// Appends an entry for slot s with the width() values at `values` to
+  /// list l, which has room (reserve). Any interleave. Cannot throw.
+  void put(std::size_t l, slot_t s, const T* values) noexcept {
+    list& li = lists_[l];
+    const std::size_t i = li.slots.size();
+    li.slots.push_back(s);  // within the room reserve made: no allocation
+    for (std::size_t q = 0; q < width_; ++q) *value(li, i, q) = values[q];
+  }
+
+  /// The width() values of entry i of list l, to `out`.
+  void copy_entry(std::size_t l, std::size_t i, T* out) const {
+    const list& li = lists_[l];
+    for (std::size_t q = 0; q < width_; ++q) out[q] = *value(li, i, q);
   }
 
   /// Where the entry of slot s is: its list and its index there. Scans the
@@ -129,7 +161,14 @@ class inverted_lists {
     if (!at) return false;
     list& li = lists_[at->list];
     const std::size_t last = li.slots.size() - 1;
-    std::copy_n(li.entries + last * width_, width_, li.entries + at->index * width_);
+    if (interleave_ == 1) {
+      std::copy_n(li.entries + last * width_, width_, li.entries + at->index * width_);
+    } else {
+      for (std::size_t q = 0; q < width_; ++q) {
+        *value(li, at->index, q) = *value(li, last, q);
+        *value(li, last, q) = T{};  // unused lanes stay zero
+      }
+    }
     li.slots[at->index] = li.slots[last];
     li.slots.pop_back();
     return true;
@@ -154,7 +193,7 @@ class inverted_lists {
     for (const list& li : lists_) w.append(std::span<const slot_t>(li.slots));
     w.end();
     w.begin("ivf.entries");
-    for (const list& li : lists_) w.append(std::span<const T>(li.entries, li.slots.size() * width_));
+    for (const list& li : lists_) w.append(std::span<const T>(li.entries, rounded(li.slots.size()) * width_));
     w.end();
   }
 
@@ -167,8 +206,8 @@ class inverted_lists {
   /// anything. Borrowed from the file when the reader is viewing. Allocates
   /// nothing before the sizes are checked against the file.
   template <class Check>
-  static inverted_lists load(serial::reader& r, std::size_t nlist, std::size_t width, const slot_directory& dir,
-                             bool entries_steer, const Check& check) {
+  static inverted_lists load(serial::reader& r, std::size_t nlist, std::size_t width, std::size_t interleave,
+                             const slot_directory& dir, bool entries_steer, const Check& check) {
     const auto sizes = r.structure_array<std::uint64_t>("ivf.list_sizes", nlist);
     const std::size_t live = dir.live();
     std::size_t total = 0;
@@ -192,25 +231,27 @@ class inverted_lists {
                                        " slots)");
         seen[s] = true;
       }
-    const std::uint64_t values = r.product("ivf.entries", total, width);
+    inverted_lists out(nlist, width, interleave);
+    std::size_t stored = 0;  // entries the file holds: whole blocks per list (each <= live + interleave)
+    for (std::size_t l = 0; l < nlist; ++l) stored += out.rounded(std::size_t(sizes[l]));
+    const std::uint64_t values = r.product("ivf.entries", stored, width);
     const std::span<const T> entries =
         entries_steer ? r.structure_array<T>("ivf.entries", values) : r.payload_array<T>("ivf.entries", values);
     if (const std::optional<std::string> why = check(entries)) r.fail("ivf.entries", *why);
 
-    inverted_lists out(nlist, width);
     for (std::size_t l = 0, at = 0; l < nlist; at += out.size(l), ++l)
       out.lists_[l].slots.assign(slots.begin() + at, slots.begin() + at + sizes[l]);
     if (r.viewing()) {
       out.borrowed_ = true;
-      out.borrowed_entries_ = total;
-    } else if (total > 0) {
-      out.add_arena(total);
+      out.borrowed_entries_ = stored;
+    } else if (stored > 0) {
+      out.add_arena(stored);
     }
     T* arena = out.arenas_.empty() ? nullptr : reinterpret_cast<T*>(out.arenas_.back().data());
-    for (std::size_t l = 0, at = 0; l < nlist; at += out.size(l), ++l) {
+    for (std::size_t l = 0, at = 0; l < nlist; at += out.lists_[l].capacity, ++l) {
       list& li = out.lists_[l];
       if (li.slots.empty()) continue;
-      li.capacity = li.slots.size();
+      li.capacity = out.rounded(li.slots.size());
       if (out.borrowed_) {
         li.entries = const_cast<T*>(entries.data() + at * width);  // never written: every change refuses
       } else {
@@ -238,17 +279,24 @@ class inverted_lists {
     arena_used_ = 0;
   }
 
-  // Gives list l room for `capacity` entries in the current arena (which has it).
+  // Value q of entry i of list li.
+  T* value(const list& li, std::size_t i, std::size_t q) const {
+    return li.entries + (i / interleave_) * interleave_ * width_ + q * interleave_ + i % interleave_;
+  }
+
+  // Gives list l room for `capacity` entries (whole blocks) in the current
+  // arena, which has it. The held entries move as whole blocks; the room
+  // past them is fresh arena space, zero (large_block), as unused lanes must be.
   void move_list(std::size_t l, std::size_t capacity) {
     list& li = lists_[l];
     T* to = reinterpret_cast<T*>(arenas_.back().data()) + arena_used_ * width_;
-    std::copy_n(li.entries, li.slots.size() * width_, to);
+    std::copy_n(li.entries, rounded(li.slots.size()) * width_, to);
     li.entries = to;
     li.capacity = capacity;
     arena_used_ += capacity;
   }
 
-  std::size_t width_ = 0;
+  std::size_t width_ = 0, interleave_ = 1;
   std::vector<list> lists_;
   std::vector<large_block> arenas_;
   std::size_t arena_entries_ = 0, arena_used_ = 0;  // the last arena's room and use, in entries
