@@ -87,6 +87,7 @@ void dispatch(const std::string& bytes, bool viewed) {
   if (kind == "hnsw_sq8") return by_metric<ANNULUS_KIND(hnsw_sq8_index)>(metric, bytes, viewed);
   if (kind == "ivf_flat") return by_metric<ANNULUS_KIND(ivf_flat_index)>(metric, bytes, viewed);
   if (kind == "ivf_pq") return by_metric<ANNULUS_KIND(ivf_pq_index)>(metric, bytes, viewed);
+  if (kind == "ivf_pq_fs") return by_metric<ANNULUS_KIND(ivf_pq_fs_index)>(metric, bytes, viewed);
   if (kind == "kd_tree") return by_metric<kd_tree_index<l2>, kd_tree_index<l2>, kd_tree_index<cosine>>(metric, bytes, viewed);
   if (kind == "rp_forest") return by_metric<ANNULUS_KIND(rp_forest_index)>(metric, bytes, viewed);
   if (kind == "lsh") return by_metric<ANNULUS_KIND(lsh_index)>(metric, bytes, viewed);

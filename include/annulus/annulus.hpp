@@ -22,6 +22,7 @@
 #include "annulus/index/hnsw.hpp"
 #include "annulus/index/ivf_flat.hpp"
 #include "annulus/index/ivf_pq.hpp"
+#include "annulus/index/ivf_pq_fast_scan.hpp"
 #include "annulus/index/kd_tree.hpp"
 #include "annulus/index/live.hpp"
 #include "annulus/index/lsh.hpp"

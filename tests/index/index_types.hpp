@@ -12,6 +12,7 @@
 #include "annulus/index/hnsw.hpp"
 #include "annulus/index/ivf_flat.hpp"
 #include "annulus/index/ivf_pq.hpp"
+#include "annulus/index/ivf_pq_fast_scan.hpp"
 #include "annulus/index/kd_tree.hpp"
 #include "annulus/index/lsh.hpp"
 #include "annulus/index/mips.hpp"
@@ -62,6 +63,17 @@ struct test_setup<ivf_pq_index<M>> {
   static constexpr double min_recall = 0.9;
   // The persistence bit-flip test builds from small_rows - 6 rows: 2^nbits = 128 train the PQ.
   static constexpr std::size_t small_rows = 134;
+};
+
+// m = the default (2 dimensions a sub-space: 12 of 24), 16 lists. The
+// interface data's 3,000 vectors in 12 clusters: 4-bit codes alone rank
+// poorly (recall 0.3-0.8 by metric), the re-rank of k * 20 candidates
+// recovers it (cosine, the hardest, needs the most).
+template <class M>
+struct test_setup<ivf_pq_fs_index<M>> {
+  static typename ivf_pq_fs_index<M>::build_params build() { return {.nlist = 16}; }
+  static typename ivf_pq_fs_index<M>::search_params search() { return {.nprobe = 8, .refine_factor = 20}; }
+  static constexpr double min_recall = 0.9;
 };
 
 template <class M>
@@ -154,6 +166,9 @@ struct test_setup<sharded_index<Shard>> {
   annulus::ivf_flat_index<annulus::l2>, annulus::ivf_flat_index<annulus::inner_product>, \
       annulus::ivf_flat_index<annulus::cosine>, annulus::ivf_pq_index<annulus::l2>, \
       annulus::ivf_pq_index<annulus::inner_product>, annulus::ivf_pq_index<annulus::cosine>
+#define ANNULUS_IVF_PQ_FS_TYPES \
+  annulus::ivf_pq_fs_index<annulus::l2>, annulus::ivf_pq_fs_index<annulus::inner_product>, \
+      annulus::ivf_pq_fs_index<annulus::cosine>
 #define ANNULUS_TREE_TYPES \
   annulus::kd_tree_index<annulus::l2>, annulus::kd_tree_index<annulus::cosine>, \
       annulus::rp_forest_index<annulus::l2>, annulus::rp_forest_index<annulus::inner_product>, \
@@ -180,7 +195,7 @@ struct test_setup<sharded_index<Shard>> {
       annulus::lsh_index<annulus::inner_product>, annulus::lsh_index<annulus::cosine>,           \
       annulus::kd_tree_index<annulus::l2>, annulus::kd_tree_index<annulus::cosine>,              \
       annulus::mips_index<annulus::flat_index<annulus::l2>>,                                     \
-      annulus::mips_index<annulus::hnsw_index<annulus::l2>>, ANNULUS_HNSW_SQ8_TYPES
+      annulus::mips_index<annulus::hnsw_index<annulus::l2>>, ANNULUS_HNSW_SQ8_TYPES, ANNULUS_IVF_PQ_FS_TYPES
 // Every index changes after build (add, remove, update): the lifecycle tests run over all.
 #define ANNULUS_MUTABLE_TYPES ANNULUS_OOM_ATOMIC_TYPES, annulus::banded_mips_index<>
 // sharded_index over one index of each family and metric (not in the
