@@ -247,16 +247,18 @@ TEMPLATE_TEST_CASE("index: remove and re-add churn keeps memory bounded and reca
   }
   recall /= double(queries.rows());
   INFO("recall@10 after churn " << recall);
-  if constexpr (std::is_same_v<TestType, hnsw_index<inner_product>> ||
-                std::is_same_v<TestType, mips_index<hnsw_index<l2>>>) {
+  constexpr bool hnsw_ip = std::is_same_v<TestType, hnsw_index<inner_product>> ||
+                          std::is_same_v<TestType, hnsw_sq8_index<inner_product>>;
+  if constexpr (hnsw_ip || std::is_same_v<TestType, mips_index<hnsw_index<l2>>>) {
     // Known shortfall, not memory: under inner_product hnsw's repair of
     // reused slots loses recall round after round (0.99 fresh, 0.87-0.91
     // after 30 rounds depending on the graph, at ef 64 or 128 alike), the
     // same before and after the changes that bound memory. Repair is the
     // lifecycle issue's; until then this holds it about where it is.
+    // hnsw_sq8_index shares the graph, and its repair (0.91 after 30 rounds).
     // mips_index over hnsw, whose augmented space puts every query far from
     // every item as inner_product does, goes from 1.0 to 0.74.
-    CHECK(recall >= (std::is_same_v<TestType, hnsw_index<inner_product>> ? 0.85 : 0.7));
+    CHECK(recall >= (hnsw_ip ? 0.85 : 0.7));
   } else {
     CHECK(recall >= test_setup<TestType>::min_recall);
   }

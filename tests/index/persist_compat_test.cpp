@@ -183,6 +183,12 @@ void each_fixture(Visit&& visit) {
   visit.template operator()<mips_index<flat_index<l2>>>("mips-flat");
   visit.template operator()<mips_index<hnsw_index<l2>>>("mips-hnsw");
   visit.template operator()<banded_mips_index<>>("banded_mips-hnsw");  // added with the kind (issue 20)
+  visit.template operator()<hnsw_sq8_index<l2>>("hnsw_sq8-l2");        // added with the kind (issue 20)
+  visit.template operator()<hnsw_sq8_index<inner_product>>("hnsw_sq8-ip");
+  visit.template operator()<hnsw_sq8_index<cosine>>("hnsw_sq8-cosine");
+  visit.template operator()<ivf_pq_fs_index<l2>>("ivf_pq_fs-l2");            // added with the kind (issue 20)
+  visit.template operator()<ivf_pq_fs_index<inner_product>>("ivf_pq_fs-ip");
+  visit.template operator()<ivf_pq_fs_index<cosine>>("ivf_pq_fs-cosine");
 }
 
 }  // namespace
@@ -194,7 +200,7 @@ TEST_CASE("persist: files of format version 1 load and answer as when they were 
     check_fixture<Index>(dir, name);
     ++checked;
   });
-  CHECK(checked == 23);
+  CHECK(checked == 29);
 }
 
 TEST_CASE("persist: write the fixtures of the current format version", "[.write-fixtures]") {
