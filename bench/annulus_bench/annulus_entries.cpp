@@ -149,6 +149,7 @@ index_entry hnsw_entry(const char* name) {
   index_entry e;
   e.name = name;
   e.library = "annulus";
+  e.family = "hnsw";  // compared with hnsw's peers (hnswlib, faiss-hnsw)
   e.default_build = params::parse("m=16,ef_construction=200,seed=100", name);
   e.knob = "ef";
   e.sweep = ef_sweep;
@@ -218,6 +219,34 @@ index_entry ivf_pq_entry() {
       p.nbits = positive(build, "nbits", p.nbits);
       const std::size_t refine = build.get_size("refine", 4);
       p.keep_vectors = refine > 0;
+      return built<index>(ds, p, threads, src, [refine](const params& search) {
+        typename index::search_params s;
+        s.nprobe = positive(search, "nprobe", s.nprobe);
+        s.refine_factor = refine;
+        return s;
+      });
+    });
+  });
+  return e;
+}
+
+// 4-bit fast-scan IVF-PQ (index/ivf_pq_fast_scan.hpp): the vectors are
+// always kept; refine=R re-ranks k * R candidates (FAISS's
+// IndexIVFPQFastScan under IndexRefineFlat with k_factor R).
+index_entry ivf_pq_fs_entry() {
+  index_entry e;
+  e.name = "ivf_pq_fs";
+  e.library = "annulus";
+  e.default_build = params::parse("nlist=1024,refine=20,seed=1234", "ivf_pq_fs");
+  e.knob = "nprobe";
+  e.sweep = nprobe_sweep;
+  e.quick_sweep = nprobe_quick;
+  made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
+    return for_metric(ds.metric, [&]<class M>() {
+      using index = ivf_pq_fs_index<M>;
+      auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_pq_fs");
+      p.m = positive(build, "m", default_fast_scan_m(ds.base.cols()));
+      const std::size_t refine = build.get_size("refine", 20);
       return built<index>(ds, p, threads, src, [refine](const params& search) {
         typename index::search_params s;
         s.nprobe = positive(search, "nprobe", s.nprobe);
@@ -362,7 +391,8 @@ index_entry banded_mips_hnsw_entry() {
 
 std::vector<index_entry> registry() {
   std::vector<index_entry> all{flat_entry(),      hnsw_entry<exact_walk>("hnsw"), hnsw_entry<sq8_walk>("hnsw_sq8"),
-                               ivf_flat_entry(),  ivf_pq_entry(),                 kd_tree_entry(),
+                               ivf_flat_entry(),  ivf_pq_entry(),                 ivf_pq_fs_entry(),
+                               kd_tree_entry(),
                                rp_forest_entry(), lsh_entry(),                    mips_hnsw_entry(),
                                banded_mips_hnsw_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));

@@ -163,7 +163,7 @@ int run(int argc, char** argv) {
   if (peers == "all") {
     for (std::size_t i = 0; i < n_annulus; ++i)
       for (const index_entry& e : all)
-        if (e.peer_of == chosen[i].entry->name) add(e.name, "", "--peers");
+        if (e.library != "annulus" && e.peer_of == chosen[i].entry->compared_as()) add(e.name, "", "--peers");
   } else if (peers != "none") {
     for (const auto& [name, build] : parse_index_list(peers)) {
       if (find_entry(all, name, "--peers").library == "annulus")

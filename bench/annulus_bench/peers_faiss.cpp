@@ -13,6 +13,7 @@
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexIVFPQFastScan.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/index_io.h>
 #include <faiss/invlists/InvertedLists.h>
@@ -242,6 +243,31 @@ std::unique_ptr<bench_index> build_ivf_pq(const dataset& ds, const params& build
                                       ivf_pq_bytes(ivf, refine > 0, n, d));
 }
 
+// IndexIVFPQFastScan (4-bit PQ, blocks of 32, byte-shuffle lookups) under
+// IndexRefineFlat: the peer of ivf_pq_fs, which always keeps its vectors.
+std::unique_ptr<bench_index> build_ivf_pq_fs(const dataset& ds, const params& build, std::size_t threads) {
+  pin_peer_threads(threads);
+  const std::size_t n = ds.base.rows(), d = ds.base.cols();
+  const std::size_t nlist = ivf_list_count(build, n, "faiss-ivf-pq-fs");
+  const std::size_t m = positive(build, "m", annulus::default_fast_scan_m(d));
+  const std::size_t refine = build.get_size("refine", 20);
+  const std::uint64_t seed = build.get_size("seed", 1234);
+  if (d % m != 0)
+    throw usage_error("faiss-ivf-pq-fs: m=" + std::to_string(m) + " does not divide d=" + std::to_string(d));
+  auto pq = std::make_unique<faiss::IndexIVFPQFastScan>(new faiss::IndexFlat(d, faiss_metric(ds.metric)), d, nlist,
+                                                        m, 4, faiss_metric(ds.metric));
+  pq->own_fields = true;
+  pq->cp.seed = pq->pq.cp.seed = int(seed);
+  faiss::IndexIVF* ivf = pq.get();
+  auto r = std::make_unique<faiss::IndexRefineFlat>(pq.release());
+  r->own_fields = true;
+  r->k_factor = float(std::max<std::size_t>(refine, 1));
+  std::vector<float> buffer;
+  train_and_add(*r, build, nlist, faiss_rows(ds.base, ds.metric, buffer), n, d, seed);
+  return std::make_unique<faiss_peer>("faiss-ivf-pq-fs", std::move(r), ds.metric, nprobe_knob(ivf),
+                                      [ivf, n, d] { return ivf_bytes(*ivf) + n * d * sizeof(float); });
+}
+
 // ---- HNSW ----
 
 std::unique_ptr<bench_index> build_hnsw(const dataset& ds, const params& build, std::size_t threads) {
@@ -278,9 +304,14 @@ std::unique_ptr<bench_index> open_saved(const std::string& name, const dataset& 
     return std::make_unique<faiss_peer>(name, std::move(index), ds.metric, ef_knob(hnsw), hnsw_bytes(hnsw));
   if (auto* refine = dynamic_cast<faiss::IndexRefineFlat*>(raw)) {
     refine->k_factor = float(build.get_size("refine", 4));
+    const std::size_t n = ds.base.rows(), d = ds.base.cols();
+    if (auto* fs = dynamic_cast<faiss::IndexIVFPQFastScan*>(refine->base_index)) {
+      refine->k_factor = float(std::max<std::size_t>(build.get_size("refine", 20), 1));
+      return std::make_unique<faiss_peer>(name, std::move(index), ds.metric, nprobe_knob(fs),
+                                          [fs, n, d] { return ivf_bytes(*fs) + n * d * sizeof(float); });
+    }
     auto* ivf = dynamic_cast<faiss::IndexIVFPQ*>(refine->base_index);
     if (!ivf) throw not_supported(name + ": unexpected index inside IndexRefineFlat");
-    const std::size_t n = ds.base.rows(), d = ds.base.cols();
     return std::make_unique<faiss_peer>(name, std::move(index), ds.metric, nprobe_knob(ivf), ivf_pq_bytes(ivf, true, n, d));
   }
   if (auto* pq = dynamic_cast<faiss::IndexIVFPQ*>(raw))
@@ -310,6 +341,8 @@ std::vector<index_entry> faiss_entries() {
        "nprobe", nprobe, nprobe_quick, build_ivf_flat},
       {"faiss-ivf-pq", "faiss", "ivf_pq", params::parse("nlist=1024,nbits=8,refine=4,seed=1234", "faiss-ivf-pq"),
        "nprobe", nprobe, nprobe_quick, build_ivf_pq},
+      {"faiss-ivf-pq-fs", "faiss", "ivf_pq_fs", params::parse("nlist=1024,refine=20,seed=1234", "faiss-ivf-pq-fs"),
+       "nprobe", nprobe, nprobe_quick, build_ivf_pq_fs},
       {"faiss-hnsw", "faiss", "hnsw", params::parse("m=16,ef_construction=200", "faiss-hnsw"), "ef", ef,
        ef_quick, build_hnsw},
   };

@@ -158,13 +158,13 @@ std::string persist_summary(const std::vector<persist_row>& rows, const std::vec
     md << buf;
   }
   // Ratios against the peers of the same annulus index, from this run.
-  std::map<std::string, std::string> family;  // entry name -> the annulus index it is a peer of
-  for (const index_entry& e : entries) family[e.name] = e.library == "annulus" ? e.name : e.peer_of;
+  std::map<std::string, std::string> family;  // entry name -> the annulus index its comparisons go by
+  for (const index_entry& e : entries) family[e.name] = e.compared_as();
   bool header = false;
   for (const persist_row& a : rows) {
     if (a.library != "annulus") continue;
     for (const persist_row& p : rows) {
-      if (p.library == "annulus" || family[p.index] != a.index) continue;
+      if (p.library == "annulus" || family[p.index] != family[a.index]) continue;
       if (!header) {
         md << "\nannulus / peer (below 1 is faster, or smaller, for annulus):\n\n"
               "| annulus | peer | load time | save time | file size | cold open + 1st query |\n|---|---|---|---|---|---|\n";

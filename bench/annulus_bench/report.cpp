@@ -86,8 +86,11 @@ void write_summary(const std::filesystem::path& file, const std::vector<result_r
     for (const auto& [peer_name, theirs] : all) {
       const result_row& p = *theirs.front();
       bool is_peer = false;
+      const index_entry* mine = nullptr;
       for (const index_entry& e : entries)
-        is_peer |= e.name == p.index && e.peer_of == ours.front()->index;
+        if (e.name == ours.front()->index) mine = &e;
+      for (const index_entry& e : entries)
+        is_peer |= mine && e.library != "annulus" && e.name == p.index && e.peer_of == mine->compared_as();
       if (!is_peer) continue;
       const auto peer_front = frontier_of(theirs);
       for (double t : targets) {
