@@ -399,35 +399,6 @@ class ivf_pq_index : public ivf::ivf_index<ivf_pq_index<Metric>, Metric, ivf::pq
       throw invalid_argument("ivf_pq_index: refine_factor = " + std::to_string(params.refine_factor) +
                              " needs the vectors; build with keep_vectors = true");
   }
-
-  template <class Keep>
-  std::size_t search_prepared(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
-                              const Keep& keep) const {
-    return ranked(q, k, params, out, [&](std::span<neighbor> pool) {
-      return engine_.search(q, params.nprobe, pool, keep);
-    });
-  }
-
-  // Probes for every query in one GEMM pass, then the lists on `threads` workers.
-  result_matrix search_batch_prepared(matrix_view<const float> queries, std::size_t k, const search_params& params,
-                                      std::size_t threads) const {
-    return engine_.search_batch(queries, params.nprobe, k, threads,
-                                [&](const float* q, ivf::probed lists, std::span<neighbor> out) {
-                                  return ranked(q, k, params, out, [&](std::span<neighbor> pool) {
-                                    return engine_.scan(q, lists, pool, accept_all{});
-                                  });
-                                });
-  }
-
-  // The k best into out, users' labels: scan_into(pool) ranks by PQ
-  // distance into the pool (out itself, or k * refine_factor candidates
-  // re-ranked here by exact distance to the kept vectors).
-  template <class ScanInto>
-  std::size_t ranked(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
-                     const ScanInto& scan_into) const {
-    return this->refined(q, k, params.refine_factor, out,
-                         [&](slot_t s) { return engine_.encoding().vector(s); }, scan_into);
-  }
 };
 
 static_assert(mutable_index<ivf_pq_index<l2>> && filterable_index<ivf_pq_index<cosine>, accept_all>);

@@ -26,18 +26,19 @@
 // fast_scan packed buffer, scanned in place (also on a view). remove moves
 // the list's last entry into the hole, nibble by byte, across the blocks.
 //
-// Distances, with r^ the decoded residual and T the float table a list's
-// codes are summed over (smaller = closer):
-//   inner_product  -<q, c> + sum_j T[j][code_j],  T[j][i] = -<q_j, C_ji>
-//   cosine         1 - <q, c> + sum_j T[j][code_j] (the same T, unit vectors)
-//   l2             sum_j T_l[j][code_j],  T_l[j][i] = ||(q - c)_j - C_ji||^2
-// The inner-product table is one per query, quantized once. The l2 table is
-// of the residual query q - c, so one per probed list (16 dim flops and a
-// quantization, beside the list's scan): the exact ADC distance ||q - c - r^||^2
-// with no per-vector term, where ivf_pq keeps a float per vector beside the
-// code. Each quantized table has its own bias and scale, so a list's u16
-// sums are turned to floats (bias + sum / scale, + the list's base) before
-// they meet another list's in the heap. The estimate is within m / (2 scale)
+// Distances, with r^ the decoded residual and T the float table the codes
+// are summed over, one per query (smaller = closer):
+//   inner_product  -<q, c> + sum_j T[j][code_j],      T[j][i] = -<q_j, C_ji>
+//   cosine         1 - <q, c> + sum_j T[j][code_j]    (the same T, unit vectors)
+//   l2             ||q - c||^2 + sum_j T2[j][code_j] + t(x),  T2 = 2 T,
+//                  t(x) = ||r^||^2 + 2<c, r^>, a float per slot
+// which is ivf_pq's decomposition of the ADC distance ||q - c - r^||^2: the
+// table is built and quantized once per query, not once per probed list
+// (a table of the residual query q - c is 16 dim flops and a quantization
+// per list: at m = 392 that cost 0.4x ivf_pq's QPS). The terms live beside
+// the kept vectors, by slot; a list's scan adds them by its slot array. The
+// u16 sums are turned to floats (bias + sum / scale, + the list's base, +
+// the term) before they meet in the heap. The estimate is within m / (2 scale)
 // of the float ADC distance (fast_scan.hpp); re-ranking repairs the order.
 //
 // get(label) returns the kept vector (stored form: unit length under
@@ -45,7 +46,8 @@
 // slot arrays, as ivf_pq.
 //
 // Memory per vector: m / 2 code bytes (rounded up to whole blocks of 32 per
-// list) + a 4-byte slot + 4 dim bytes of kept vector; labels other than row
+// list) + a 4-byte slot + 4 dim bytes of kept vector (+ a 4-byte term under
+// l2); labels other than row
 // numbers, or any remove, add a hash table entry. Per thread, a search keeps
 // the float table (m x 16, rounded up to a SIMD panel), its quantized form,
 // a u16 and a float per entry of the longest list scanned, and k *
@@ -58,6 +60,8 @@
 // train_pq_error), "pq" (m, nbits = 4), "pq.codebooks", "ivf_pq.vectors".
 // A file with other nbits or without vectors is refused (format_error).
 // Codes need no check at open: a nibble cannot reach past a 16-entry table.
+// The l2 terms are not in the file: load (and view) derives them from the
+// codes, O(n dim) at open.
 //
 // health() (index/base.hpp): as ivf_pq (list balance, drift, "pq_error").
 // Threads: as ivf_pq_index (searches concurrently; train, add, remove and
@@ -67,6 +71,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -84,6 +89,7 @@
 #include "annulus/index/concepts.hpp"
 #include "annulus/index/ivf/engine.hpp"
 #include "annulus/index/ivf/ivf_index.hpp"
+#include "annulus/index/ivf/lists.hpp"
 #include "annulus/index/ivf_pq.hpp"
 #include "annulus/quant/coarse.hpp"
 #include "annulus/quant/fast_scan.hpp"
@@ -125,46 +131,28 @@ class fast_scan_encoding {
   double training_code_error() const { return codes_.training_code_error(); }
   double code_error(const batch& b) const { return codes_.code_error(b.codes); }
 
-  /// One query's scorer: its tables (one per query, or under l2 one per
-  /// list) quantized to bytes, the probed list's base, and the list scan.
-  /// Everything lives in per-thread scratch.
+  /// One query's scorer: its table quantized to bytes, the probed list's
+  /// base, and the list scan. Everything lives in per-thread scratch.
   class list_scanner {
    public:
     list_scanner(const fast_scan_encoding& enc, const float* q, const coarse_quantizer<Metric>& coarse)
-        : enc_(enc), coarse_(coarse), q_(q) {
+        : enc_(enc), coarse_(coarse) {
       const product_quantizer& pq = enc.quantizer();
       room& r = *room_;
       if (r.table.size() < pq.table_size()) r.table.resize(pq.table_size());
-      if constexpr (is_l2) {
-        r.residual.resize(pq.dim());
-        r.centroid.resize(pq.dim());
-      } else {
-        pq.inner_product_table(q, r.table.data());
-        const std::size_t stride = pq.table_stride();
-        for (std::size_t j = 0; j < pq.m(); ++j)
-          for (std::size_t i = 0; i < ksub; ++i) r.table[j * stride + i] = -r.table[j * stride + i];
-        fast_scan::quantize_lut_into(r.table.data(), pq.m(), stride, r.lut);
-      }
+      pq.inner_product_table(q, r.table.data());
+      const float factor = is_l2 ? -2.f : -1.f;  // -2<q_j, C_ji> under l2, else -<q_j, C_ji>
+      const std::size_t stride = pq.table_stride();
+      for (std::size_t j = 0; j < pq.m(); ++j)
+        for (std::size_t i = 0; i < ksub; ++i) r.table[j * stride + i] *= factor;
+      fast_scan::quantize_lut_into(r.table.data(), pq.m(), stride, r.lut);
+      if constexpr (is_l2) q_norm_ = kernels::norm_sq(q, pq.dim());
     }
 
-    /// Enters list l with probe key `key`: its base, and under l2 its table.
+    /// Enters list l with probe key `key`: its base.
     void enter(std::size_t l, float key) {
       if constexpr (is_l2) {
-        (void)key;
-        const product_quantizer& pq = enc_.quantizer();
-        room& r = *room_;
-        const std::size_t d = pq.dim(), stride = pq.table_stride();
-        coarse_.centroid(l, r.centroid.data());
-        for (std::size_t i = 0; i < d; ++i) r.residual[i] = q_[i] - r.centroid[i];
-        pq.inner_product_table(r.residual.data(), r.table.data());
-        // ||a - C||^2 = ||a||^2 - 2<a, C> + ||C||^2 per sub-space; the
-        // ||a_j||^2 sum to ||q - c||^2, the list's base.
-        const float* norms = enc_.norms_.data();
-        for (std::size_t j = 0; j < pq.m(); ++j)
-          for (std::size_t i = 0; i < ksub; ++i)
-            r.table[j * stride + i] = norms[j * ksub + i] - 2.f * r.table[j * stride + i];
-        fast_scan::quantize_lut_into(r.table.data(), pq.m(), stride, r.lut);
-        base_ = kernels::norm_sq(r.residual.data(), d);
+        base_ = key + q_norm_;  // ||q - c||^2
       } else if constexpr (Metric::kind == metric_kind::inner_product) {
         base_ = key;  // -<q, c>
       } else {
@@ -173,22 +161,27 @@ class fast_scan_encoding {
     }
 
     /// The estimated distances of a list's n >= 1 entries (its packed
-    /// blocks at `entries`), valid until the next call.
-    const float* list(const std::uint8_t* entries, std::size_t n) {
+    /// blocks at `entries`, their slots at `slots`), valid until the next call.
+    const float* list(const std::uint8_t* entries, const slot_t* slots, std::size_t n) {
       room& r = *room_;
       const std::size_t blocks = fast_scan::blocks(n);
       if (r.sums.size() < blocks * fast_scan::block_size) r.sums.resize(blocks * fast_scan::block_size);
       if (r.distances.size() < n) r.distances.resize(n);
       fast_scan::scan_blocks(entries, blocks, r.lut, r.sums.data());
       const float bias = r.lut.bias + base_, inverse = 1.f / r.lut.scale;
-      for (std::size_t i = 0; i < n; ++i) r.distances[i] = bias + float(r.sums[i]) * inverse;
+      if constexpr (is_l2) {
+        const float* terms = enc_.terms_.data();
+        for (std::size_t i = 0; i < n; ++i) r.distances[i] = bias + float(r.sums[i]) * inverse + terms[slots[i]];
+      } else {
+        (void)slots;
+        for (std::size_t i = 0; i < n; ++i) r.distances[i] = bias + float(r.sums[i]) * inverse;
+      }
       return r.distances.data();
     }
 
    private:
     struct room {
       std::vector<float, aligned_allocator<float>> table;  // m x table_stride floats
-      std::vector<float> residual, centroid;              // l2: q - c, c
       fast_scan::quantized_lut lut;
       std::vector<std::uint16_t> sums;
       std::vector<float> distances;
@@ -196,8 +189,7 @@ class fast_scan_encoding {
     scratch_lease<room> room_;
     const fast_scan_encoding& enc_;
     const coarse_quantizer<Metric>& coarse_;
-    const float* q_;
-    float base_ = 0.f;
+    float q_norm_ = 0.f, base_ = 0.f;
   };
 
   /// Throws invalid_argument unless m divides dim and is at most fast_scan::max_m.
@@ -239,12 +231,43 @@ class fast_scan_encoding {
     return out;
   }
 
-  /// Room for kept vectors of slots [0, slots). Throws std::bad_alloc, capacity_error.
-  void reserve(std::size_t slots) { codes_.reserve(slots); }
+  /// Room for kept vectors (and l2 terms) of slots [0, slots). Throws
+  /// std::bad_alloc, capacity_error; then the slots' data is as it was.
+  void reserve(std::size_t slots) {
+    if (is_l2 && terms_.size() < slots) terms_.resize(slots);
+    codes_.reserve(slots);
+  }
 
   void write(const batch& b, std::size_t i, slot_t s, std::uint8_t* entry) noexcept {
     std::copy_n(b.entries.data() + i * width(), width(), entry);
     codes_.keep_vector(b.codes, i, s);
+    if constexpr (is_l2)  // ivf_pq's entry: m code bytes, then the term
+      std::memcpy(&terms_[s], b.codes.entries.data() + (i + 1) * codes_.width() - sizeof(float), sizeof(float));
+  }
+
+  /// After load: each slot's l2 term, from its code and its list's centroid.
+  void loaded(const inverted_lists<std::uint8_t>& lists, const coarse_quantizer<Metric>& coarse) {
+    if constexpr (is_l2) {
+      if (!trained()) return;
+      const product_quantizer& pq = quantizer();
+      const std::size_t d = pq.dim(), m = pq.m();
+      std::size_t slots = 0;
+      for (std::size_t l = 0; l < lists.nlist(); ++l)
+        for (std::size_t i = 0; i < lists.size(l); ++i) slots = std::max<std::size_t>(slots, lists.slots(l)[i] + 1);
+      std::vector<float> terms(slots), centroid(d), decoded(d);
+      std::vector<std::uint8_t> packed(width()), code(m);
+      for (std::size_t l = 0; l < lists.nlist(); ++l) {
+        if (lists.size(l) == 0) continue;
+        coarse.centroid(l, centroid.data());
+        for (std::size_t i = 0; i < lists.size(l); ++i) {
+          lists.copy_entry(l, i, packed.data());
+          for (std::size_t j = 0; j < m; ++j) code[j] = std::uint8_t((packed[j / 2] >> (4 * (j % 2))) & 0xF);
+          pq.decode(code.data(), decoded.data());
+          terms[lists.slots(l)[i]] = kernels::norm_sq(decoded.data(), d) + 2.f * kernels::dot(centroid.data(), decoded.data(), d);
+        }
+      }
+      terms_ = std::move(terms);
+    }
   }
 
   /// The kept vector.
@@ -256,8 +279,8 @@ class fast_scan_encoding {
     return list_scanner(*this, q, coarse);
   }
 
-  std::size_t quantizer_bytes() const { return codes_.quantizer_bytes() + norms_.capacity() * sizeof(float); }
-  std::size_t vector_bytes() const { return codes_.vector_bytes(); }
+  std::size_t quantizer_bytes() const { return codes_.quantizer_bytes(); }
+  std::size_t vector_bytes() const { return codes_.vector_bytes() + terms_.capacity() * sizeof(float); }
 
   // ---- saved form: ivf_pq's encoding sections (see the header comment) ----
 
@@ -281,23 +304,10 @@ class fast_scan_encoding {
   std::optional<std::string> entry_error(std::span<const std::uint8_t>) const { return std::nullopt; }
 
  private:
-  // Around a trained (or loaded) ivf_pq encoding: its centroids' norms.
-  explicit fast_scan_encoding(pq_codes codes) : codes_(std::move(codes)) {
-    if (!codes_.trained() || !is_l2) return;
-    const product_quantizer& pq = codes_.quantizer();
-    const std::size_t m = pq.m(), dsub = pq.dsub();
-    norms_.assign(m * ksub, 0.f);
-    std::vector<std::uint8_t> code(m);
-    std::vector<float> decoded(pq.dim());
-    for (std::size_t i = 0; i < ksub; ++i) {  // centroid i of every sub-space at once
-      std::fill(code.begin(), code.end(), std::uint8_t(i));
-      pq.decode(code.data(), decoded.data());
-      for (std::size_t j = 0; j < m; ++j) norms_[j * ksub + i] = kernels::norm_sq(decoded.data() + j * dsub, dsub);
-    }
-  }
+  explicit fast_scan_encoding(pq_codes codes) : codes_(std::move(codes)) {}
 
   pq_codes codes_;
-  std::vector<float> norms_;  // l2: ||C_ji||^2 at j * 16 + i
+  std::vector<float> terms_;  // l2: ||r^||^2 + 2<c, r^> by slot
 };
 
 }  // namespace ivf
@@ -346,32 +356,6 @@ class ivf_pq_fs_index : public ivf::ivf_index<ivf_pq_fs_index<Metric>, Metric, i
 
   // Untrained or nprobe = 0: invalid_argument, before k is looked at.
   void check_searchable(const search_params& params) const { engine_.check_searchable(params.nprobe); }
-
-  template <class Keep>
-  std::size_t search_prepared(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
-                              const Keep& keep) const {
-    return ranked(q, k, params, out, [&](std::span<neighbor> pool) {
-      return engine_.search(q, params.nprobe, pool, keep);
-    });
-  }
-
-  // Probes for every query in one GEMM pass, then the lists on `threads` workers.
-  result_matrix search_batch_prepared(matrix_view<const float> queries, std::size_t k, const search_params& params,
-                                      std::size_t threads) const {
-    return engine_.search_batch(queries, params.nprobe, k, threads,
-                                [&](const float* q, ivf::probed lists, std::span<neighbor> out) {
-                                  return ranked(q, k, params, out, [&](std::span<neighbor> pool) {
-                                    return engine_.scan(q, lists, pool, accept_all{});
-                                  });
-                                });
-  }
-
-  template <class ScanInto>
-  std::size_t ranked(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
-                     const ScanInto& scan_into) const {
-    return this->refined(q, k, params.refine_factor, out,
-                         [&](slot_t s) { return engine_.encoding().vector(s); }, scan_into);
-  }
 };
 
 static_assert(mutable_index<ivf_pq_fs_index<l2>> && filterable_index<ivf_pq_fs_index<cosine>, accept_all>);

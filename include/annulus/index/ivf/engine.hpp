@@ -29,8 +29,9 @@
 //                                     the vector an entry stands for (get)
 //   scanner(q, coarse) const -> S     per query: S.enter(list, probe key), then
 //                                     S(entry) -> distance, for each entry of that list,
-//                                     or (a list scanner) S.list(entries, n) -> const float*:
-//                                     the distances of the list's n entries at once
+//                                     or (a list scanner) S.list(entries, slots, n) -> const float*:
+//                                     the distances of the list's n entries at once (slots:
+//                                     theirs, for per-slot data)
 //   quantizer_bytes(), vector_bytes() const
 //   save(w, slots) const              its sections (parameters, its own trained state,
 //                                     per-slot data of slots [0, slots))
@@ -40,6 +41,8 @@
 //   entry_error(entries) const        what is wrong with a file's entries, or nullopt
 //   optional: static interleave       entries per block of interleaved lists (lists.hpp;
 //                                     ivf_pq_fs: 32, the fast-scan layout); absent: 1
+//   optional: loaded(lists, coarse)   per-slot data the file does not hold, derived from
+//                                     the loaded lists (ivf_pq_fs: l2 terms); may throw
 //   optional, for health() (an encoding that loses information: ivf_pq):
 //   code_error_name                   static: the figures' prefix ("pq_error")
 //   training_code_error() const       its mean reconstruction error over the training
@@ -211,7 +214,9 @@ concept encoding = requires(const E& e, E& writable, matrix_view<const float> ro
   e.decode(entry, std::size_t{}, slot_t{}, coarse, out);
   { e.scanner(q, coarse).enter(std::size_t{}, 0.f) };
   requires(requires { { e.scanner(q, coarse)(entry) } -> std::convertible_to<float>; } ||
-           requires { { e.scanner(q, coarse).list(entry, std::size_t{}) } -> std::convertible_to<const float*>; });
+           requires(const slot_t* slots) {
+             { e.scanner(q, coarse).list(entry, slots, std::size_t{}) } -> std::convertible_to<const float*>;
+           });
   { e.quantizer_bytes() } -> std::convertible_to<std::size_t>;
   { e.vector_bytes() } -> std::convertible_to<std::size_t>;
   e.save(w, std::size_t{});
@@ -448,9 +453,9 @@ class inverted_file {
       const entry_type* e = lists_.entries(l);
       const slot_t* slots = lists_.slots(l);
       const std::size_t n = lists_.size(l);
-      if constexpr (requires { scanner.list(e, n); }) {  // the whole list at once (fast scan)
+      if constexpr (requires { scanner.list(e, slots, n); }) {  // the whole list at once (fast scan)
         if (n == 0) continue;
-        const float* dist = scanner.list(e, n);
+        const float* dist = scanner.list(e, slots, n);
         for (std::size_t i = 0; i < n; ++i) {
           if constexpr (!std::is_same_v<Keep, accept_all>)
             if (!keep(slots_.label(slots[i]))) continue;
@@ -614,6 +619,7 @@ class inverted_file {
         r, nlist, enc.width(), interleave, dir, enc.entries_steer(),
         [&](std::span<const entry_type> entries) { return enc.entry_error(entries); });
     ivf::drift d = load_drift(r, trained, nlist);
+    if constexpr (requires { enc.loaded(lists, coarse); }) enc.loaded(lists, coarse);
     inverted_file f(name, dim, nlist, t, std::move(enc));  // nlist lists: checked against the file above
     f.coarse_ = std::move(coarse);
     f.slots_ = std::move(dir);

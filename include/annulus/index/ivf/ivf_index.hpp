@@ -3,10 +3,12 @@
 // inverted file's (engine.hpp). It holds the engine and gives the base the
 // hooks that only forward to it (build, add, remove, update, get, the slot
 // directory), the public calls every IVF index has (train, trained, nlist,
-// list_size, memory) and the exact re-ranking of candidates (refined: ivf_pq,
-// ivf_pq_fs). Derived (ivf_flat_index, ivf_pq_index, ivf_pq_fs_index) adds its
-// parameters, its Encoding, check_searchable, search_prepared and
-// search_batch_prepared.
+// list_size, memory), and for the indexes whose search_params have a
+// refine_factor (ivf_pq, ivf_pq_fs) the search hooks: the encoding's
+// estimates, then an exact re-ranking of the best candidates by the kept
+// vectors (refined). Derived (ivf_flat_index, ivf_pq_index, ivf_pq_fs_index)
+// adds its parameters, its Encoding and check_searchable; ivf_flat_index,
+// whose estimates are exact, its own search_prepared and search_batch_prepared.
 //
 // health() (index/base.hpp) reports the engine's list balance and drift
 // since training (engine.hpp).
@@ -115,6 +117,31 @@ class ivf_index : public index_base<Derived, Metric> {
     return this->finish_labels(out, n, [&](slot_t s) { return engine_.label(s); });
   }
 
+  // search_prepared and search_batch_prepared (index/base.hpp) of an index
+  // that re-ranks (Params::refine_factor; Encoding::vector(slot) its kept
+  // vectors). Batch: probes for every query in one GEMM pass, then the
+  // lists on `threads` workers.
+  template <class Params, class Keep>
+    requires requires(const Params& p) { p.refine_factor; }
+  std::size_t search_prepared(const float* q, std::size_t k, const Params& params, std::span<neighbor> out,
+                              const Keep& keep) const {
+    return refined(q, k, params.refine_factor, out, kept_vector(), [&](std::span<neighbor> pool) {
+      return engine_.search(q, params.nprobe, pool, keep);
+    });
+  }
+  template <class Params>
+    requires requires(const Params& p) { p.refine_factor; }
+  result_matrix search_batch_prepared(matrix_view<const float> queries, std::size_t k, const Params& params,
+                                      std::size_t threads) const {
+    return engine_.search_batch(queries, params.nprobe, k, threads,
+                                [&](const float* q, ivf::probed lists, std::span<neighbor> out) {
+                                  return refined(q, k, params.refine_factor, out, kept_vector(),
+                                                 [&](std::span<neighbor> pool) {
+                                                   return engine_.scan(q, lists, pool, accept_all{});
+                                                 });
+                                });
+  }
+
   /// The k best into out, users' labels: scan_into(pool) ranks by the
   /// encoding's estimate into the pool (slots as labels), which is out
   /// itself when refine_factor = 0, else k * refine_factor candidates (all
@@ -138,6 +165,13 @@ class ivf_index : public index_base<Derived, Metric> {
     }
     return labelled(out, best.sort());
   }
+
+ private:
+  auto kept_vector() const {
+    return [this](slot_t s) { return engine_.encoding().vector(s); };
+  }
+
+ protected:
 
   engine engine_;
 };
