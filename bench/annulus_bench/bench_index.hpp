@@ -73,7 +73,7 @@ struct index_entry {
   std::string file_extension = ".idx";  ///< of the files save() writes
   /// For an annulus index: the index whose peers it is compared with
   /// (hnsw_sq8 with hnsw's); empty: its own name.
-  std::string family;
+  std::string family{};
   /// The annulus index name its comparisons go by: family (or name) for an
   /// annulus index, peer_of for a peer.
   const std::string& compared_as() const {

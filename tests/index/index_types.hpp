@@ -155,6 +155,16 @@ struct test_setup<sharded_index<Shard>> {
 }  // namespace annulus::testing
 
 // By family: each interface_*_test.cpp runs the interface tests over one list.
+//
+// ANNULUS_TEST_SAMPLED_METRICS (defined by the sanitizer presets and the
+// compile-and-test matrix; tests/CMakeLists.txt): one or two metrics per
+// index instead of all three, rotating so that every metric is still run in
+// every family. Those builds look for what a metric does not change (memory
+// errors, races, the instruction set's code paths, whose distance kernels
+// core/kernels_test.cpp checks per metric); the release build runs every
+// metric. The suites over all three cost each of those builds about twice
+// the compile time, and CI has 90 minutes.
+#ifndef ANNULUS_TEST_SAMPLED_METRICS
 #define ANNULUS_FLAT_HNSW_TYPES \
   annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>, \
       annulus::flat_index<annulus::cosine>, annulus::hnsw_index<annulus::l2>, \
@@ -179,10 +189,24 @@ struct test_setup<sharded_index<Shard>> {
 #define ANNULUS_MIPS_TYPES                                                                         \
   annulus::mips_index<annulus::flat_index<annulus::l2>>, annulus::mips_index<annulus::hnsw_index<annulus::l2>>, \
       annulus::banded_mips_index<annulus::flat_index<annulus::l2>>, annulus::banded_mips_index<>
+#else
+#define ANNULUS_FLAT_HNSW_TYPES \
+  annulus::flat_index<annulus::inner_product>, annulus::hnsw_index<annulus::l2>, \
+      annulus::hnsw_index<annulus::cosine>
+#define ANNULUS_HNSW_SQ8_TYPES annulus::hnsw_sq8_index<annulus::inner_product>
+#define ANNULUS_IVF_TYPES annulus::ivf_flat_index<annulus::cosine>, annulus::ivf_pq_index<annulus::l2>
+#define ANNULUS_IVF_PQ_FS_TYPES annulus::ivf_pq_fs_index<annulus::l2>
+#define ANNULUS_TREE_TYPES annulus::kd_tree_index<annulus::l2>, annulus::rp_forest_index<annulus::inner_product>
+#define ANNULUS_HASH_TYPES annulus::lsh_index<annulus::cosine>
+#define ANNULUS_MIPS_TYPES                                                                         \
+  annulus::mips_index<annulus::flat_index<annulus::l2>>, annulus::mips_index<annulus::hnsw_index<annulus::l2>>, \
+      annulus::banded_mips_index<annulus::flat_index<annulus::l2>>, annulus::banded_mips_index<>
+#endif
 // The mutable types whose every call is all-or-nothing out of memory too (the
 // [oom] interface test): all but banded_mips_index, whose add across several
 // bands undoes the earlier bands by removal (index/banded_mips.hpp, and
 // banded_mips_oom_test.cpp for what it does promise).
+#ifndef ANNULUS_TEST_SAMPLED_METRICS
 #define ANNULUS_OOM_ATOMIC_TYPES                                                                 \
   annulus::flat_index<annulus::l2>, annulus::flat_index<annulus::inner_product>,                 \
       annulus::flat_index<annulus::cosine>, annulus::hnsw_index<annulus::l2>,                    \
@@ -196,6 +220,12 @@ struct test_setup<sharded_index<Shard>> {
       annulus::kd_tree_index<annulus::l2>, annulus::kd_tree_index<annulus::cosine>,              \
       annulus::mips_index<annulus::flat_index<annulus::l2>>,                                     \
       annulus::mips_index<annulus::hnsw_index<annulus::l2>>, ANNULUS_HNSW_SQ8_TYPES, ANNULUS_IVF_PQ_FS_TYPES
+#else
+#define ANNULUS_OOM_ATOMIC_TYPES                                                                          \
+  ANNULUS_FLAT_HNSW_TYPES, ANNULUS_HNSW_SQ8_TYPES, ANNULUS_IVF_TYPES, ANNULUS_IVF_PQ_FS_TYPES, ANNULUS_TREE_TYPES, \
+      ANNULUS_HASH_TYPES, annulus::mips_index<annulus::flat_index<annulus::l2>>,                               \
+      annulus::mips_index<annulus::hnsw_index<annulus::l2>>
+#endif
 // Every index changes after build (add, remove, update): the lifecycle tests run over all.
 #define ANNULUS_MUTABLE_TYPES ANNULUS_OOM_ATOMIC_TYPES, annulus::banded_mips_index<>
 // sharded_index over one index of each family and metric (not in the
