@@ -1,5 +1,6 @@
 # The compile-and-test matrix: one representative test binary per target
-# (kernels, GEMM, quantizers and every index family's interface tests), run
+# (kernels, GEMM, quantizers, and a saved index of every kind and metric
+# loaded and searched: persist_compat_test.cpp), run
 # where the host can run it. The "matrix-*" presets select a target with
 # ANNULUS_MATRIX_TARGET and its compile flags; .ci/run runs them all.
 #
@@ -156,7 +157,7 @@ function(annulus_add_matrix_tests)
   endif()
   _annulus_matrix_run(matrix.x86-64.nehalem "${qemu};-cpu;Nehalem" "sse2 \\(chosen at run time" "")
   # QEMU emulates AVX2 slowly: under Haswell the kernel, GEMM and quantizer
-  # tests only (the runs above cover the indexes on the host's own sets).
+  # tests only (the runs above cover the saved indexes on the host's own sets).
   _annulus_matrix_run(matrix.x86-64.haswell "${qemu};-cpu;Haswell" "avx2\\+fma \\(chosen at run time" ""
-                      "[kernels],[gemm],[centroids],[kmeans],[pq]")
+                      "[kernels],[gemm],[centroids],[kmeans],[pq],[sq8],[fast_scan]")
 endfunction()

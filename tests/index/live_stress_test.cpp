@@ -20,6 +20,7 @@
 #include "annulus/core/random.hpp"
 #include "annulus/index/hnsw.hpp"
 #include "annulus/index/live.hpp"
+#include "support/sanitizer.hpp"
 
 using namespace annulus;
 
@@ -34,14 +35,7 @@ void vector_of(label_t label, float* out) {
 
 double stress_seconds() {
   if (const char* s = std::getenv("ANNULUS_STRESS_SECONDS")) return std::atof(s);
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-  return 10;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-  return 10;
-#endif
-#endif
-  return 60;
+  return ANNULUS_TEST_SANITIZED ? 10 : 60;
 }
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "support/temp_dir.hpp"
+#include "support/sanitizer.hpp"
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -292,7 +293,7 @@ TEST_CASE("vecs readers refuse what is not a regular file", "[io][vecs]") {
 // the read fails with format_error, not bad_alloc. (Not under the
 // sanitizers, whose shadow memory needs terabytes of address space.)
 TEST_CASE("vecs readers check rows before allocating for them", "[io][vecs]") {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if ANNULUS_TEST_SANITIZED
   SUCCEED("skipped under a sanitizer: an address-space limit breaks its shadow memory");
 #else
   temp_dir dir;
