@@ -123,6 +123,18 @@ class pq_encoding {
     return sum;
   }
 
+  /// Under l2, a vector's term of the ADC distance beside the query's table:
+  /// ||r^||^2 + 2<c, r^> for its decoded residual r^ and its list's centroid c.
+  static float l2_term(const float* decoded, const float* centroid, std::size_t d) {
+    return kernels::norm_sq(decoded, d) + 2.f * kernels::dot(centroid, decoded, d);
+  }
+  /// Under l2, the term encode() stored for row i of a batch.
+  float l2_term_of(const batch& b, std::size_t i) const {
+    float term;
+    std::memcpy(&term, b.entries.data() + i * width() + pq_.code_size(), sizeof term);
+    return term;
+  }
+
   /// One query's scorer: the query's inner-product table (in per-thread
   /// scratch), and the probed list's share of the distance.
   class list_scanner {
@@ -227,7 +239,7 @@ class pq_encoding {
       if constexpr (is_l2) {
         float* centroid = decoded + d;
         coarse.centroid(to[i], centroid);
-        const float term = kernels::norm_sq(decoded, d) + 2.f * kernels::dot(centroid, decoded, d);
+        const float term = l2_term(decoded, centroid, d);
         std::memcpy(e + m, &term, sizeof term);
       }
     }, grain);

@@ -71,7 +71,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -241,8 +240,7 @@ class fast_scan_encoding {
   void write(const batch& b, std::size_t i, slot_t s, std::uint8_t* entry) noexcept {
     std::copy_n(b.entries.data() + i * width(), width(), entry);
     codes_.keep_vector(b.codes, i, s);
-    if constexpr (is_l2)  // ivf_pq's entry: m code bytes, then the term
-      std::memcpy(&terms_[s], b.codes.entries.data() + (i + 1) * codes_.width() - sizeof(float), sizeof(float));
+    if constexpr (is_l2) terms_[s] = codes_.l2_term_of(b.codes, i);
   }
 
   /// After load: each slot's l2 term, from its code and its list's centroid.
@@ -263,7 +261,7 @@ class fast_scan_encoding {
           lists.copy_entry(l, i, packed.data());
           for (std::size_t j = 0; j < m; ++j) code[j] = std::uint8_t((packed[j / 2] >> (4 * (j % 2))) & 0xF);
           pq.decode(code.data(), decoded.data());
-          terms[lists.slots(l)[i]] = kernels::norm_sq(decoded.data(), d) + 2.f * kernels::dot(centroid.data(), decoded.data(), d);
+          terms[lists.slots(l)[i]] = pq_codes::l2_term(decoded.data(), centroid.data(), d);
         }
       }
       terms_ = std::move(terms);
