@@ -159,6 +159,7 @@ index_entry hnsw_entry(const char* name) {
       using index = hnsw_index<M, Walk>;
       typename index::build_params p;
       read_hnsw_build(build, p);
+      p.reorder = build.get_size("reorder", 0) != 0;
       return built<index>(ds, p, threads, src, read_hnsw_search<index>);
     });
   });

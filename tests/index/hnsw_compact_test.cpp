@@ -1,12 +1,15 @@
 // hnsw_index::compact: relinks around removed nodes and gives their memory
 // back; the graph it leaves searches about as well as a fresh build of the
 // live vectors, and everything else (labels, get, adds, removes, files)
-// goes on as before.
+// goes on as before. hnsw_index::reorder: the same renumbering in
+// breadth-first order, which puts linked nodes near each other.
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <cstddef>
 #include <filesystem>
+#include <numeric>
+#include <unordered_map>
 #include <set>
 #include <thread>
 #include <vector>
@@ -144,4 +147,70 @@ TEST_CASE("hnsw compact: searches on two threads beside removes and compactions"
   CHECK(searches > 0);
   CHECK(idx.size() == small / 2);
   CHECK(idx.health().removed_unreclaimed == 0);
+}
+
+namespace {
+// Mean distance in slot order (labels() lists labels by slot) between the
+// two ends of each layer-0 link: how far apart linked nodes are in memory.
+template <class Index>
+double mean_link_span(const Index& idx) {
+  const std::vector<label_t> order = idx.labels();
+  std::unordered_map<label_t, std::size_t> at;
+  for (std::size_t i = 0; i < order.size(); ++i) at[order[i]] = i;
+  double sum = 0;
+  std::size_t links = 0;
+  for (const label_t l : order)
+    for (const label_t t : idx.neighbors(l, 0)) {
+      sum += std::abs(double(at.at(l)) - double(at.at(t)));
+      ++links;
+    }
+  return sum / double(links);
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("hnsw reorder: linked nodes laid out near each other, answers, labels and files kept",
+                   "[hnsw][compact][reorder]", hnsw_index<l2>, hnsw_sq8_index<cosine>) {
+  const auto base = clustered(n, dim, 20, 35);
+  const auto queries = clustered(200, dim, 20, 36);
+  TestType idx = TestType::build(base.view(), {.m = 8, .ef_construction = 100}, 1);
+  std::vector<std::vector<neighbor>> before;
+  for (std::size_t q = 0; q < queries.rows(); ++q) before.push_back(idx.search(queries.row(q), k, {.ef = 32}));
+  const double span_before = mean_link_span(idx);
+
+  idx.reorder(2);
+  const double span_after = mean_link_span(idx);
+  INFO("mean slot distance of a layer-0 link: " << span_before << " before, " << span_after << " after");
+  CHECK(span_after < 0.5 * span_before);
+  // The same graph: the same answers (a rare tie may order differently).
+  std::size_t same = 0;
+  for (std::size_t q = 0; q < queries.rows(); ++q) same += idx.search(queries.row(q), k, {.ef = 32}) == before[q];
+  CHECK(same >= queries.rows() * 98 / 100);
+  CHECK(idx.health().figure("unreachable_live") == 0);
+  // Labels stay with their vectors.
+  CHECK(idx.size() == n);
+  for (const label_t l : {label_t{0}, label_t{17}, label_t{n - 1}}) {
+    CHECK(idx.get(l) == TestType::build(base.view().rows_slice(l, 1), {.m = 8}, 1).get(0));
+    CHECK(idx.search(base.row(l), 1, {.ef = 32})[0].label == l);
+  }
+  // build(.reorder = true) is build, then reorder().
+  const TestType reordered = TestType::build(base.view(), {.m = 8, .ef_construction = 100, .reorder = true}, 1);
+  CHECK(reordered.labels() == idx.labels());
+  // Removed nodes are dropped; adds, files and views go on.
+  for (label_t l = 0; l < 300; ++l) idx.remove(l);
+  idx.reorder(1);
+  CHECK(idx.health().removed_unreclaimed == 0);
+  CHECK(idx.size() == n - 300);
+  idx.add(base.row(5), 5);
+  CHECK(idx.search(base.row(5), 1, {.ef = 32})[0].label == 5);
+  const auto file = std::filesystem::temp_directory_path() / "annulus-hnsw-reorder.annulus";
+  idx.save(file);
+  const TestType loaded = TestType::load(file);
+  for (std::size_t q = 0; q < 20; ++q)
+    CHECK(loaded.search(queries.row(q), k, {.ef = 32}) == idx.search(queries.row(q), k, {.ef = 32}));
+  const TestType viewed = TestType::view(file);
+  CHECK_THROWS_AS(const_cast<TestType&>(viewed).reorder(), read_only_error);
+  std::filesystem::remove(file);
+  TestType empty(dim);
+  empty.reorder();  // nothing to lay out
+  CHECK(empty.size() == 0);
 }

@@ -367,33 +367,58 @@ class graph {
       out.degree_max = at_rank(out.live - 1);
     }
     const std::uint64_t e = entry();
-    std::vector<std::uint64_t> visited((slots + 63) / 64, 0);
-    if (e != no_entry && entry_slot(e) < slots) {
-      out.entry_level = entry_level(e);
-      std::vector<slot_t> queue;
-      queue.reserve(slots);
-      const auto visit = [&](slot_t s) {
-        std::uint64_t& word = visited[s / 64];
-        const std::uint64_t bit = std::uint64_t{1} << (s % 64);
-        if (word & bit) return;
-        word |= bit;
-        queue.push_back(s);
-      };
-      visit(entry_slot(e));
-      for (std::size_t head = 0; head < queue.size(); ++head) {
-        const link_list l = store_.links(queue[head], 0);
-        for (std::uint32_t i = 0, n = l.size(); i < n; ++i)
-          if (l[i] < slots && store_.state(l[i]) != node_state::empty) visit(l[i]);
-      }
-      out.reached = queue.size();
-    }
+    if (e != no_entry && entry_slot(e) < slots) out.entry_level = entry_level(e);
+    const std::vector<slot_t> reached = breadth_first(slots);
+    out.reached = reached.size();
+    std::vector<bool> seen(slots, false);
+    for (const slot_t s : reached) seen[s] = true;
     for (std::size_t s = 0; s < slots; ++s) {
       const node_state st = store_.state(slot_t(s));
-      if (st == node_state::empty || (visited[s / 64] >> (s % 64)) & 1) continue;
+      if (st == node_state::empty || seen[s]) continue;
       ++out.unreachable;
       out.unreachable_live += st == node_state::live;
     }
     return out;
+  }
+
+  /// The slots in use among [0, slots) (live or tombstones) that a walk over
+  /// layer-0 links from the entry point reaches, in breadth-first order.
+  /// Links beyond `slots` are skipped. Caller as survey(). Throws std::bad_alloc.
+  std::vector<slot_t> breadth_first(std::size_t slots) const {
+    std::vector<slot_t> queue;
+    const std::uint64_t e = entry();
+    if (e == no_entry || entry_slot(e) >= slots) return queue;
+    std::vector<std::uint64_t> visited((slots + 63) / 64, 0);
+    queue.reserve(slots);
+    const auto visit = [&](slot_t s) {
+      std::uint64_t& word = visited[s / 64];
+      const std::uint64_t bit = std::uint64_t{1} << (s % 64);
+      if (word & bit) return;
+      word |= bit;
+      queue.push_back(s);
+    };
+    visit(entry_slot(e));
+    for (std::size_t head = 0; head < queue.size(); ++head) {
+      const link_list l = store_.links(queue[head], 0);
+      for (std::uint32_t i = 0, n = l.size(); i < n; ++i)
+        if (l[i] < slots && store_.state(l[i]) != node_state::empty) visit(l[i]);
+    }
+    return queue;
+  }
+
+  /// The live slots among [0, slots) in the order hnsw_index::reorder lays
+  /// them out: breadth first over layer 0 from the entry point (so the
+  /// entry region comes first and a node's neighbours sit near it), then
+  /// any live node no walk reaches, in slot order. Caller as survey().
+  /// Throws std::bad_alloc.
+  std::vector<slot_t> locality_order(std::size_t slots) const {
+    std::vector<slot_t> order = breadth_first(slots);
+    std::vector<bool> placed(slots, false);
+    for (const slot_t s : order) placed[s] = true;
+    for (std::size_t s = 0; s < slots; ++s)
+      if (!placed[s] && store_.state(slot_t(s)) != node_state::empty) order.push_back(slot_t(s));
+    std::erase_if(order, [&](slot_t s) { return store_.state(s) != node_state::live; });
+    return order;
   }
 
   /// Gives `sc` room for everything insert, connect and repair put in it
