@@ -139,6 +139,7 @@ template <class Index>
 typename Index::search_params read_hnsw_search(const params& search) {
   typename Index::search_params s;
   s.ef = search.get_size("ef", s.ef);
+  if constexpr (requires { s.rerank; }) s.rerank = search.get_size("rerank", s.rerank);  // hnsw_sq8 reads it
   return s;
 }
 

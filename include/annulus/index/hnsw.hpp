@@ -43,6 +43,11 @@
 // (a search running meanwhile sees the old or the new vector, linked by the
 // old or the new links).
 //
+// Layout: reorder() (or build with .reorder = true) renumbers the nodes
+// breadth first over layer 0, so that linked nodes sit near each other in
+// memory: 5-15% more QPS measured on 10^6 vectors of d = 128, for a label
+// map of about 48 bytes a vector (docs/design.md, "Node layout").
+//
 // Filtered search: nodes that fail the filter still route the beam. When an
 // estimate from a sample of the slots says few vectors pass, or the beam
 // finds fewer than k, the passing vectors are scanned exactly instead
@@ -124,6 +129,11 @@ struct hnsw_search_params {
   /// the estimated number that pass; 4 is the break-even measured on
   /// Fashion-MNIST (the note above filter_sample). Negative: never scan up front.
   double filter_scan_ratio = 4;
+  /// hnsw_sq8_index only: how many of the beam's closest by code distance
+  /// get their exact distance before the k closest are chosen (raised to k;
+  /// 0 = all max(ef, k)). Fewer reads of vectors, at the risk of missing a
+  /// neighbour whose code ranked it below that many.
+  std::size_t rerank = 0;
 };
 
 /// How hnsw_index walks its graph (its second template argument).
@@ -789,8 +799,8 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     if constexpr (std::is_same_v<Keep, accept_all>) {
       auto live = [&](slot_t s) { return nodes.state(s) == node_state::live; };
       const bool tombstones = state_->tombstones.load(std::memory_order_acquire) > 0;
-      const std::size_t found = tombstones ? beam_search(q, k, ef, live, sc, out)
-                                           : beam_search(q, k, ef, hnsw_detail::any_node{}, sc, out);
+      const std::size_t found = tombstones ? beam_search(q, k, ef, params.rerank, live, sc, out)
+                                           : beam_search(q, k, ef, params.rerank, hnsw_detail::any_node{}, sc, out);
       // k results whenever k vectors are live: a beam that fell short (a
       // region it could not leave) is replaced by an exact scan.
       if (found == k) return found;
@@ -798,7 +808,7 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     } else {
       auto passes = [&](slot_t s) { return nodes.state(s) == node_state::live && keep(nodes.header(s).label); };
       if (!few_pass(passes, ef, params.filter_scan_ratio)) {
-        const std::size_t found = beam_search(q, k, ef, passes, sc, out);
+        const std::size_t found = beam_search(q, k, ef, params.rerank, passes, sc, out);
         if (found == k) return found;
       }
       return exact_scan(q, k, passes, out);
@@ -806,26 +816,31 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
   }
 
   template <class Returnable>
-  std::size_t beam_search(const float* q, std::size_t k, std::size_t ef, const Returnable& returnable,
-                          hnsw_detail::scratch& sc, std::span<neighbor> out) const {
+  std::size_t beam_search(const float* q, std::size_t k, std::size_t ef, std::size_t rerank,
+                          const Returnable& returnable, hnsw_detail::scratch& sc, std::span<neighbor> out) const {
     const graph_type& g = graph();
+    std::size_t kept = 0;  // sc.best's first `kept` hold what the k closest are chosen from
     if constexpr (walks_codes) {
       const sq8_quantizer& ranges = state_->quantizer;
       ranges.template prepare<Metric>(q, sc.query);
       const code_scorer score{&store(), &ranges, &sc.query};
       g.beam_by(score, g.descend_by(score, 0, store().capacity()), ef, 0, returnable, sc);
-      // Re-rank the beam on the vectors: results carry exact distances.
+      // Re-rank the closest by code on the vectors: results carry exact distances.
+      kept = rerank == 0 ? sc.best.size() : std::min(sc.best.size(), std::max(rerank, k));
+      if (kept < sc.best.size()) std::nth_element(sc.best.begin(), sc.best.begin() + kept, sc.best.end());
       const std::size_t lines = store().vector_lines();
-      for (std::size_t i = 0; i < sc.best.size(); ++i) {
-        if (i + 1 < sc.best.size()) store().prefetch_vector(sc.best[i + 1].slot, lines);
+      for (std::size_t i = 0; i < kept; ++i) {
+        if (i + 1 < kept) store().prefetch_vector(sc.best[i + 1].slot, lines);
         sc.best[i].distance = g.distance(q, sc.best[i].slot);
       }
     } else {
+      (void)rerank;
       g.beam(q, g.descend(q, 0, store().capacity()), ef, 0, returnable, sc);
+      kept = sc.best.size();
     }
     // The k closest: linear in ef, then k log k.
-    const std::size_t n = std::min(k, sc.best.size());
-    std::nth_element(sc.best.begin(), sc.best.begin() + n, sc.best.end());
+    const std::size_t n = std::min(k, kept);
+    std::nth_element(sc.best.begin(), sc.best.begin() + n, sc.best.begin() + kept);
     std::sort(sc.best.begin(), sc.best.begin() + n);
     for (std::size_t i = 0; i < n; ++i) out[i] = {sc.best[i].slot, sc.best[i].distance};
     return n;
