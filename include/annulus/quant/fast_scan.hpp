@@ -59,6 +59,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -152,6 +153,15 @@ struct quantized_lut {
   double error_bound() const { return 0.5 * static_cast<double>(m) / scale; }
 };
 
+namespace detail {
+/// 1 if x is infinite or NaN (all exponent bits set), else 0.
+inline std::uint32_t is_nonfinite(float x) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return (bits & 0x7f800000u) == 0x7f800000u ? 1u : 0u;
+}
+}  // namespace detail
+
 /// tables[j * stride + c] for j < m, c < 16 (stride >= 16, e.g. a
 /// product_quantizer's table_stride() with nbits = 4): quantized as the
 /// header comment says, into `q`, reusing its table's room (a scan loop
@@ -163,12 +173,13 @@ inline void quantize_lut_into(const float* tables, std::size_t m, std::size_t st
     throw invalid_argument("fast_scan::quantize_lut: m must be 1.." + std::to_string(max_m) + ", got " +
                            std::to_string(m));
   if (stride < 16) throw invalid_argument("fast_scan::quantize_lut: stride " + std::to_string(stride) + " < 16");
-  // Finite entries first: inf - inf and NaN - NaN are NaN, so one sum
-  // decides (the loop vectorizes); the slow search names the entry.
-  float nonfinite = 0.f;
+  // Finite entries first, by their exponent bits (an integer OR, which
+  // vectorizes; a float sum is a serial chain the compiler must keep in
+  // order); the slow search names the entry.
+  std::uint32_t nonfinite = 0;
   for (std::size_t j = 0; j < m; ++j)
-    for (std::size_t c = 0; c < 16; ++c) nonfinite += tables[j * stride + c] - tables[j * stride + c];
-  if (nonfinite != 0.f || std::isnan(nonfinite))
+    for (std::size_t c = 0; c < 16; ++c) nonfinite |= detail::is_nonfinite(tables[j * stride + c]);
+  if (nonfinite != 0)
     for (std::size_t j = 0; j < m; ++j)
       for (std::size_t c = 0; c < 16; ++c)
         if (!std::isfinite(tables[j * stride + c]))
