@@ -213,4 +213,11 @@ TEMPLATE_TEST_CASE("hnsw reorder: linked nodes laid out near each other, answers
   TestType empty(dim);
   empty.reorder();  // nothing to lay out
   CHECK(empty.size() == 0);
+  // Everything removed: reorder drops the tombstones, as compact does.
+  for (const label_t l : idx.labels()) idx.remove(l);
+  idx.reorder();
+  CHECK(idx.size() == 0);
+  CHECK(idx.health().removed_unreclaimed == 0);
+  idx.add(base.row(9), 9);
+  CHECK(idx.search(base.row(9), 1)[0].label == 9);
 }
