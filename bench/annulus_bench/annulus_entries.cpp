@@ -139,7 +139,8 @@ template <class Index>
 typename Index::search_params read_hnsw_search(const params& search) {
   typename Index::search_params s;
   s.ef = search.get_size("ef", s.ef);
-  if constexpr (requires { s.rerank; }) s.rerank = search.get_size("rerank", s.rerank);  // hnsw_sq8 reads it
+  // hnsw_search_params has rerank (only hnsw_sq8 uses it); the mips entries' params may not.
+  if constexpr (requires { s.rerank; }) s.rerank = search.get_size("rerank", s.rerank);
   return s;
 }
 

@@ -112,6 +112,9 @@ TEST_CASE("hnsw compact: nothing to do, everything removed, and views", "[hnsw][
   CHECK(idx.health().removed_unreclaimed == 0);
   idx.add(base.view().rows_slice(0, 100), {}, 1);  // default labels continue after the highest ever used
   CHECK(idx.size() == 100);
+  CHECK(idx.contains(500));
+  CHECK(idx.contains(599));
+  CHECK_FALSE(idx.contains(0));
   CHECK(idx.search(base.row(50), 1)[0].distance == 0);
 
   const auto file = std::filesystem::temp_directory_path() / "annulus-hnsw-compact-view.annulus";
@@ -121,7 +124,7 @@ TEST_CASE("hnsw compact: nothing to do, everything removed, and views", "[hnsw][
   std::filesystem::remove(file);
 }
 
-TEST_CASE("hnsw compact: searches on two threads beside removes and compactions", "[hnsw][compact][threads]") {
+TEST_CASE("hnsw compact: searches on two threads beside removes, compactions and reorders", "[hnsw][compact][threads]") {
   constexpr std::size_t small = 2000;
   const auto base = clustered(small, dim, 8, 34);
   hnsw_index<l2> idx = hnsw_index<l2>::build(base.view(), {.m = 8}, 1);
@@ -139,6 +142,7 @@ TEST_CASE("hnsw compact: searches on two threads beside removes and compactions"
   for (label_t l = 0; l < small / 2; ++l) {
     idx.remove(l);
     if (l % 200 == 199) idx.compact(1);
+    if (l % 200 == 99) idx.reorder(1);
   }
   done = true;
   a.join();
@@ -202,6 +206,8 @@ TEMPLATE_TEST_CASE("hnsw reorder: linked nodes laid out near each other, answers
   CHECK(idx.size() == n - 300);
   idx.add(base.row(5), 5);
   CHECK(idx.search(base.row(5), 1, {.ef = 32})[0].label == 5);
+  idx.add(base.view().rows_slice(6, 1));  // the default label goes on after the n + 1 ever added
+  CHECK(idx.contains(label_t{n + 1}));
   const auto file = std::filesystem::temp_directory_path() / "annulus-hnsw-reorder.annulus";
   idx.save(file);
   const TestType loaded = TestType::load(file);

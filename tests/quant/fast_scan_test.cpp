@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <numeric>
 #include <random>
@@ -224,8 +225,13 @@ TEST_CASE("fast_scan: bad sizes and values are refused", "[fast_scan]") {
   CHECK_THROWS_MATCHES(fast_scan::quantize_lut(t.data(), 0), invalid_argument, message_has("m must be 1.."));
   CHECK_THROWS_AS(fast_scan::quantize_lut(t.data(), fast_scan::max_m + 1), invalid_argument);
   CHECK_THROWS_MATCHES(fast_scan::quantize_lut(t.data(), 3, 8), invalid_argument, message_has("stride 8 < 16"));
-  t[20] = std::nanf("");
-  CHECK_THROWS_MATCHES(fast_scan::quantize_lut(t.data(), 3), invalid_argument, message_has("not finite"));
+  for (const float bad : {std::nanf(""), std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
+    t[20] = bad;
+    CHECK_THROWS_MATCHES(fast_scan::quantize_lut(t.data(), 3), invalid_argument,
+                         message_has("entry 4 of sub-space 1 is not finite"));
+  }
+  t[20] = std::numeric_limits<float>::max();  // finite, however large: quantized, not refused
+  CHECK_NOTHROW(fast_scan::quantize_lut(t.data(), 3));
   std::uint8_t packed[64] = {}, lut[64] = {};  // room for m = 4 (64-byte blocks and tables)
   std::uint16_t out[32];
   CHECK_THROWS_AS(fast_scan::scan_blocks(packed, 1, 0, lut, out), invalid_argument);

@@ -130,6 +130,24 @@ class slot_directory {
     w.section("slots.free", std::span<const slot_t>(free_));
   }
 
+  /// Vectors ever added (the next default label).
+  std::size_t added() const { return labels_.added(); }
+
+  /// A directory of labels.size() live slots, slot i holding labels[i]
+  /// (distinct), whose default labels continue from `added` (what the
+  /// directory it replaces had handed out): an index that renumbers its
+  /// slots (hnsw_index::compact, reorder) keeps its labels and its count.
+  /// Labels that are the slot numbers stay unstored. Throws std::bad_alloc.
+  static slot_directory renumbered(std::span<const label_t> labels, std::size_t added) {
+    const std::size_t n = labels.size();
+    bool identity = added == n;
+    for (std::size_t i = 0; identity && i < n; ++i) identity = labels[i] == label_t{i};
+    const std::vector<std::uint8_t> live(n, 0);
+    slot_directory d;
+    d.labels_ = label_map::restore(n, added, identity ? std::span<const label_t>{} : labels, live, "slots");
+    return d;
+  }
+
   /// The directory a file saved; every count is checked against the others
   /// (format_error).
   static slot_directory load(serial::reader& r) {
