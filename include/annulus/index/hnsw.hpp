@@ -572,6 +572,11 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     p.m = rec.u64_in("m", 2, 1024);
     p.ef_construction = rec.u64_in("ef_construction", p.m, max_ef_construction);
     p.seed = rec.u64("seed");
+    // The codes' ranges (2 dim floats) are checked against the file before
+    // the index allocates room for them: a damaged dimension cannot ask for more.
+    std::span<const float> both;
+    if constexpr (walks_codes)
+      both = r.structure_array<float>("hnsw.sq8.ranges", r.product("hnsw.sq8.ranges", 2, r.header().dim));
     hnsw_index idx(r.header().dim, p);  // reserves nothing: initial_capacity is only recorded
     idx.params_.initial_capacity = rec.u64("initial_capacity");
     const hnsw_detail::node_store& store = idx.store();
@@ -584,7 +589,6 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     if (dir.retired() != 0) r.fail("slots", "hnsw frees removed slots at once, but the file retires some");
     if constexpr (walks_codes) {
       const bool trained = r.fields("hnsw.sq8").u64_in("trained", 0, 1) == 1;
-      const auto both = r.structure_array<float>("hnsw.sq8.ranges", 2 * idx.dim_);
       if (!trained && n > 0) r.fail("hnsw.sq8", "codes without trained ranges for " + std::to_string(n) + " slots");
       if (trained) try {
           idx.state_->quantizer.restore(both.first(idx.dim_), both.last(idx.dim_));
