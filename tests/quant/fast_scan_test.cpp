@@ -162,6 +162,54 @@ TEST_CASE("fast_scan: the float estimate is within m * 0.5 / scale of the float 
   CHECK(q.estimate(0) == 10.f);
 }
 
+TEST_CASE("fast_scan: quantize_lut's bytes are the rounded scaled offsets from each row's minimum", "[fast_scan]") {
+  // The row kernels (SSE2 on x86-64, NEON, scalar elsewhere) against the
+  // definition, computed in double: equal but for a rounding tie or a fused
+  // multiply-add, never more than 1 apart. m = 600 crosses the 256-row chunks.
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<float> u(-3.f, 3.f);
+  for (std::size_t m : {1u, 7u, 256u, 257u, 600u}) {
+    const std::size_t stride = 24;  // a padded table, as product_quantizer's
+    std::vector<float> t(stride * m, std::nanf(""));  // the padding must never be read
+    for (std::size_t j = 0; j < m; ++j)
+      for (std::size_t c = 0; c < 16; ++c) t[stride * j + c] = std::ldexp(u(gen), int(j % 5)) - float(j);
+    const auto q = fast_scan::quantize_lut(t.data(), m, stride);
+    double bias = 0;
+    std::size_t differ = 0;
+    for (std::size_t j = 0; j < m; ++j) {
+      const float* row = t.data() + stride * j;
+      const float lo = *std::min_element(row, row + 16);
+      bias += lo;
+      CHECK(*std::min_element(&q.table[16 * j], &q.table[16 * j] + 16) == 0);
+      for (std::size_t c = 0; c < 16; ++c) {
+        const double want = std::min(std::floor((double(row[c]) - lo) * q.scale + 0.5), 255.0);
+        INFO("m " << m << ", row " << j << ", entry " << c);
+        REQUIRE(std::abs(double(q.table[16 * j + c]) - want) <= 1.0);
+        differ += double(q.table[16 * j + c]) != want;
+      }
+    }
+    CHECK(differ * 100 <= 16 * m);  // ties and fused rounding are rare
+    CHECK(q.bias == Approx(bias).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("fast_scan: quantize_lut refuses a non-finite entry wherever it sits", "[fast_scan]") {
+  const std::size_t m = 300;  // two chunks of rows
+  std::vector<float> t(16 * m);
+  for (std::size_t i = 0; i < t.size(); ++i) t[i] = float(i % 37) * 0.25f;
+  for (const float bad : {std::nanf(""), std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()})
+    for (std::size_t j : {0u, 1u, 255u, 256u, 299u})
+      for (std::size_t c = 0; c < 16; ++c) {
+        const float keep = t[16 * j + c];
+        t[16 * j + c] = bad;
+        CHECK_THROWS_MATCHES(fast_scan::quantize_lut(t.data(), m), invalid_argument,
+                             message_has("entry " + std::to_string(c) + " of sub-space " + std::to_string(j) +
+                                         " is not finite"));
+        t[16 * j + c] = keep;
+      }
+  CHECK_NOTHROW(fast_scan::quantize_lut(t.data(), m));
+}
+
 TEST_CASE("fast_scan: estimates re-ranked 4x deep find the float-table top 10 on real PQ codes", "[fast_scan]") {
   const std::size_t dim = 64, m = 16, n = 4000, k = 10, depth = 4 * k;
   const auto base = annulus::testing::clustered(n, dim, 40, 1);

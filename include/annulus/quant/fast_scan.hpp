@@ -154,13 +154,10 @@ struct quantized_lut {
 };
 
 namespace detail {
-/// 1 if x is infinite or NaN (all exponent bits set), else 0.
-inline std::uint32_t is_nonfinite(float x) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return (bits & 0x7f800000u) == 0x7f800000u ? 1u : 0u;
-}
 }  // namespace detail
+
+// The row kernels differ with the unit's flags: so does the namespace.
+inline namespace ANNULUS_DETAIL_SIMD_ABI {
 
 /// tables[j * stride + c] for j < m, c < 16 (stride >= 16, e.g. a
 /// product_quantizer's table_stride() with nbits = 4): quantized as the
@@ -173,30 +170,30 @@ inline void quantize_lut_into(const float* tables, std::size_t m, std::size_t st
     throw invalid_argument("fast_scan::quantize_lut: m must be 1.." + std::to_string(max_m) + ", got " +
                            std::to_string(m));
   if (stride < 16) throw invalid_argument("fast_scan::quantize_lut: stride " + std::to_string(stride) + " < 16");
-  // Finite entries first, by their exponent bits (an integer OR, which
-  // vectorizes; a float sum is a serial chain the compiler must keep in
-  // order); the slow search names the entry.
-  std::uint32_t nonfinite = 0;
-  for (std::size_t j = 0; j < m; ++j)
-    for (std::size_t c = 0; c < 16; ++c) nonfinite |= detail::is_nonfinite(tables[j * stride + c]);
-  if (nonfinite != 0)
+  // One pass over the rows: their ranges, and whether any entry is NaN (an
+  // infinite one shows as an infinite lowest or highest). A separate check
+  // of every entry's bits cost as much as the whole quantisation. Only a
+  // failure searches for the entry to name.
+  double bias = 0, range_max = 0, range_sum = 0;
+  bool finite = true;
+  constexpr std::size_t chunk = 256;  // rows whose ranges sit on the stack at once
+  float lows[chunk], highs[chunk];
+  for (std::size_t j0 = 0; j0 < m; j0 += chunk) {
+    const std::size_t rows = std::min(chunk, m - j0);
+    finite &= isa::row_ranges(tables + j0 * stride, rows, stride, lows, highs);
+    for (std::size_t r = 0; r < rows; ++r) {
+      finite &= std::isfinite(lows[r]) & std::isfinite(highs[r]);
+      bias += lows[r];
+      range_max = std::max(range_max, double(highs[r]) - double(lows[r]));
+      range_sum += double(highs[r]) - double(lows[r]);
+    }
+  }
+  if (!finite)
     for (std::size_t j = 0; j < m; ++j)
       for (std::size_t c = 0; c < 16; ++c)
         if (!std::isfinite(tables[j * stride + c]))
           throw invalid_argument("fast_scan::quantize_lut: entry " + std::to_string(c) + " of sub-space " +
                                  std::to_string(j) + " is not finite");
-  double bias = 0, range_max = 0, range_sum = 0;
-  for (std::size_t j = 0; j < m; ++j) {
-    const float* t = tables + j * stride;
-    float lo = t[0], hi = t[0];
-    for (std::size_t c = 1; c < 16; ++c) {
-      lo = std::min(lo, t[c]);
-      hi = std::max(hi, t[c]);
-    }
-    bias += lo;
-    range_max = std::max(range_max, double(hi) - double(lo));
-    range_sum += double(hi) - double(lo);
-  }
   quantized_lut q;  // the figures first; out changes once they are checked
   q.m = m;
   q.bias = static_cast<float>(bias);
@@ -218,15 +215,7 @@ inline void quantize_lut_into(const float* tables, std::size_t m, std::size_t st
   // nearbyint per entry was a third of a fast-scan search). (t - lo) scale
   // is at most 255 up to a float rounding, so a byte is at most
   // range scale + 1/2 as the sums' limit assumes, and the clamp catches 255 + ulp.
-  const float scale = out.scale;
-  for (std::size_t j = 0; j < m; ++j) {
-    const float* t = tables + j * stride;
-    float lo = t[0];
-    for (std::size_t c = 1; c < 16; ++c) lo = std::min(lo, t[c]);
-    std::uint8_t* row = out.table.data() + 16 * j;
-    for (std::size_t c = 0; c < 16; ++c)
-      row[c] = static_cast<std::uint8_t>(std::min((t[c] - lo) * scale + 0.5f, 255.f));
-  }
+  isa::quantize_rows(tables, m, stride, out.scale, out.table.data());
 }
 
 /// quantize_lut_into a new table. Throws as it.
@@ -235,6 +224,8 @@ inline quantized_lut quantize_lut(const float* tables, std::size_t m, std::size_
   quantize_lut_into(tables, m, stride, q);
   return q;
 }
+
+}  // namespace ANNULUS_DETAIL_SIMD_ABI
 
 /// The instruction sets a scan can use (not all exist in every build).
 enum class path : unsigned char { scalar, ssse3, neon, avx2, avx512 };

@@ -215,3 +215,126 @@ inline void scan_blocks_neon(const std::uint8_t* packed, std::size_t n_blocks, s
 }  // namespace ANNULUS_DETAIL_SIMD_ABI
 }  // namespace annulus::fast_scan
 #endif
+
+// ---- Table rows: the per-query quantisation of fast_scan::quantize_lut ----
+// A row is one sub-space's 16 floats. Its minimum and maximum are a
+// reduction across the row, which scalar code runs as one serial chain of
+// 15 compares (a third of a fast-scan query at m = 392); 16 floats are four
+// 128-bit registers, so SSE2 (every x86-64) and NEON do it in a few
+// independent steps. Entries are finite (quantize_lut checks first), so
+// min/max need no NaN rule; a +0/-0 tie may pick either, which changes no
+// byte. Bytes: min((t - lo) * scale + 0.5, 255), truncated (>= 0).
+#if ANNULUS_DETAIL_SIMD_X86 && defined(__SSE2__)
+#define ANNULUS_DETAIL_FAST_SCAN_ROWS_SSE2 1
+#else
+#define ANNULUS_DETAIL_FAST_SCAN_ROWS_SSE2 0
+#endif
+#if ANNULUS_DETAIL_FAST_SCAN_ROWS_SSE2
+#include <emmintrin.h>
+#endif
+
+namespace annulus::fast_scan {
+inline namespace ANNULUS_DETAIL_SIMD_ABI {
+namespace isa {
+
+#if ANNULUS_DETAIL_FAST_SCAN_ROWS_SSE2
+inline void row_min_max_sse2(const float* t, __m128& lo, __m128& hi) {
+  const __m128 a = _mm_loadu_ps(t), b = _mm_loadu_ps(t + 4), c = _mm_loadu_ps(t + 8), d = _mm_loadu_ps(t + 12);
+  lo = _mm_min_ps(_mm_min_ps(a, b), _mm_min_ps(c, d));
+  hi = _mm_max_ps(_mm_max_ps(a, b), _mm_max_ps(c, d));
+  lo = _mm_min_ps(lo, _mm_shuffle_ps(lo, lo, _MM_SHUFFLE(1, 0, 3, 2)));
+  hi = _mm_max_ps(hi, _mm_shuffle_ps(hi, hi, _MM_SHUFFLE(1, 0, 3, 2)));
+  lo = _mm_min_ps(lo, _mm_shuffle_ps(lo, lo, _MM_SHUFFLE(2, 3, 0, 1)));  // all four lanes hold the minimum
+  hi = _mm_max_ps(hi, _mm_shuffle_ps(hi, hi, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+#elif ANNULUS_DETAIL_FAST_SCAN_NEON
+inline void row_min_max_neon(const float* t, float32x4_t& lo, float32x4_t& hi) {
+  const float32x4_t a = vld1q_f32(t), b = vld1q_f32(t + 4), c = vld1q_f32(t + 8), d = vld1q_f32(t + 12);
+  lo = vminq_f32(vminq_f32(a, b), vminq_f32(c, d));
+  hi = vmaxq_f32(vmaxq_f32(a, b), vmaxq_f32(c, d));
+}
+#endif
+
+/// lo[r], hi[r] = the smallest and largest entry of row r < rows (row r at
+/// t + r * stride, 16 floats). Returns false if any entry is NaN (then lo
+/// and hi may hold anything); an infinite entry makes lo or hi infinite.
+inline bool row_ranges(const float* t, std::size_t rows, std::size_t stride, float* lo, float* hi) {
+#if ANNULUS_DETAIL_FAST_SCAN_ROWS_SSE2
+  __m128 nan = _mm_setzero_ps();  // lanes where some entry was unordered (NaN)
+  for (std::size_t r = 0; r < rows; ++r, t += stride) {
+    __m128 l, h;
+    row_min_max_sse2(t, l, h);
+    nan = _mm_or_ps(nan, _mm_or_ps(_mm_cmpunord_ps(_mm_loadu_ps(t), _mm_loadu_ps(t + 4)),
+                                   _mm_cmpunord_ps(_mm_loadu_ps(t + 8), _mm_loadu_ps(t + 12))));
+    lo[r] = _mm_cvtss_f32(l);
+    hi[r] = _mm_cvtss_f32(h);
+  }
+  return _mm_movemask_ps(nan) == 0;
+#elif ANNULUS_DETAIL_FAST_SCAN_NEON
+  // vminq / vmaxq return NaN when either input is: a NaN reaches lo.
+  bool ok = true;
+  for (std::size_t r = 0; r < rows; ++r, t += stride) {
+    float32x4_t l, h;
+    row_min_max_neon(t, l, h);
+    lo[r] = vminvq_f32(l);
+    hi[r] = vmaxvq_f32(h);
+    ok &= lo[r] == lo[r];
+  }
+  return ok;
+#else
+  bool ok = true;
+  for (std::size_t r = 0; r < rows; ++r, t += stride) {
+    float l = t[0], h = t[0];
+    for (std::size_t c = 0; c < 16; ++c) {
+      ok &= t[c] == t[c];
+      l = t[c] < l ? t[c] : l;
+      h = t[c] > h ? t[c] : h;
+    }
+    lo[r] = l;
+    hi[r] = h;
+  }
+  return ok;
+#endif
+}
+
+/// out[16 r + c] = min((t[r][c] - lo_r) * scale + 0.5, 255) truncated, lo_r
+/// the smallest entry of row r; `scale` > 0 and small enough that the
+/// values stay within a few ulp of 255 (quantize_lut's choice).
+inline void quantize_rows(const float* t, std::size_t rows, std::size_t stride, float scale, std::uint8_t* out) {
+  for (std::size_t r = 0; r < rows; ++r, t += stride, out += 16) {
+#if ANNULUS_DETAIL_FAST_SCAN_ROWS_SSE2
+    __m128 lo, hi;
+    row_min_max_sse2(t, lo, hi);
+    const __m128 s = _mm_set1_ps(scale), half = _mm_set1_ps(0.5f), top = _mm_set1_ps(255.f);
+    __m128i v[4];
+    for (int i = 0; i < 4; ++i)
+      v[i] = _mm_cvttps_epi32(
+          _mm_min_ps(_mm_add_ps(_mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(t + 4 * i), lo), s), half), top));
+    // 0..255 in int32: signed saturation to int16 keeps them, unsigned to bytes too.
+    const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(v[0], v[1]), _mm_packs_epi32(v[2], v[3]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+#elif ANNULUS_DETAIL_FAST_SCAN_NEON
+    float32x4_t l, h;
+    row_min_max_neon(t, l, h);
+    const float32x4_t lo = vdupq_n_f32(vminvq_f32(l)), s = vdupq_n_f32(scale);
+    const float32x4_t half = vdupq_n_f32(0.5f), top = vdupq_n_f32(255.f);
+    uint32x4_t v[4];
+    for (int i = 0; i < 4; ++i)
+      v[i] = vcvtq_u32_f32(vminq_f32(vaddq_f32(vmulq_f32(vsubq_f32(vld1q_f32(t + 4 * i), lo), s), half), top));
+    const uint16x8_t w0 = vcombine_u16(vmovn_u32(v[0]), vmovn_u32(v[1]));
+    const uint16x8_t w1 = vcombine_u16(vmovn_u32(v[2]), vmovn_u32(v[3]));
+    vst1q_u8(out, vcombine_u8(vmovn_u16(w0), vmovn_u16(w1)));
+#else
+    float lo = t[0];
+    for (std::size_t c = 1; c < 16; ++c) lo = t[c] < lo ? t[c] : lo;
+    for (std::size_t c = 0; c < 16; ++c) {
+      const float v = (t[c] - lo) * scale + 0.5f;
+      out[c] = static_cast<std::uint8_t>(v < 255.f ? v : 255.f);
+    }
+#endif
+  }
+}
+
+}  // namespace isa
+}  // namespace ANNULUS_DETAIL_SIMD_ABI
+}  // namespace annulus::fast_scan
