@@ -139,8 +139,6 @@ template <class Index>
 typename Index::search_params read_hnsw_search(const params& search) {
   typename Index::search_params s;
   s.ef = search.get_size("ef", s.ef);
-  // hnsw_search_params has rerank (only hnsw_sq8 uses it); the mips entries' params may not.
-  if constexpr (requires { s.rerank; }) s.rerank = search.get_size("rerank", s.rerank);
   return s;
 }
 
@@ -162,7 +160,15 @@ index_entry hnsw_entry(const char* name) {
       typename index::build_params p;
       read_hnsw_build(build, p);
       p.reorder = build.get_size("reorder", 0) != 0;
-      return built<index>(ds, p, threads, src, read_hnsw_search<index>);
+      // rerank=R (hnsw_sq8): re-rank only the R closest by code, a fixed
+      // search setting beside the ef sweep, as refine is for IVF-PQ.
+      std::size_t rerank = 0;
+      if (index::walks_codes) rerank = build.get_size("rerank", 0);
+      return built<index>(ds, p, threads, src, [rerank](const params& search) {
+        auto s = read_hnsw_search<index>(search);
+        s.rerank = rerank;
+        return s;
+      });
     });
   });
   return e;
