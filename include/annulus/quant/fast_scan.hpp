@@ -182,7 +182,8 @@ inline void quantize_lut_into(const float* tables, std::size_t m, std::size_t st
     const std::size_t rows = std::min(chunk, m - j0);
     finite &= isa::row_ranges(tables + j0 * stride, rows, stride, lows, highs);
     for (std::size_t r = 0; r < rows; ++r) {
-      finite &= std::isfinite(lows[r]) & std::isfinite(highs[r]);
+      finite &= std::isfinite(lows[r]);
+      finite &= std::isfinite(highs[r]);
       bias += lows[r];
       range_max = std::max(range_max, double(highs[r]) - double(lows[r]));
       range_sum += double(highs[r]) - double(lows[r]);
