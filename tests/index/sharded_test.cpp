@@ -154,6 +154,7 @@ TEST_CASE("sharded_index routes labels to their shards", "[sharded]") {
     CHECK(idx.size() == 1100);
     CHECK(idx.contains(1099));
     CHECK(idx.shard(1099 % 3).contains(1099));  // the round continues over adds
+    CHECK_THROWS_MATCHES(idx.shard(3), invalid_argument, message_has("shard 3 does not exist; the index has 3 shards"));
   }
   SECTION("label hash: each label in the shard its hash names") {
     index idx = index::build_with_labels(base.view(), spread_labels(base.rows()),

@@ -163,10 +163,10 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
   double max_norm() const { return band_count() ? bounds_.front() : 0.0; }
   /// Bands (0 until the first build or add).
   std::size_t band_count() const { return band_count_.load(std::memory_order_acquire); }
-  /// Band b (0 = the longest norms); throws std::out_of_range past band_count().
-  const band_type& band(std::size_t b) const { return bands_.at(checked_band(b)); }
+  /// Band b (0 = the longest norms); throws invalid_argument past band_count().
+  const band_type& band(std::size_t b) const { return bands_[checked_band(b)]; }
   /// M_b: the largest norm band b may hold; bands hold (M_{b+1}, M_b].
-  double band_bound(std::size_t b) const { return bounds_.at(checked_band(b)); }
+  double band_bound(std::size_t b) const { return bounds_[checked_band(b)]; }
 
   bool contains(label_t label) const { return holder(label) != nullptr; }
   /// The vector stored under `label`. Throws invalid_argument for an unknown label.
@@ -193,8 +193,8 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
   }
   std::size_t checked_band(std::size_t b) const {
     if (b >= band_count())
-      throw std::out_of_range(std::string(index_name) + ": band " + std::to_string(b) + " of " +
-                              std::to_string(band_count()));
+      throw invalid_argument(std::string(index_name) + "::band: band " + std::to_string(b) +
+                             " does not exist; the index has " + std::to_string(band_count()) + " bands");
     return b;
   }
 

@@ -157,7 +157,13 @@ class sharded_index : public index_base<sharded_index<Index>, typename Index::me
   }
 
   std::size_t shard_count() const { return shards_.size(); }
-  const Index& shard(std::size_t s) const { return shards_.at(s); }
+  /// Shard s; throws invalid_argument past shard_count().
+  const Index& shard(std::size_t s) const {
+    if (s >= shards_.size())
+      throw invalid_argument("sharded_index::shard: shard " + std::to_string(s) + " does not exist; the index has " +
+                             std::to_string(shards_.size()) + " shards");
+    return shards_[s];
+  }
   shard_partition partition() const { return params_.partition; }
 
   /// Workers for a single search (1 = the calling thread asks each shard in
