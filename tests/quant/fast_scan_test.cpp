@@ -190,6 +190,21 @@ TEST_CASE("fast_scan: quantize_lut's bytes are the rounded scaled offsets from e
     }
     CHECK(differ * 100 <= 16 * m);  // ties and fused rounding are rare
     CHECK(q.bias == Approx(bias).epsilon(1e-5));
+    // The scale from every row's true range (a wrong maximum would change it
+    // and hide behind the bytes' clamp at 255), and sums that cannot saturate.
+    double range_max = 0, range_sum = 0;
+    std::size_t max_sum = 0;
+    for (std::size_t j = 0; j < m; ++j) {
+      const float* row = t.data() + stride * j;
+      const double range = double(*std::max_element(row, row + 16)) - double(*std::min_element(row, row + 16));
+      range_max = std::max(range_max, range);
+      range_sum += range;
+      max_sum += *std::max_element(&q.table[16 * j], &q.table[16 * j] + 16);
+    }
+    const double scale = std::min(255.0 / range_max, (65535.0 - 0.5 * double(m)) / range_sum);
+    CHECK(double(q.scale) <= scale);
+    CHECK(double(q.scale) >= scale * (1 - 1e-6));
+    CHECK(max_sum <= 65535);
   }
 }
 

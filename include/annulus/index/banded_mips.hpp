@@ -164,9 +164,9 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
   /// Bands (0 until the first build or add).
   std::size_t band_count() const { return band_count_.load(std::memory_order_acquire); }
   /// Band b (0 = the longest norms); throws invalid_argument past band_count().
-  const band_type& band(std::size_t b) const { return bands_[checked_band(b)]; }
+  const band_type& band(std::size_t b) const { return bands_[checked_band(b, "band")]; }
   /// M_b: the largest norm band b may hold; bands hold (M_{b+1}, M_b].
-  double band_bound(std::size_t b) const { return bounds_[checked_band(b)]; }
+  double band_bound(std::size_t b) const { return bounds_[checked_band(b, "band_bound")]; }
 
   bool contains(label_t label) const { return holder(label) != nullptr; }
   /// The vector stored under `label`. Throws invalid_argument for an unknown label.
@@ -191,9 +191,9 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
     const std::size_t n = band_count();
     return n == 0 ? std::span<const double>() : std::span<const double>(bounds_.data(), n);
   }
-  std::size_t checked_band(std::size_t b) const {
+  std::size_t checked_band(std::size_t b, const char* call) const {
     if (b >= band_count())
-      throw invalid_argument(std::string(index_name) + "::band: band " + std::to_string(b) +
+      throw invalid_argument(std::string(index_name) + "::" + call + ": band " + std::to_string(b) +
                              " does not exist; the index has " + std::to_string(band_count()) + " bands");
     return b;
   }

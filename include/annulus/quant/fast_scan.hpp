@@ -59,7 +59,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -153,9 +152,6 @@ struct quantized_lut {
   double error_bound() const { return 0.5 * static_cast<double>(m) / scale; }
 };
 
-namespace detail {
-}  // namespace detail
-
 // The row kernels differ with the unit's flags: so does the namespace.
 inline namespace ANNULUS_DETAIL_SIMD_ABI {
 
@@ -243,26 +239,6 @@ inline const char* path_name(path p) {
 }
 
 namespace detail {
-/// The reference every kernel matches: acc = min(65535, the sum over the
-/// 2 pairs(m) sub-spaces of the table byte of each vector's code), which is
-/// what a chain of saturating uint16 adds gives (all terms >= 0). Summed in
-/// uint32, clamped every 65536 pairs (65535 + 65536 * 510 < 2^32), so a
-/// compiler can vectorize the 32 vectors of a block (SSE2 builds run this).
-inline void scan_blocks_scalar(const std::uint8_t* packed, std::size_t n_blocks, std::size_t n_pairs,
-                               const std::uint8_t* lut, std::uint16_t* out) {
-  for (std::size_t b = 0; b < n_blocks; ++b, out += block_size) {
-    const std::uint8_t* block = packed + b * n_pairs * block_size;
-    std::uint32_t acc[block_size] = {};
-    for (std::size_t p = 0; p < n_pairs; ++p) {
-      const std::uint8_t *codes = block + p * block_size, *lo = lut + 32 * p, *hi = lo + 16;
-      for (std::size_t i = 0; i < block_size; ++i) acc[i] += lo[codes[i] & 15u] + hi[codes[i] >> 4];
-      if (p % 65536 == 65535)
-        for (auto& a : acc) a = std::min<std::uint32_t>(a, 65535);
-    }
-    for (std::size_t i = 0; i < block_size; ++i)
-      out[i] = static_cast<std::uint16_t>(std::min<std::uint32_t>(acc[i], 65535));
-  }
-}
 inline void require_m(std::size_t m, const char* what) {
   if (m == 0) throw invalid_argument(std::string("fast_scan::") + what + ": m must be at least 1");
 }
@@ -327,6 +303,27 @@ inline path active_path() {
 }
 
 namespace isa {
+/// The reference every kernel matches: acc = min(65535, the sum over the
+/// 2 pairs(m) sub-spaces of the table byte of each vector's code), which is
+/// what a chain of saturating uint16 adds gives (all terms >= 0). Summed in
+/// uint32, clamped every 65536 pairs (65535 + 65536 * 510 < 2^32), so a
+/// compiler can vectorize the 32 vectors of a block (SSE2 builds run this).
+/// In the ABI namespace: vectorized for the unit's own flags.
+inline void scan_blocks_scalar(const std::uint8_t* packed, std::size_t n_blocks, std::size_t n_pairs,
+                               const std::uint8_t* lut, std::uint16_t* out) {
+  for (std::size_t b = 0; b < n_blocks; ++b, out += block_size) {
+    const std::uint8_t* block = packed + b * n_pairs * block_size;
+    std::uint32_t acc[block_size] = {};
+    for (std::size_t p = 0; p < n_pairs; ++p) {
+      const std::uint8_t *codes = block + p * block_size, *lo = lut + 32 * p, *hi = lo + 16;
+      for (std::size_t i = 0; i < block_size; ++i) acc[i] += lo[codes[i] & 15u] + hi[codes[i] >> 4];
+      if (p % 65536 == 65535)
+        for (auto& a : acc) a = std::min<std::uint32_t>(a, 65535);
+    }
+    for (std::size_t i = 0; i < block_size; ++i)
+      out[i] = static_cast<std::uint16_t>(std::min<std::uint32_t>(acc[i], 65535));
+  }
+}
 // p is available (unchecked here: the callers check).
 inline void run(path p, const std::uint8_t* packed, std::size_t n_blocks, std::size_t m, const std::uint8_t* lut,
                 std::uint16_t* out) {
@@ -344,7 +341,7 @@ inline void run(path p, const std::uint8_t* packed, std::size_t n_blocks, std::s
 #if ANNULUS_DETAIL_FAST_SCAN_AVX512
     case path::avx512: return scan_blocks_avx512(packed, n_blocks, np, lut, out);
 #endif
-    default: return detail::scan_blocks_scalar(packed, n_blocks, np, lut, out);
+    default: return scan_blocks_scalar(packed, n_blocks, np, lut, out);
   }
 }
 }  // namespace isa

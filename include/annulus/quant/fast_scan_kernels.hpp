@@ -1,9 +1,10 @@
-// The block kernels of quant/fast_scan.hpp, one per instruction set, each
-// computing exactly what fast_scan::detail::scan_blocks_scalar computes. Read
+// The kernels of quant/fast_scan.hpp, one per instruction set: the block
+// scans, each computing exactly what fast_scan::isa::scan_blocks_scalar
+// computes, and (at the end) the table rows of quantize_lut. Read
 // fast_scan.hpp first: it documents the packed layout, the table layout and
 // the arithmetic these functions share.
 //
-// Every kernel has the signature
+// Every block scan has the signature
 //   void f(const std::uint8_t* packed, std::size_t n_blocks, std::size_t pairs,
 //          const std::uint8_t* lut, std::uint16_t* out)
 // and writes out[32 b + i], the saturated uint16 sum for vector i of block b.
@@ -221,9 +222,11 @@ inline void scan_blocks_neon(const std::uint8_t* packed, std::size_t n_blocks, s
 // reduction across the row, which scalar code runs as one serial chain of
 // 15 compares (a third of a fast-scan query at m = 392); 16 floats are four
 // 128-bit registers, so SSE2 (every x86-64) and NEON do it in a few
-// independent steps. Entries are finite (quantize_lut checks first), so
-// min/max need no NaN rule; a +0/-0 tie may pick either, which changes no
-// byte. Bytes: min((t - lo) * scale + 0.5, 255), truncated (>= 0).
+// independent steps. row_ranges is also quantize_lut's finiteness check:
+// SSE2's min/max may drop a NaN, so an unordered compare of every entry
+// reports it; NEON's vminq / vmaxq / vminvq return NaN when an input is.
+// A +0/-0 tie may pick either, which changes no byte. Bytes (finite rows
+// only): min((t - lo) * scale + 0.5, 255), truncated (>= 0).
 #if ANNULUS_DETAIL_SIMD_X86 && defined(__SSE2__)
 #define ANNULUS_DETAIL_FAST_SCAN_ROWS_SSE2 1
 #else
