@@ -163,7 +163,7 @@ index_entry hnsw_entry(const char* name) {
       // rerank=R (hnsw_sq8): re-rank only the R closest by code, a fixed
       // search setting beside the ef sweep, as refine is for IVF-PQ.
       std::size_t rerank = 0;
-      if (index::walks_codes) rerank = build.get_size("rerank", 0);
+      if constexpr (index::walks_codes) rerank = build.get_size("rerank", 0);
       return built<index>(ds, p, threads, src, [rerank](const params& search) {
         auto s = read_hnsw_search<index>(search);
         s.rerank = rerank;

@@ -90,6 +90,16 @@ inline void k_in_range(std::size_t k, std::size_t available) {
                            std::to_string(available) + " vectors in the index");
 }
 
+/// i < count: the position of a part (a shard, a band) an index has
+/// `count` of; `what` names the call ("sharded_index::shard"), `part` the
+/// part ("shard"). Returns i.
+inline std::size_t part_index(std::string_view what, std::string_view part, std::size_t i, std::size_t count) {
+  if (i >= count)
+    throw invalid_argument(std::string(what) + ": " + std::string(part) + " " + std::to_string(i) +
+                           " does not exist; the index has " + std::to_string(count) + " " + std::string(part) + "s");
+  return i;
+}
+
 /// `out` can hold k results.
 inline void output_size(std::size_t out_size, std::size_t k) {
   if (out_size < k)

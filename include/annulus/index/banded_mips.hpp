@@ -93,6 +93,7 @@
 #include "annulus/core/scratch.hpp"
 #include "annulus/core/serialize.hpp"
 #include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
 #include "annulus/index/base.hpp"
 #include "annulus/index/health.hpp"
 #include "annulus/index/hnsw.hpp"
@@ -192,10 +193,7 @@ class banded_mips_index : public index_base<banded_mips_index<Inner>, inner_prod
     return n == 0 ? std::span<const double>() : std::span<const double>(bounds_.data(), n);
   }
   std::size_t checked_band(std::size_t b, const char* call) const {
-    if (b >= band_count())
-      throw invalid_argument(std::string(index_name) + "::" + call + ": band " + std::to_string(b) +
-                             " does not exist; the index has " + std::to_string(band_count()) + " bands");
-    return b;
+    return check::part_index(std::string(index_name) + "::" + call, "band", b, band_count());
   }
 
   static std::size_t checked_dim(std::size_t dim) {

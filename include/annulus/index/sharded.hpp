@@ -81,6 +81,7 @@
 #include "annulus/core/scratch.hpp"
 #include "annulus/core/serialize.hpp"
 #include "annulus/core/topk.hpp"
+#include "annulus/core/validate.hpp"
 #include "annulus/index/base.hpp"
 #include "annulus/index/concepts.hpp"
 #include "annulus/index/health.hpp"
@@ -159,10 +160,7 @@ class sharded_index : public index_base<sharded_index<Index>, typename Index::me
   std::size_t shard_count() const { return shards_.size(); }
   /// Shard s; throws invalid_argument past shard_count().
   const Index& shard(std::size_t s) const {
-    if (s >= shards_.size())
-      throw invalid_argument("sharded_index::shard: shard " + std::to_string(s) + " does not exist; the index has " +
-                             std::to_string(shards_.size()) + " shards");
-    return shards_[s];
+    return shards_[check::part_index("sharded_index::shard", "shard", s, shards_.size())];
   }
   shard_partition partition() const { return params_.partition; }
 
