@@ -82,6 +82,28 @@ struct array_vec {
   static reg load_u8(const std::uint8_t* p) {
     return map([&](std::size_t i) { return float(p[i]); });
   }
+
+  // Integer lanes as the real sets hold them: W int32 lanes, each the sum of
+  // a pair of byte-by-weight products.
+  struct ireg {
+    std::int32_t v[W];
+  };
+  static constexpr std::size_t u8_width = 2 * W;
+  static ireg izero() { return ireg{}; }
+  static ireg iadd(ireg a, ireg b) {
+    for (std::size_t i = 0; i < W; ++i) a.v[i] += b.v[i];
+    return a;
+  }
+  static std::int32_t isum(ireg v) {
+    std::int32_t s = 0;
+    for (std::size_t i = 0; i < W; ++i) s += v.v[i];
+    return s;
+  }
+  static ireg madd_u8_i16(ireg acc, const std::uint8_t* c, const std::int16_t* w) {
+    for (std::size_t i = 0; i < W; ++i)
+      acc.v[i] += std::int32_t{c[2 * i]} * w[2 * i] + std::int32_t{c[2 * i + 1]} * w[2 * i + 1];
+    return acc;
+  }
 };
 
 #include "annulus/core/simd/bodies.hpp"

@@ -193,3 +193,36 @@ TEST_CASE("sq8 kernels match a double-precision loop at every dimension and offs
       }
   }
 }
+
+TEST_CASE("kernels: dot_u8_i16 of every set equals the integer sum exactly, at the largest weights", "[kernels][sq8]") {
+  for (const kernels::kernel_set* set : kernel_sets_to_check()) {
+    INFO("kernel set " << set->name);
+    random_generator rng(11);
+    const std::size_t most = 960 + 3;
+    std::vector<std::int16_t> w(most);
+    std::vector<std::uint8_t> codes(most);
+    for (std::uint8_t& c : codes) c = std::uint8_t(rng.uniform() * 256.0);
+    // Weights at both int16 ends, so a sign-extended byte or a saturating
+    // multiply-add would show; dimensions short enough that the sum fits.
+    for (std::size_t i = 0; i < most; ++i) w[i] = i % 3 == 0 ? std::int16_t(-32768) : i % 3 == 1 ? std::int16_t(32767) : std::int16_t(rng.uniform() * 2000.0 - 1000.0);
+    codes[0] = 255;
+    codes[1] = 255;
+    for (std::size_t d : dims())
+      for (std::size_t off = 0; off < 3; ++off) {
+        if (d + off > most || 255.0 * 32768.0 * double(d) >= 2147483648.0) continue;
+        INFO("d " << d << " offset " << off);
+        std::int64_t want = 0;
+        for (std::size_t i = 0; i < d; ++i) want += std::int64_t{codes[off + i]} * w[off + i];
+        CHECK(set->dot_u8_i16(codes.data() + off, w.data() + off, d) == want);
+      }
+    // The full-length case at weights the walk can use there: |w| <= 2^31 / (255 d).
+    const std::size_t d = 960;
+    const auto cap = std::int16_t(2147483647 / (255 * d));
+    for (std::size_t i = 0; i < d; ++i) { codes[i] = 255; w[i] = i % 2 ? cap : std::int16_t(-cap); }
+    std::int64_t want = 0;
+    for (std::size_t i = 0; i < d; ++i) want += std::int64_t{codes[i]} * w[i];
+    CHECK(set->dot_u8_i16(codes.data(), w.data(), d) == want);
+    for (std::size_t i = 0; i < d; ++i) w[i] = cap;
+    CHECK(set->dot_u8_i16(codes.data(), w.data(), d) == std::int64_t{255} * cap * std::int64_t(d));
+  }
+}

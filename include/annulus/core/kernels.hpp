@@ -118,6 +118,9 @@ struct run_time_kernels {
     return set().sq8_l2(a, scale, codes, d);
   }
   static float sq8_dot(const float* w, const std::uint8_t* codes, std::size_t d) { return set().sq8_dot(w, codes, d); }
+  static std::int32_t dot_u8_i16(const std::uint8_t* codes, const std::int16_t* w, std::size_t d) {
+    return set().dot_u8_i16(codes, w, d);
+  }
 };
 using use = run_time_kernels;
 #elif ANNULUS_DETAIL_SIMD_TU_LEVEL == 2
@@ -221,6 +224,10 @@ inline float sq8_l2(const float* a, const float* scale, const std::uint8_t* code
 }
 inline float sq8_dot(const float* w, const std::uint8_t* codes, std::size_t d) {
   return detail::use::sq8_dot(w, codes, d);
+}
+/// See kernel_set::dot_u8_i16: the sum must stay within int32 (the caller's bound).
+inline std::int32_t dot_u8_i16(const std::uint8_t* codes, const std::int16_t* w, std::size_t d) {
+  return detail::use::dot_u8_i16(codes, w, d);
 }
 
 }  // namespace ANNULUS_DETAIL_SIMD_ABI

@@ -79,6 +79,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -169,10 +170,7 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
   /// dim = 0, m outside 2..1024 or ef_construction outside 1..2^20, and what reserve
   /// throws for initial_capacity.
   explicit hnsw_index(std::size_t dim, const build_params& params = {})
-      : dim_(dim), params_(checked(dim, params)),
-        state_(std::make_unique<state>(dim, params_)) {
-    reserve(params_.initial_capacity);
-  }
+      : hnsw_index(dim, params, walks_codes && Metric::kind == metric_kind::l2) {}
 
   std::size_t dim() const { return dim_; }
   /// Vectors that searches can return (removed ones excluded).
@@ -285,12 +283,18 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
   using node_state = hnsw_detail::node_state;
 
   struct state {
-    state(std::size_t dim, const build_params& p)
-        : graph(dim, p.m, p.ef_construction, p.seed, code_bytes(dim)), quantizer(walks_codes ? dim : 0) {}
+    state(std::size_t dim, const build_params& p, bool terms)
+        : graph(dim, p.m, p.ef_construction, p.seed, code_bytes(dim, terms)), quantizer(walks_codes ? dim : 0),
+          code_terms(terms) {}
 
     graph_type graph;
     sq8_quantizer quantizer;       // walks_codes: trained by the first add (or a file), before any node
                                    // exists; unchanged after
+    // walks_codes under l2: whether each record's code is followed by its
+    // term (sq8_quantizer::put_term), which the integer walk needs. Files
+    // written before the integer walk have none: loaded or viewed, they
+    // keep that layout and walk on floats.
+    bool code_terms;
     slot_directory slots;          // labels and free slots; writer side only (searches read
                                    // labels from node headers)
     std::atomic<std::size_t> live{0};
@@ -321,7 +325,19 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     return p;
   }
 
-  static std::size_t code_bytes(std::size_t dim) { return walks_codes ? dim : 0; }
+  // The private constructor: `terms` as state::code_terms.
+  hnsw_index(std::size_t dim, const build_params& params, bool terms)
+      : dim_(dim), params_(checked(dim, params)), state_(std::make_unique<state>(dim, params_, terms)) {
+    reserve(params_.initial_capacity);
+  }
+
+  static std::size_t code_bytes(std::size_t dim, bool terms) {
+    return walks_codes ? dim + (terms ? sq8_quantizer::term_bytes : 0) : 0;
+  }
+  // Whether searches may walk on sq8_quantizer::walk_distance.
+  bool integer_walk() const {
+    return walks_codes && (Metric::kind != metric_kind::l2 || state_->code_terms) && state_->quantizer.integer_walk();
+  }
   // The sq8 ranges: a lower end and a step a dimension.
   std::size_t ranges_bytes() const { return walks_codes ? 2 * dim_ * sizeof(float) : 0; }
 
@@ -394,7 +410,7 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
       const std::size_t top = std::size_t(std::max_element(levels.begin(), levels.end()) - levels.begin());
       entry = graph_type::pack(slot_t(top), levels[top]);
     }
-    graph_type fresh(dim_, m, params_.ef_construction, params_.seed, code_bytes(dim_));
+    graph_type fresh(dim_, m, params_.ef_construction, params_.seed, code_bytes(dim_, state_->code_terms));
     fresh.store().reserve(std::max(live, room_for));
     fresh.store().restore(records, live, levels, upper);
     fresh.restore_entry(entry);
@@ -546,7 +562,9 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
       const sq8_quantizer& ranges = state_->quantizer;
       std::vector<float> both(ranges.min().begin(), ranges.min().end());
       both.insert(both.end(), ranges.scale().begin(), ranges.scale().end());
-      w.section("hnsw.sq8", serial::record().set("trained", std::uint64_t{ranges.trained()}));
+      w.section("hnsw.sq8", serial::record()
+                                .set("trained", std::uint64_t{ranges.trained()})
+                                .set("terms", std::uint64_t{state_->code_terms}));
       w.section("hnsw.sq8.ranges", std::span<const float>(both));
     }
     std::vector<std::uint8_t> levels(n);
@@ -577,7 +595,17 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     std::span<const float> both;
     if constexpr (walks_codes)
       both = r.structure_array<float>("hnsw.sq8.ranges", r.product("hnsw.sq8.ranges", 2, r.header().dim));
-    hnsw_index idx(r.header().dim, p);  // reserves nothing: initial_capacity is only recorded
+    // Under l2, files from before the integer walk have no code terms
+    // ("terms" absent): such an index keeps their layout.
+    bool terms = false;
+    if constexpr (walks_codes) {
+      const std::uint64_t flag = r.fields("hnsw.sq8").u64_or("terms", 0);
+      if (flag > (Metric::kind == metric_kind::l2 ? 1u : 0u))
+        r.fail("hnsw.sq8", "terms " + std::to_string(flag) + ", expected " +
+                               (Metric::kind == metric_kind::l2 ? "0 or 1" : "0 (only l2 records carry code terms)"));
+      terms = flag == 1;
+    }
+    hnsw_index idx(r.header().dim, p, terms);  // reserves nothing: initial_capacity is only recorded
     idx.params_.initial_capacity = rec.u64("initial_capacity");
     const hnsw_detail::node_store& store = idx.store();
     if (rec.u64("stride") != store.stride())
@@ -617,6 +645,7 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
       idx.graph().store().view(nodes, n, levels, upper);
     } else {
       check_records(r, nodes, dir, levels, store.stride(), p.m);
+      if (terms) check_terms(r, nodes, idx.state_->quantizer, store);
       idx.graph().store().restore(nodes, n, levels, upper);
     }
     idx.graph().restore_entry(entry);
@@ -643,6 +672,22 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
                                      " to slot " + std::to_string(t) + ", which is not on that layer");
         }
       }
+  }
+
+  // Every record's code term as put_term writes it (a view does not check
+  // them: walk_distance reads a term that is not a number as 0).
+  static void check_terms(serial::reader& r, std::span<const std::byte> nodes, const sq8_quantizer& ranges,
+                          const hnsw_detail::node_store& store) {
+    const std::size_t n = nodes.size() / store.stride();
+    for (std::size_t s = 0; s < n; ++s) {
+      const auto* code = reinterpret_cast<const std::uint8_t*>(nodes.data() + s * store.stride() + store.code_offset());
+      float term;
+      std::memcpy(&term, code + ranges.dim(), sizeof term);
+      const float want = ranges.code_term(code);
+      if (std::bit_cast<std::uint32_t>(term) != std::bit_cast<std::uint32_t>(want))
+        r.fail("hnsw.nodes", "slot " + std::to_string(s) + " has code term " + std::to_string(term) +
+                                 ", its code gives " + std::to_string(want));
+    }
   }
 
   // Every record's header against the directory and the levels; every
@@ -775,7 +820,10 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
   void write_node(slot_t s, const float* v) {
     store().header(s).label = state_->slots.label(s);
     store_rows<Metric>(matrix_view<const float>(v, 1, dim_), store().vector(s));
-    if constexpr (walks_codes) state_->quantizer.encode(store().vector(s), store().code(s));
+    if constexpr (walks_codes) {
+      state_->quantizer.encode(store().vector(s), store().code(s));
+      if (state_->code_terms) state_->quantizer.put_term(store().code(s));
+    }
     store().set_state(s, node_state::live);
   }
 
@@ -829,8 +877,13 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     if constexpr (walks_codes) {
       const sq8_quantizer& ranges = state_->quantizer;
       ranges.template prepare<Metric>(q, sc.query);
-      const code_scorer score{&store(), &ranges, &sc.query};
-      g.beam_by(score, g.descend_by(score, 0, store().capacity()), ef, 0, returnable, sc);
+      if (integer_walk()) {
+        const code_scorer<true> score{&store(), &ranges, &sc.query};
+        g.beam_by(score, g.descend_by(score, 0, store().capacity()), ef, 0, returnable, sc);
+      } else {
+        const code_scorer<false> score{&store(), &ranges, &sc.query};
+        g.beam_by(score, g.descend_by(score, 0, store().capacity()), ef, 0, returnable, sc);
+      }
       // Re-rank the closest by code on the vectors: results carry exact distances.
       kept = rerank == 0 ? sc.best.size() : std::min(sc.best.size(), std::max(rerank, k));
       if (kept < sc.best.size()) std::nth_element(sc.best.begin(), sc.best.begin() + kept, sc.best.end());
@@ -852,12 +905,19 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     return n;
   }
 
-  // A node's code against the prepared query (hnsw_detail::graph's scorer form).
+  // A node's code against the prepared query (hnsw_detail::graph's scorer
+  // form), in integers (walk_distance) or floats (distance).
+  template <bool Integer>
   struct code_scorer {
     const hnsw_detail::node_store* nodes;
     const sq8_quantizer* ranges;
     const sq8_query* query;
-    float operator()(slot_t s) const { return ranges->template distance<Metric>(*query, nodes->code(s)); }
+    float operator()(slot_t s) const {
+      if constexpr (Integer)
+        return ranges->template walk_distance<Metric>(*query, nodes->code(s));
+      else
+        return ranges->template distance<Metric>(*query, nodes->code(s));
+    }
     void prefetch(slot_t s, std::size_t lines) const { nodes->prefetch_code(s, lines); }
     std::size_t lines() const { return nodes->code_lines(); }
   };

@@ -9,6 +9,9 @@
 // gemm_rows (rows of `a` per GEMM tile), name, zero(), set1(x), load(p),
 // load_aligned(p), load_bf16(p) (width bfloat16 values in natural order),
 // load_u8(p) (width unsigned bytes widened to floats),
+// ireg, u8_width, izero(), iadd, isum(r) (the int32 lanes' total) and
+// madd_u8_i16(acc, c, w) (acc plus c_j w_j for u8_width bytes c and int16
+// weights w, pairs summed into int32 lanes),
 // store(p, r), store_aligned(p, r), add, sub, mul, fma(a, b, c) = a*b + c,
 // min, sum(r), any_le(a, b), any_eq(a, b).
 //
@@ -292,7 +295,26 @@ struct kernel_impl {
     return sum + tail;
   }
 
+  // Integer products cannot overflow (the caller bounds the weights), so the
+  // order of the sum does not matter and every set gives the same value.
+  static std::int32_t dot_u8_i16(const std::uint8_t* c, const std::int16_t* wq, std::size_t d) {
+    constexpr std::size_t u = V::u8_width;
+    std::size_t i = 0;
+    std::int32_t sum = 0;
+    if (d >= u) {
+      typename V::ireg acc0 = V::izero(), acc1 = V::izero();
+      for (; i + 2 * u <= d; i += 2 * u) {
+        acc0 = V::madd_u8_i16(acc0, c + i, wq + i);
+        acc1 = V::madd_u8_i16(acc1, c + i + u, wq + i + u);
+      }
+      for (; i + u <= d; i += u) acc0 = V::madd_u8_i16(acc0, c + i, wq + i);
+      sum = V::isum(V::iadd(acc0, acc1));
+    }
+    for (; i < d; ++i) sum += std::int32_t{c[i]} * wq[i];
+    return sum;
+  }
+
   static constexpr kernel_set table{V::name, &dot, &l2sq, &dot_many, &l2sq_many, &norm_sq_many,
                                     &panel_products, &row_products, &row_products_bf16,
-                                    &argmin_key, &first_at_most, &sq8_l2, &sq8_dot};
+                                    &argmin_key, &first_at_most, &sq8_l2, &sq8_dot, &dot_u8_i16};
 };

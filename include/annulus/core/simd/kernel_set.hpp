@@ -57,6 +57,10 @@ struct kernel_set {
   /// with a_i = min_i - q_i; sq8_dot: sum of w_i c_i, with w_i = q_i scale_i.
   float (*sq8_l2)(const float* a, const float* scale, const std::uint8_t* codes, std::size_t d);
   float (*sq8_dot)(const float* w, const std::uint8_t* codes, std::size_t d);
+  /// Sum of codes_i w_i in integers: the walk's kernel (quant/sq8.hpp sizes
+  /// the weights so that the sum of |codes_i w_i| stays below 2^31). Exact,
+  /// so every set returns the same value.
+  std::int32_t (*dot_u8_i16)(const std::uint8_t* codes, const std::int16_t* w, std::size_t d);
 };
 
 }  // namespace annulus::kernels

@@ -88,6 +88,43 @@ struct portable_vec {
     for (std::size_t j = 0; j < width; ++j) tmp[j] = float(p[j]);
     return reg::load_aligned(tmp);
   }
+
+  // Integer lanes for dot_u8_i16: 128-bit registers where the architecture
+  // has them (xsimd has no pairwise multiply-add), plain ints elsewhere.
+#if XSIMD_WITH_NEON64
+  using ireg = int32x4_t;
+  static constexpr std::size_t u8_width = 8;
+  static ireg izero() { return vdupq_n_s32(0); }
+  static ireg iadd(ireg a, ireg b) { return vaddq_s32(a, b); }
+  static std::int32_t isum(ireg v) { return vaddvq_s32(v); }
+  static ireg madd_u8_i16(ireg acc, const std::uint8_t* c, const std::int16_t* w) {
+    const int16x8_t wide = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(c)));
+    const int16x8_t weights = vld1q_s16(w);
+    acc = vmlal_s16(acc, vget_low_s16(wide), vget_low_s16(weights));
+    return vmlal_high_s16(acc, wide, weights);
+  }
+#elif XSIMD_WITH_SSE2
+  using ireg = __m128i;
+  static constexpr std::size_t u8_width = 8;
+  static ireg izero() { return _mm_setzero_si128(); }
+  static ireg iadd(ireg a, ireg b) { return _mm_add_epi32(a, b); }
+  static std::int32_t isum(ireg v) {
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4e));
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xb1));
+    return _mm_cvtsi128_si32(v);
+  }
+  static ireg madd_u8_i16(ireg acc, const std::uint8_t* c, const std::int16_t* w) {
+    const __m128i wide = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c)), _mm_setzero_si128());
+    return _mm_add_epi32(acc, _mm_madd_epi16(wide, _mm_loadu_si128(reinterpret_cast<const __m128i*>(w))));
+  }
+#else
+  using ireg = std::int32_t;
+  static constexpr std::size_t u8_width = 1;
+  static ireg izero() { return 0; }
+  static ireg iadd(ireg a, ireg b) { return a + b; }
+  static std::int32_t isum(ireg v) { return v; }
+  static ireg madd_u8_i16(ireg acc, const std::uint8_t* c, const std::int16_t* w) { return acc + std::int32_t{*c} * *w; }
+#endif
 };
 
 #include "annulus/core/simd/bodies.hpp"
