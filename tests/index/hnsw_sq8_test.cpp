@@ -5,11 +5,17 @@
 // distances; recall stays with hnsw_index's on clustered data; rerank
 // narrows the exact re-rank; the codes'
 // bytes are counted; vectors outside the trained range are still found;
-// a plain hnsw file is not one.
+// a plain hnsw file is not one; l2 records' code terms are checked on load,
+// and files written before them still load, view, grow and answer.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "annulus/index/flat.hpp"
@@ -17,6 +23,8 @@
 #include "support/data.hpp"
 #include "support/matchers.hpp"
 #include "support/recall.hpp"
+#include "support/reseal.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace annulus;
 using annulus::testing::clustered;
@@ -104,7 +112,7 @@ TEST_CASE("hnsw_sq8: memory_bytes is hnsw_index's plus a code per slot and the r
   const auto base = clustered(2000, 20, 6, 14);
   const auto plain = hnsw_index<l2>::build(base.view(), {.m = 10});
   const auto coded = hnsw_sq8_index<l2>::build(base.view(), {.m = 10});
-  // 20 code bytes rounded up to a cache line, for each of the 2000 slots; 20 lower ends and steps.
+  // 20 code bytes and the l2 term rounded up to a cache line, for each of the 2000 slots; 20 lower ends and steps.
   CHECK(coded.memory_bytes() == plain.memory_bytes() + 2000 * 64 + 2 * 20 * 4);
 }
 
@@ -143,4 +151,100 @@ TEST_CASE("hnsw_sq8: a plain hnsw file is refused, and the other way round", "[h
   hnsw_sq8_index<l2>::build(base.view()).save(coded);
   CHECK_THROWS_MATCHES(hnsw_sq8_index<l2>::load(plain), format_error, message_has("expected 'hnsw_sq8'"));
   CHECK_THROWS_MATCHES(hnsw_index<l2>::load(coded), format_error, message_has("expected 'hnsw'"));
+}
+
+namespace {
+// Where a section of a saved file starts (its table entry's offset), or npos.
+std::size_t section_at(const std::string& file, const std::string& name) {
+  std::uint64_t table, count;
+  std::memcpy(&table, file.data() + file.size() - 32, 8);
+  std::memcpy(&count, file.data() + file.size() - 24, 8);
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const char* e = file.data() + table + i * 64;
+    if (std::string(e, strnlen(e, 32)) == name) {
+      std::uint64_t offset;
+      std::memcpy(&offset, e + 32, 8);
+      return offset;
+    }
+  }
+  return std::string::npos;
+}
+// Sets a record field's value in a saved file and reseals it.
+void set_field(std::string& file, const std::string& section, const std::string& key, std::uint64_t value) {
+  const std::size_t at = section_at(file, section);
+  REQUIRE(at != std::string::npos);
+  for (std::size_t f = at;; f += 32) {
+    REQUIRE(f + 32 <= file.size());
+    if (std::string(file.data() + f, strnlen(file.data() + f, 24)) == key) {
+      std::memcpy(file.data() + f + 24, &value, 8);
+      break;
+    }
+  }
+  annulus::testing::reseal(file);
+}
+}  // namespace
+
+TEST_CASE("hnsw_sq8: a damaged l2 code term is refused on load; a view reads one that is not a number as 0",
+          "[hnsw_sq8][persist]") {
+  const std::size_t dim = 16, m = 8;
+  const auto base = clustered(400, dim, 4, 35);
+  const auto idx = hnsw_sq8_index<l2>::build(base.view(), {.m = m, .ef_construction = 60, .seed = 4});
+  std::stringstream saved;
+  idx.save(saved);
+  std::string file = saved.str();
+  // Slot 0's record: header and 2m links rounded up to 64 bytes, then its
+  // dim code bytes and the term (node_store.hpp).
+  const std::size_t term_at = section_at(file, "hnsw.nodes") + (24 + 2 * m * 4 + 63) / 64 * 64 + dim;
+  float term;
+  std::memcpy(&term, file.data() + term_at, 4);
+  REQUIRE(term > 0);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(file.data() + term_at, &nan, 4);
+  annulus::testing::reseal(file);
+  std::stringstream damaged(file);
+  CHECK_THROWS_MATCHES(hnsw_sq8_index<l2>::load(damaged), format_error, message_has("slot 0 has code term"));
+  annulus::testing::temp_dir dir;
+  {
+    std::ofstream out(dir / "damaged.annulus", std::ios::binary);
+    out << file;
+  }
+  const auto viewed = hnsw_sq8_index<l2>::view(dir / "damaged.annulus");
+  for (std::size_t i = 0; i < 20; ++i)
+    for (const neighbor& n : viewed.search(base.row(i), k, {.ef = 32})) CHECK(std::isfinite(n.distance));
+}
+
+TEST_CASE("hnsw_sq8: the terms field must say what the metric's records hold", "[hnsw_sq8][persist]") {
+  const auto base = clustered(200, 12, 4, 36);
+  std::stringstream l2_file, ip_file;
+  hnsw_sq8_index<l2>::build(base.view(), {.m = 8}).save(l2_file);
+  hnsw_sq8_index<inner_product>::build(base.view(), {.m = 8}).save(ip_file);
+  std::string a = l2_file.str(), b = ip_file.str();
+  set_field(a, "hnsw.sq8", "terms", 2);
+  set_field(b, "hnsw.sq8", "terms", 1);
+  std::stringstream sa(a), sb(b);
+  CHECK_THROWS_MATCHES(hnsw_sq8_index<l2>::load(sa), format_error, message_has("terms 2, expected 0 or 1"));
+  CHECK_THROWS_MATCHES(hnsw_sq8_index<inner_product>::load(sb), format_error,
+                       message_has("only l2 records carry code terms"));
+}
+
+TEST_CASE("hnsw_sq8: an l2 file from before code terms loads, grows and answers on its float walk", "[hnsw_sq8][persist]") {
+  const auto file = std::filesystem::path(ANNULUS_FIXTURE_DIR) / "format-v1" / "hnsw_sq8-l2.annulus";
+  auto idx = hnsw_sq8_index<l2>::load(file);
+  const std::size_t dim = idx.dim();
+  const auto more = clustered(50, dim, 3, 37);
+  std::vector<label_t> labels(50);
+  for (std::size_t i = 0; i < 50; ++i) labels[i] = 10000 + i;
+  idx.add(more.view(), labels);
+  for (std::size_t i = 0; i < 50; ++i) {
+    const auto got = idx.search(more.row(i), 1, {.ef = 64});
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].label == labels[i]);
+    CHECK(got[0].distance == 0.f);
+  }
+  // Saved again, it keeps its layout (no terms) and loads as itself.
+  std::stringstream again;
+  idx.save(again);
+  const auto reloaded = hnsw_sq8_index<l2>::load(again);
+  CHECK(reloaded.size() == idx.size());
+  CHECK(reloaded.search(more.row(7), 1, {.ef = 64})[0].label == labels[7]);
 }

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -99,4 +100,74 @@ TEST_CASE("sq8: restore refuses ranges that are not finite or step backwards", "
   CHECK_THROWS_AS(sq.restore(inf_min, good_scale), invalid_argument);
   CHECK_THROWS_MATCHES(sq.restore(std::span<const float>(good_min, 1), good_scale), invalid_argument,
                        message_has("2 ranges expected"));
+}
+
+// The integer form rounds only the query's weights: each to within half a
+// step, so a distance moves by at most step/2 x the sum of the codes, and
+// by about sqrt(dim) x 128 x step / sqrt(12) on random codes.
+TEMPLATE_TEST_CASE("sq8: walk_distance is distance within its weights' rounding, at every dimension it serves", "[sq8]",
+                   l2, inner_product, cosine) {
+  for (const std::size_t d : {std::size_t{1}, std::size_t{8}, std::size_t{33}, std::size_t{784},
+                              sq8_quantizer::max_integer_dim}) {
+    INFO("dimension " << d);
+    auto rows = clustered(200, d, 5, 17 + d);
+    for (std::size_t i = 0; i < rows.rows(); ++i)
+      for (std::size_t j = 0; j < d; ++j) rows(i, j) *= float(1 + j % 7);  // uneven ranges
+    sq8_quantizer sq(d);
+    REQUIRE(sq.integer_walk());
+    sq.train<TestType>(rows.view());
+    const std::size_t bytes = sq.record_bytes<TestType>();
+    CHECK(bytes == d + (TestType::kind == metric_kind::l2 ? 4 : 0));
+    std::vector<std::uint8_t> code(bytes);
+    std::vector<float> stored(d), q(d);
+    const auto queries = clustered(4, d, 5, 99 + d);
+    sq8_query prepared;
+    double err_sq = 0;
+    std::size_t pairs = 0;
+    for (std::size_t qi = 0; qi < queries.rows(); ++qi) {
+      store_rows<TestType>(queries.view().rows_slice(qi, 1), q.data());
+      sq.template prepare<TestType>(q.data(), prepared);
+      REQUIRE(prepared.weights.size() == d);
+      double weight_sum = 0;
+      for (const std::int16_t w : prepared.weights) weight_sum += std::abs(double(w));
+      CHECK(255.0 * weight_sum < 2147483648.0);  // the int32 sum cannot overflow
+      for (std::size_t i = 0; i < rows.rows(); i += 3) {
+        store_rows<TestType>(rows.view().rows_slice(i, 1), stored.data());
+        sq.encode(stored.data(), code.data());
+        if (TestType::kind == metric_kind::l2) sq.put_term(code.data());
+        const double want = sq.template distance<TestType>(prepared, code.data());
+        const double got = sq.template walk_distance<TestType>(prepared, code.data());
+        double codes = 0;
+        for (std::size_t j = 0; j < d; ++j) codes += code[j];
+        const double bound = codes * prepared.step / 2 + 1e-5 * (std::abs(want) + std::abs(prepared.constant)) + 1e-6;
+        INFO("query " << qi << " row " << i);
+        REQUIRE(std::abs(got - want) <= bound);
+        err_sq += (got - want) * (got - want);
+        ++pairs;
+      }
+    }
+    CHECK(std::sqrt(err_sq / double(pairs)) <= std::sqrt(double(d)) * 128.0 * prepared.step + 1e-4);
+  }
+}
+
+TEST_CASE("sq8: a term that is not a number reads as 0, and put_term writes the code's sum of squares", "[sq8]") {
+  const std::size_t d = 16;
+  const auto rows = clustered(100, d, 3, 5);
+  sq8_quantizer sq(d);
+  sq.train<l2>(rows.view());
+  std::vector<std::uint8_t> code(d + sq8_quantizer::term_bytes);
+  sq.encode(rows.row_ptr(3), code.data());
+  sq.put_term(code.data());
+  float term;
+  std::memcpy(&term, code.data() + d, sizeof term);
+  double want = 0;
+  for (std::size_t j = 0; j < d; ++j) want += std::pow(double(sq.scale()[j]) * code[j], 2);
+  CHECK(term == Approx(want).epsilon(1e-6));
+  CHECK(term == sq.code_term(code.data()));
+  sq8_query prepared;
+  sq.prepare<l2>(rows.row_ptr(7), prepared);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(code.data() + d, &nan, sizeof nan);
+  const float got = sq.walk_distance<l2>(prepared, code.data());
+  CHECK(std::isfinite(got));
 }
