@@ -114,6 +114,10 @@ TEST_CASE("hnsw_sq8: memory_bytes is hnsw_index's plus a code per slot and the r
   const auto coded = hnsw_sq8_index<l2>::build(base.view(), {.m = 10});
   // 20 code bytes and the l2 term rounded up to a cache line, for each of the 2000 slots; 20 lower ends and steps.
   CHECK(coded.memory_bytes() == plain.memory_bytes() + 2000 * 64 + 2 * 20 * 4);
+  // At a multiple of 64 dimensions the term would take a line of its own: l2 records go without it.
+  const auto base64 = clustered(500, 64, 6, 15);
+  CHECK(hnsw_sq8_index<l2>::build(base64.view(), {.m = 10}).memory_bytes() ==
+        hnsw_index<l2>::build(base64.view(), {.m = 10}).memory_bytes() + 500 * 64 + 2 * 64 * 4);
 }
 
 TEST_CASE("hnsw_sq8: vectors outside the first add's ranges are stored exactly and found", "[hnsw_sq8]") {

@@ -170,7 +170,7 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
   /// dim = 0, m outside 2..1024 or ef_construction outside 1..2^20, and what reserve
   /// throws for initial_capacity.
   explicit hnsw_index(std::size_t dim, const build_params& params = {})
-      : hnsw_index(dim, params, walks_codes && Metric::kind == metric_kind::l2) {}
+      : hnsw_index(dim, params, terms_by_default(dim)) {}
 
   std::size_t dim() const { return dim_; }
   /// Vectors that searches can return (removed ones excluded).
@@ -331,6 +331,15 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     reserve(params_.initial_capacity);
   }
 
+  // l2 records carry code terms (and so walk in integers) where the term
+  // fits in the code's last cache line. At dimensions that are a multiple of
+  // 64, or 1 to 3 short of one, it would add a line to every neighbour's
+  // read: at d = 128 that measured 5-20% slower than the float walk
+  // (docs/benchmarks.md), so there l2 walks on floats.
+  static bool terms_by_default(std::size_t dim) {
+    return walks_codes && Metric::kind == metric_kind::l2 &&
+           (dim + sq8_quantizer::term_bytes + 63) / 64 == (dim + 63) / 64;
+  }
   static std::size_t code_bytes(std::size_t dim, bool terms) {
     return walks_codes ? dim + (terms ? sq8_quantizer::term_bytes : 0) : 0;
   }
