@@ -188,33 +188,43 @@ void set_field(std::string& file, const std::string& section, const std::string&
 }
 }  // namespace
 
-TEST_CASE("hnsw_sq8: a damaged l2 code term is refused on load; a view reads one that is not a number as 0",
+TEST_CASE("hnsw_sq8: l2 code terms are recomputed on load; a view reads one that is not a number as 0",
           "[hnsw_sq8][persist]") {
   const std::size_t dim = 16, m = 8;
   const auto base = clustered(400, dim, 4, 35);
+  const auto queries = clustered(30, dim, 4, 38);
   const auto idx = hnsw_sq8_index<l2>::build(base.view(), {.m = m, .ef_construction = 60, .seed = 4});
   std::stringstream saved;
   idx.save(saved);
   std::string file = saved.str();
-  // Slot 0's record: header and 2m links rounded up to 64 bytes, then its
-  // dim code bytes and the term (node_store.hpp).
-  const std::size_t term_at = section_at(file, "hnsw.nodes") + (24 + 2 * m * 4 + 63) / 64 * 64 + dim;
-  float term;
-  std::memcpy(&term, file.data() + term_at, 4);
-  REQUIRE(term > 0);
+  // Every record's term (node_store.hpp): after the header and 2m links
+  // (88 bytes, rounded up to 128) and the dim code bytes; a record is those
+  // 128, the code and term rounded up to 64, and the 64-byte vector.
+  const std::size_t stride = 128 + 64 + 64, first = section_at(file, "hnsw.nodes") + 128 + dim;
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  std::memcpy(file.data() + term_at, &nan, 4);
+  for (std::size_t s = 0; s < 400; ++s) {
+    float term;
+    std::memcpy(&term, file.data() + first + s * stride, 4);
+    REQUIRE(term > 0);
+    std::memcpy(file.data() + first + s * stride, &nan, 4);
+  }
   annulus::testing::reseal(file);
   std::stringstream damaged(file);
-  CHECK_THROWS_MATCHES(hnsw_sq8_index<l2>::load(damaged), format_error, message_has("slot 0 has code term"));
+  const auto loaded = hnsw_sq8_index<l2>::load(damaged);
   annulus::testing::temp_dir dir;
   {
     std::ofstream out(dir / "damaged.annulus", std::ios::binary);
     out << file;
   }
   const auto viewed = hnsw_sq8_index<l2>::view(dir / "damaged.annulus");
-  for (std::size_t i = 0; i < 20; ++i)
-    for (const neighbor& n : viewed.search(base.row(i), k, {.ef = 32})) CHECK(std::isfinite(n.distance));
+  for (std::size_t i = 0; i < queries.rows(); ++i) {
+    const auto want = idx.search(queries.row(i), k, {.ef = 32});
+    CHECK(loaded.search(queries.row(i), k, {.ef = 32}) == want);
+    // The view walks with every term at 0: a worse walk, but k results with exact distances.
+    const auto got = viewed.search(queries.row(i), k, {.ef = 32});
+    REQUIRE(got.size() == k);
+    for (const neighbor& n : got) CHECK(n.distance == l2::distance(queries.row_ptr(i), base.row_ptr(n.label), dim));
+  }
 }
 
 TEST_CASE("hnsw_sq8: the terms field must say what the metric's records hold", "[hnsw_sq8][persist]") {
@@ -232,6 +242,7 @@ TEST_CASE("hnsw_sq8: the terms field must say what the metric's records hold", "
 }
 
 TEST_CASE("hnsw_sq8: an l2 file from before code terms loads, grows and answers on its float walk", "[hnsw_sq8][persist]") {
+  // The fixture from before code terms: it loads, takes adds and answers.
   const auto file = std::filesystem::path(ANNULUS_FIXTURE_DIR) / "format-v1" / "hnsw_sq8-l2.annulus";
   auto idx = hnsw_sq8_index<l2>::load(file);
   const std::size_t dim = idx.dim();
@@ -245,10 +256,33 @@ TEST_CASE("hnsw_sq8: an l2 file from before code terms loads, grows and answers 
     CHECK(got[0].label == labels[i]);
     CHECK(got[0].distance == 0.f);
   }
-  // Saved again, it keeps its layout (no terms) and loads as itself.
   std::stringstream again;
   idx.save(again);
-  const auto reloaded = hnsw_sq8_index<l2>::load(again);
-  CHECK(reloaded.size() == idx.size());
-  CHECK(reloaded.search(more.row(7), 1, {.ef = 64})[0].label == labels[7]);
+  CHECK(hnsw_sq8_index<l2>::load(again).search(more.row(7), 1, {.ef = 64})[0].label == labels[7]);
+
+  // The walk such a file gets never reads the term bytes: a file saying
+  // "terms 0" whose term bytes hold 1e30 walks as well as with its terms.
+  const std::size_t d = 16;
+  const auto base = clustered(2000, d, 8, 39);
+  const auto queries = clustered(50, d, 8, 40);
+  const auto built = hnsw_sq8_index<l2>::build(base.view(), {.m = 8, .ef_construction = 60, .seed = 5});
+  std::stringstream saved;
+  built.save(saved);
+  std::string bytes = saved.str();
+  const std::size_t stride = 128 + 64 + 64, first = section_at(bytes, "hnsw.nodes") + 128 + d;  // as above
+  const float huge = 1e30f;
+  for (std::size_t s = 0; s < 2000; ++s) std::memcpy(bytes.data() + first + s * stride, &huge, 4);
+  set_field(bytes, "hnsw.sq8", "terms", 0);
+  std::stringstream old_style(bytes);
+  const auto floats = hnsw_sq8_index<l2>::load(old_style);
+  const hnsw_search_params narrow{.ef = 16, .rerank = k};
+  const double with_terms = annulus::testing::filtered_recall(built, base, queries, narrow, everything, k);
+  const double on_floats = annulus::testing::filtered_recall(floats, base, queries, narrow, everything, k);
+  INFO("recall: integer walk " << with_terms << ", float walk " << on_floats);
+  CHECK(on_floats >= with_terms - 0.03);
+  CHECK(on_floats >= 0.8);
+  // Saved again, it keeps that layout: "terms 0", the same size.
+  std::stringstream resaved;
+  floats.save(resaved);
+  CHECK(resaved.str().size() == bytes.size());
 }

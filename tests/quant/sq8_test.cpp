@@ -123,11 +123,14 @@ TEMPLATE_TEST_CASE("sq8: walk_distance is distance within its weights' rounding,
     const auto queries = clustered(4, d, 5, 99 + d);
     sq8_query prepared;
     double err_sq = 0;
+    double rms_bound = 0;
     std::size_t pairs = 0;
     for (std::size_t qi = 0; qi < queries.rows(); ++qi) {
       store_rows<TestType>(queries.view().rows_slice(qi, 1), q.data());
       sq.template prepare<TestType>(q.data(), prepared);
+      REQUIRE(prepared.integer);
       REQUIRE(prepared.weights.size() == d);
+      rms_bound = std::max(rms_bound, std::sqrt(double(d)) * 128.0 * prepared.step);
       double weight_sum = 0;
       for (const std::int16_t w : prepared.weights) weight_sum += std::abs(double(w));
       CHECK(255.0 * weight_sum < 2147483648.0);  // the int32 sum cannot overflow
@@ -146,11 +149,12 @@ TEMPLATE_TEST_CASE("sq8: walk_distance is distance within its weights' rounding,
         ++pairs;
       }
     }
-    CHECK(std::sqrt(err_sq / double(pairs)) <= std::sqrt(double(d)) * 128.0 * prepared.step + 1e-4);
+    CHECK(std::sqrt(err_sq / double(pairs)) <= rms_bound + 1e-4);
   }
 }
 
-TEST_CASE("sq8: a term that is not a number reads as 0, and put_term writes the code's sum of squares", "[sq8]") {
+TEST_CASE("sq8: a term that is negative or not finite reads as 0, and put_term writes the code's sum of squares",
+          "[sq8]") {
   const std::size_t d = 16;
   const auto rows = clustered(100, d, 3, 5);
   sq8_quantizer sq(d);
@@ -168,6 +172,16 @@ TEST_CASE("sq8: a term that is not a number reads as 0, and put_term writes the 
   sq.prepare<l2>(rows.row_ptr(7), prepared);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(code.data() + d, &nan, sizeof nan);
-  const float got = sq.walk_distance<l2>(prepared, code.data());
-  CHECK(std::isfinite(got));
+  REQUIRE(prepared.integer);
+  const float without_term =
+      prepared.constant + prepared.step * float(kernels::dot_u8_i16(code.data(), prepared.weights.data(), d));
+  CHECK(sq.walk_distance<l2>(prepared, code.data()) == without_term);
+  const float inf = std::numeric_limits<float>::infinity(), negative = -1.f;
+  std::memcpy(code.data() + d, &inf, sizeof inf);
+  CHECK(sq.walk_distance<l2>(prepared, code.data()) == without_term);
+  std::memcpy(code.data() + d, &negative, sizeof negative);
+  CHECK(sq.walk_distance<l2>(prepared, code.data()) == without_term);
+  // Without weights asked for, the query is for distance() only.
+  sq.prepare<l2>(rows.row_ptr(7), prepared, false);
+  CHECK_FALSE(prepared.integer);
 }

@@ -337,7 +337,7 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
   // read: at d = 128 that measured 5-20% slower than the float walk
   // (docs/benchmarks.md), so there l2 walks on floats.
   static bool terms_by_default(std::size_t dim) {
-    return walks_codes && Metric::kind == metric_kind::l2 &&
+    return walks_codes && Metric::kind == metric_kind::l2 && dim <= sq8_quantizer::max_integer_dim &&
            (dim + sq8_quantizer::term_bytes + 63) / 64 == (dim + 63) / 64;
   }
   static std::size_t code_bytes(std::size_t dim, bool terms) {
@@ -654,8 +654,11 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
       idx.graph().store().view(nodes, n, levels, upper);
     } else {
       check_records(r, nodes, dir, levels, store.stride(), p.m);
-      if (terms) check_terms(r, nodes, idx.state_->quantizer, store);
       idx.graph().store().restore(nodes, n, levels, upper);
+      // The terms are recomputed, not checked: builds with and without FMA
+      // may round the sum differently, and a damaged one is repaired.
+      if (terms)
+        for (std::size_t s = 0; s < n; ++s) idx.state_->quantizer.put_term(idx.store().code(slot_t(s)));
     }
     idx.graph().restore_entry(entry);
     idx.state_->live.store(dir.live());
@@ -681,22 +684,6 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
                                      " to slot " + std::to_string(t) + ", which is not on that layer");
         }
       }
-  }
-
-  // Every record's code term as put_term writes it (a view does not check
-  // them: walk_distance reads a term that is not a number as 0).
-  static void check_terms(serial::reader& r, std::span<const std::byte> nodes, const sq8_quantizer& ranges,
-                          const hnsw_detail::node_store& store) {
-    const std::size_t n = nodes.size() / store.stride();
-    for (std::size_t s = 0; s < n; ++s) {
-      const auto* code = reinterpret_cast<const std::uint8_t*>(nodes.data() + s * store.stride() + store.code_offset());
-      float term;
-      std::memcpy(&term, code + ranges.dim(), sizeof term);
-      const float want = ranges.code_term(code);
-      if (std::bit_cast<std::uint32_t>(term) != std::bit_cast<std::uint32_t>(want))
-        r.fail("hnsw.nodes", "slot " + std::to_string(s) + " has code term " + std::to_string(term) +
-                                 ", its code gives " + std::to_string(want));
-    }
   }
 
   // Every record's header against the directory and the levels; every
@@ -885,8 +872,8 @@ class hnsw_index : public index_base<hnsw_index<Metric, Walk>, Metric> {
     std::size_t kept = 0;  // sc.best's first `kept` hold what the k closest are chosen from
     if constexpr (walks_codes) {
       const sq8_quantizer& ranges = state_->quantizer;
-      ranges.template prepare<Metric>(q, sc.query);
-      if (integer_walk()) {
+      ranges.template prepare<Metric>(q, sc.query, integer_walk());
+      if (sc.query.integer) {
         const code_scorer<true> score{&store(), &ranges, &sc.query};
         g.beam_by(score, g.descend_by(score, 0, store().capacity()), ef, 0, returnable, sc);
       } else {

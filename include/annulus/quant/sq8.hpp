@@ -18,9 +18,12 @@
 // (kernels::dot_u8_i16: 16 dimensions per AVX2 multiply-add, about 3x
 // sq8_l2's speed on a cached code). Under l2 that needs the code's own
 // sum of scale_i^2 c_i^2, stored after its bytes (code_term; a record is
-// record_bytes<Metric>() long). The weights' rounding moves a distance by
-// about sqrt(dim) x 255 x step / 4, a few parts in 10^5 of a typical one;
-// the walk only ranks with it, results are re-ranked exactly.
+// record_bytes<Metric>() long). One step serves every dimension (the
+// largest coefficient over 2^31 / (255 dim), at most 32767 steps): the
+// rounding moves a distance by at most step/2 x the sum of the codes, on
+// random codes by about sqrt(dim) x 37 x step. A query whose coefficients
+// are very uneven across dimensions gets coarser weights on the small
+// ones; the walk only ranks with them, results are re-ranked exactly.
 //
 // Where the data takes at most 256 evenly spaced values a dimension (pixel
 // intensities 0..255) and training saw both ends, codes are exact.
@@ -30,6 +33,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -52,8 +56,11 @@ struct sq8_query {
   // distance(): dim floats and a constant.
   std::vector<float> terms;
   float bias = 0;
-  // walk_distance(): dim int16 weights, what one weight unit is worth, and
-  // a constant (l2: |q - min|^2; inner product and cosine: <q, min>).
+  // walk_distance(): whether it may be used for this query (prepare was
+  // asked for weights and they are representable), dim int16 weights, what
+  // one weight unit is worth, and a constant (l2: |q - min|^2; inner
+  // product and cosine: <q, min>).
+  bool integer = false;
   std::vector<std::int16_t> weights;
   float step = 0;
   float constant = 0;
@@ -67,7 +74,7 @@ class sq8_quantizer {
   static constexpr std::size_t term_bytes = sizeof(float);
   /// Dimensions up to which walk_distance is offered: beyond, the int16
   /// weights that keep the int32 sum from overflowing (2^31 / (255 dim))
-  /// would have fewer than 10 bits.
+  /// would have about 10 bits or fewer.
   static constexpr std::size_t max_integer_dim = 8192;
 
   /// An untrained quantiser for `dim`-dimensional vectors (its ranges are
@@ -158,10 +165,12 @@ class sq8_quantizer {
   /// The value code `c` stands for in dimension j.
   float decode(std::size_t j, std::uint8_t c) const { return min_[j] + scale_[j] * float(c); }
 
-  /// Query q's terms for both forms (q as Metric searches it: normalised
-  /// under cosine). Allocates only on a query object's first use.
+  /// Query q's terms for distance(), and with `weights` (and integer_walk())
+  /// those for walk_distance() (q as Metric searches it: normalised under
+  /// cosine); out.integer says whether walk_distance may be used.
+  /// Allocates only on a query object's first use.
   template <metric Metric>
-  void prepare(const float* q, sq8_query& out) const {
+  void prepare(const float* q, sq8_query& out, bool weights = true) const {
     const std::size_t d = dim();
     out.terms.resize(d);
     if constexpr (Metric::kind == metric_kind::l2) {
@@ -171,7 +180,8 @@ class sq8_quantizer {
       for (std::size_t j = 0; j < d; ++j) out.terms[j] = q[j] * scale_[j];
       out.bias = kernels::dot(q, min_.data(), d);
     }
-    if (integer_walk()) prepare_weights<Metric>(out);
+    out.integer = false;
+    if (weights && integer_walk()) prepare_weights<Metric>(out);
   }
 
   /// Metric's distance from the prepared query to the vector `code` stands for.
@@ -183,16 +193,18 @@ class sq8_quantizer {
       return Metric::from_dot(q.bias + kernels::sq8_dot(q.terms.data(), code, dim()), 0.f, 0.f);
   }
 
-  /// distance's integer form (integer_walk() must hold): `code` is
+  /// distance's integer form (q.integer must hold): `code` is
   /// record_bytes<Metric>() long, its term written by put_term under l2.
-  /// A term that is not a number (a damaged file's) counts as 0.
+  /// A term that is negative or not finite (a damaged file's) counts as 0.
   template <metric Metric>
   float walk_distance(const sq8_query& q, const std::uint8_t* code) const {
     const float sum = q.step * float(kernels::dot_u8_i16(code, q.weights.data(), dim()));
     if constexpr (Metric::kind == metric_kind::l2) {
-      float term;
-      std::memcpy(&term, code + dim(), sizeof term);
-      return q.constant + sum + std::max(0.f, term);
+      std::uint32_t bits;
+      std::memcpy(&bits, code + dim(), sizeof bits);
+      // Tested on the bits, so that no floating-point mode can let a NaN through.
+      const bool usable = (bits >> 31) == 0 && (bits & 0x7f800000u) != 0x7f800000u;
+      return q.constant + sum + (usable ? std::bit_cast<float>(bits) : 0.f);
     } else {
       return Metric::from_dot(q.constant + sum, 0.f, 0.f);
     }
@@ -215,6 +227,9 @@ class sq8_quantizer {
       if constexpr (Metric::kind == metric_kind::l2) constant += t * t;
     }
     const double step = largest > 0 ? largest / cap : 1.0;
+    // A step below float's normal range (coefficients near 1e-34) would
+    // lose the sum: such a query walks on floats.
+    if (!(float(step) >= std::numeric_limits<float>::min())) return;
     for (std::size_t j = 0; j < d; ++j) {
       const double t = out.terms[j];
       const double w = Metric::kind == metric_kind::l2 ? 2 * t * scale_[j] : t;
@@ -222,6 +237,7 @@ class sq8_quantizer {
     }
     out.step = float(step);
     out.constant = Metric::kind == metric_kind::l2 ? float(constant) : out.bias;
+    out.integer = true;
   }
 
   std::vector<float> min_, scale_;

@@ -8,7 +8,8 @@
 //   offset 24   2m layer-0 links (32-bit slots)
 //   offset C    the node's code (code_bytes bytes, none unless the index
 //               walks codes: hnsw_sq8_index, whose l2 records add a float
-//               after the code's dim bytes), C = the header and links
+//               after the code's dim bytes where it fits the code's last
+//               cache line, in files written since), C = the header and links
 //               rounded up to 64 bytes so a code starts on a cache line
 //   offset V    the vector (dim floats), V = C + code_bytes rounded up to 64
 //   record      V + dim floats, rounded up to 64 bytes
@@ -152,8 +153,6 @@ class node_store {
   /// Slot s's code (code_bytes() bytes; none in a store without codes).
   std::uint8_t* code(slot_t s) const { return reinterpret_cast<std::uint8_t*>(record(s) + code_offset_); }
   std::size_t code_bytes() const { return code_bytes_; }
-  /// Where a record's code starts.
-  std::size_t code_offset() const { return code_offset_; }
 
   node_state state(slot_t s) const {
     return node_state(std::atomic_ref(header(s).state).load(std::memory_order_acquire));
