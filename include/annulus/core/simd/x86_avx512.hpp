@@ -63,13 +63,7 @@ struct vec {
   static constexpr std::size_t u8_width = 32;
   static ireg izero() { return _mm512_setzero_si512(); }
   static ireg iadd(ireg a, ireg b) { return _mm512_add_epi32(a, b); }
-  static std::int32_t isum(ireg v) {
-    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-  }
+  static std::int32_t isum(ireg v) { return _mm512_reduce_add_epi32(v); }
   static ireg madd_u8_i16(ireg acc, const std::uint8_t* c, const std::int16_t* w) {  // AVX-512BW
     const __m512i wide = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
     return _mm512_add_epi32(acc, _mm512_madd_epi16(wide, _mm512_loadu_si512(w)));
