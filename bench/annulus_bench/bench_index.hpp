@@ -74,6 +74,9 @@ struct index_entry {
   /// For an annulus index: the index whose peers it is compared with
   /// (hnsw_sq8 with hnsw's); empty: its own name.
   std::string family{};
+  /// Laid over default_build under --quick (before the user's parameters):
+  /// what the small quick set needs for a point above recall 0.9.
+  params quick_build{};
   /// The annulus index name its comparisons go by: family (or name) for an
   /// annulus index, peer_of for a peer.
   const std::string& compared_as() const {

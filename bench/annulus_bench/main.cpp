@@ -33,7 +33,8 @@ struct selection {
   const index_entry* entry;
   params build;
   std::vector<std::string> sweep;
-  bool named = true;  // by the user, not through "all"
+  bool named = true;          // by the user, not through "all"
+  bool default_sweep = true;  // not from --sweep: may stop early (run_options::stop_recall)
 };
 
 // "flat,hnsw:m=32,ef_construction=400" -> {flat: {}, hnsw: {m=32, ef_construction=400}}:
@@ -83,6 +84,8 @@ class progress_line {
                  steps_, what.c_str(), elapsed, eta.c_str(), tty_ ? "" : "\n");
     ++done_;
   }
+  /// Steps planned but not run (a sweep that stopped early).
+  void skip(std::size_t n) { steps_ -= std::min(n, steps_ - done_); }
   void finish() { std::fprintf(stderr, "%sdone in %.0f s\n", tty_ ? "\r\033[K" : "", seconds()); }
 
  private:
@@ -146,7 +149,8 @@ int run(int argc, char** argv) {
   auto add = [&](const std::string& name, const std::string& build_text, const std::string& option,
                  bool named = true) {
     const index_entry& e = find_entry(all, name, option);
-    chosen.push_back({&e, params::parse(build_text, name + " build parameters"),
+    const params given = params::parse(build_text, name + " build parameters");
+    chosen.push_back({&e, quick ? e.quick_build.merged(given) : given,
                       quick ? e.quick_sweep : e.sweep, named});
   };
   if (index_list == "all") {
@@ -161,9 +165,15 @@ int run(int argc, char** argv) {
   }
   const std::size_t n_annulus = chosen.size();
   if (peers == "all") {
+    // Each peer once, however many annulus indexes it is compared with
+    // (hnsw and hnsw_sq8 share hnswlib and faiss-hnsw).
+    auto chosen_already = [&](const index_entry& e) {
+      return std::any_of(chosen.begin(), chosen.end(), [&](const selection& c) { return c.entry == &e; });
+    };
     for (std::size_t i = 0; i < n_annulus; ++i)
       for (const index_entry& e : all)
-        if (e.library != "annulus" && e.peer_of == chosen[i].entry->compared_as()) add(e.name, "", "--peers");
+        if (e.library != "annulus" && e.peer_of == chosen[i].entry->compared_as() && !chosen_already(e))
+          add(e.name, "", "--peers");
   } else if (peers != "none") {
     for (const auto& [name, build] : parse_index_list(peers)) {
       if (find_entry(all, name, "--peers").library == "annulus")
@@ -185,7 +195,7 @@ int run(int argc, char** argv) {
     const std::string knob = s.substr(0, eq);
     bool used = false;
     for (selection& c : chosen)
-      if (c.entry->knob == knob) c.sweep = split(s.substr(eq + 1), ','), used = true;
+      if (c.entry->knob == knob) c.sweep = split(s.substr(eq + 1), ','), c.default_sweep = false, used = true;
     if (!used) throw usage_error("--sweep: no chosen index has the search parameter '" + knob + "'");
   }
 
@@ -226,8 +236,11 @@ int run(int argc, char** argv) {
   std::vector<result_row> rows;
   std::vector<persist_row> persisted;
   for (const selection& c : chosen) {
-    auto r = run_entry(*c.entry, c.build, c.sweep, ds, opt,
+    run_options entry_opt = opt;
+    if (!c.default_sweep) entry_opt.stop_recall = entry_opt.stop_gain = -1;  // every point asked for
+    auto r = run_entry(*c.entry, c.build, c.sweep, ds, entry_opt,
                        [&](const std::string& what, double) { progress.step(what); });
+    progress.skip(std::max<std::size_t>(1, c.sweep.size()) - std::min(r.rows.size(), std::max<std::size_t>(1, c.sweep.size())));
     rows.insert(rows.end(), r.rows.begin(), r.rows.end());
     persisted.insert(persisted.end(), r.persisted.begin(), r.persisted.end());
   }

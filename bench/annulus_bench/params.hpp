@@ -25,6 +25,8 @@ class params {
   static params parse(const std::string& text, const std::string& what);
 
   bool empty() const { return values_.empty(); }
+  /// Whether `key` was given (does not count as reading it).
+  bool contains(const std::string& key) const { return values_.count(key) != 0; }
   /// "k=v,k=v" in key order (how results.csv shows them).
   std::string str() const;
 

@@ -346,6 +346,7 @@ std::vector<index_entry> faiss_entries() {
       {"faiss-hnsw", "faiss", "hnsw", params::parse("m=16,ef_construction=200", "faiss-hnsw"), "ef", ef,
        ef_quick, build_hnsw},
   };
+  entries[2].quick_build = params::parse("refine=16", "faiss-ivf-pq");  // as ivf_pq's
   for (index_entry& e : entries) {
     e.open = [name = e.name](const dataset& ds, const params& build, const std::string& path, bool view) {
       return open_saved(name, ds, build, path, view);

@@ -28,10 +28,27 @@ std::vector<curve_point> frontier_of(const std::vector<const result_row*>& rows)
   return pareto_frontier(pts);
 }
 
+// The measured setting that reaches `target` recall fastest: what a user
+// would configure (the interpolated QPS of the summary lies between it and
+// the setting below). Null when no point reaches the target.
+const result_row* setting_for(const std::vector<const result_row*>& rows, double target) {
+  const result_row* best = nullptr;
+  for (const result_row* r : rows)
+    if (r->recall >= target && (!best || r->qps_1t > best->qps_1t)) best = r;
+  return best;
+}
+
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
+}
+
+// A point's search setting as the user would pass it ("ef=96"; "default"
+// for an index without a knob), or "-" for none.
+std::string setting_text(const result_row* r) {
+  if (!r) return "-";
+  return r->search_params.empty() ? "default" : r->search_params;
 }
 
 // CSV field: quoted when it holds a comma or a quote.
@@ -77,8 +94,8 @@ void write_summary(const std::filesystem::path& file, const std::vector<result_r
      << "QPS with one query per call on one thread, read off each curve's Pareto frontier at "
         "recall@" << (rows.empty() ? 10 : rows.front().k)
      << " (interpolated; n/a: the curve never reaches it).\n\n"
-     << "| annulus | peer | recall | annulus QPS | peer QPS | annulus / peer |\n"
-     << "|---|---|---|---|---|---|\n";
+     << "| annulus | peer | recall | annulus QPS | peer QPS | annulus / peer | annulus setting | peer setting |\n"
+     << "|---|---|---|---|---|---|---|---|\n";
   bool any = false;
   for (const auto& [name, ours] : all) {
     if (ours.front()->library != "annulus") continue;
@@ -97,12 +114,27 @@ void write_summary(const std::filesystem::path& file, const std::vector<result_r
         const auto a = qps_at_recall(ours_front, t), b = qps_at_recall(peer_front, t);
         md << "| " << name << " | " << peer_name << " | " << fmt("%.2f", t) << " | "
            << (a ? fmt("%.1f", *a) : "n/a") << " | " << (b ? fmt("%.1f", *b) : "n/a") << " | "
-           << (a && b ? fmt("%.2fx", *a / *b) : "n/a") << " |\n";
+           << (a && b ? fmt("%.2fx", *a / *b) : "n/a") << " | " << setting_text(setting_for(ours, t)) << " | "
+           << setting_text(setting_for(theirs, t)) << " |\n";
         any = true;
       }
     }
   }
-  if (!any) md << "| (no annulus index with a peer in this run) | | | | | |\n";
+  if (!any) md << "| (no annulus index with a peer in this run) | | | | | | | |\n";
+  md << "\nThe setting to use for each recall target: the measured point that reaches it "
+        "with the most QPS (recall, QPS); -: no point reaches it.\n\n| curve |";
+  for (double t : targets) md << " recall " << fmt("%.2f", t) << " |";
+  md << "\n|---|";
+  for (std::size_t i = 0; i < std::size(targets); ++i) md << "---|";
+  md << '\n';
+  for (const auto& [name, rs] : all) {
+    md << "| " << name << " |";
+    for (double t : targets) {
+      const result_row* r = setting_for(rs, t);
+      md << ' ' << (r ? setting_text(r) + fmt(" (%.3f, ", r->recall) + fmt("%.0f QPS)", r->qps_1t) : "-") << " |";
+    }
+    md << '\n';
+  }
   md << "\nBuild time and memory per curve:\n\n| curve | build_s | bytes/vector (index) | "
         "bytes/vector (RSS delta) |\n|---|---|---|---|\n";
   for (const auto& [name, rs] : all)
@@ -114,6 +146,17 @@ void write_summary(const std::filesystem::path& file, const std::vector<result_r
   if (!out) throw std::runtime_error("cannot write " + file.string());
 }
 
+// Legend labels: the library and index, with the build parameters only where
+// one index runs with several (the full names are in summary.md).
+std::map<std::string, std::string> legend_labels(const std::map<std::string, std::vector<const result_row*>>& all) {
+  std::map<std::string, int> uses;
+  auto short_name = [](const result_row& r) { return (r.library == "annulus" ? "annulus " : "") + r.index; };
+  for (const auto& [name, rs] : all) ++uses[short_name(*rs.front())];
+  std::map<std::string, std::string> out;
+  for (const auto& [name, rs] : all) out[name] = uses[short_name(*rs.front())] > 1 ? name : short_name(*rs.front());
+  return out;
+}
+
 bool write_plot(const std::filesystem::path& file, const std::vector<result_row>& rows) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
     std::fprintf(stderr, "gnuplot not found (apt-get install gnuplot-nox): no %s\n",
@@ -121,8 +164,14 @@ bool write_plot(const std::filesystem::path& file, const std::vector<result_row>
     return false;
   }
   const auto all = curves(rows);
+  const auto labels = legend_labels(all);
   const std::filesystem::path data = file.parent_path() / "recall_qps.dat";
   const std::filesystem::path script = file.parent_path() / "recall_qps.gp";
+  // Sixteen colours no two of which are easily confused (after Tableau 10 and
+  // Kelly's list); a run with more curves repeats them with another point shape.
+  static constexpr const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                                            "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#000000", "#469990",
+                                            "#005c31", "#993f00", "#4c005c", "#ffa405"};
   {
     std::ofstream dat(data);
     for (const auto& [name, rs] : all) {
@@ -130,15 +179,27 @@ bool write_plot(const std::filesystem::path& file, const std::vector<result_row>
       for (const curve_point& p : frontier_of(rs)) dat << p.recall << ' ' << p.qps << '\n';
       dat << "\n\n";
     }
+    // Recall on a log(1 - recall) axis: 0.9, 0.99 and 0.999 equally apart,
+    // so the range that matters is not a sliver at the right edge. Recall 1
+    // is drawn at 0.9995.
     std::ofstream gp(script);
-    gp << "set terminal pngcairo size 1000,750 noenhanced\nset output '" << file.string() << "'\n"
-       << "set xlabel 'recall@" << rows.front().k << "'\nset ylabel 'queries per second, 1 thread'\n"
-       << "set logscale y\nset grid\nset key below\nset xrange [*:1.002]\n"
-       << "set title '" << rows.front().dataset << " (" << rows.front().metric << ")'\nplot ";
+    gp << "set terminal pngcairo size 1200,700 noenhanced font ',10'\nset output '" << file.string() << "'\n"
+       << "set xlabel 'recall@" << rows.front().k << " (axis: -log10(1 - recall))'\n"
+       << "set ylabel 'queries per second, 1 thread (log)'\n"
+       << "set logscale y\nset grid\nset xrange [0:3.4]\n"
+       << "set xtics ('0' 0, '0.5' 0.30103, '0.8' 0.69897, '0.9' 1, '0.95' 1.30103, '0.98' 1.69897, "
+          "'0.99' 2, '0.995' 2.30103, '0.999' 3, '1' 3.30103)\n"
+       << "set key outside right top vertical Left reverse font ',9' spacing 1.1 samplen 3\n"
+       << "set title '" << rows.front().dataset << " (" << rows.front().metric
+       << "): solid = annulus, dashed = peers; each curve its Pareto frontier'\nplot ";
     std::size_t i = 0;
     for (const auto& [name, rs] : all) {
-      gp << (i ? ", " : "") << "'" << data.string() << "' index " << i
-         << " with linespoints title '" << name << "'";
+      const bool ours = rs.front()->library == "annulus";
+      const std::size_t c = i % std::size(colours);
+      const int shape = ours ? 7 + 2 * int(i / std::size(colours) % 3) : 6 + 2 * int(i / std::size(colours) % 3);
+      gp << (i ? ", \\\n  " : "") << "'" << data.string() << "' index " << i
+         << " using (-log10(1 - ($1 < 0.9995 ? $1 : 0.9995))):2 with linespoints lw 2 dt " << (ours ? 1 : 2)
+         << " pt " << shape << " ps 0.8 lc rgb '" << colours[c] << "' title '" << labels.at(name) << "'";
       ++i;
     }
     gp << '\n';

@@ -19,8 +19,13 @@ struct run_options {
   std::size_t repeat = 3;
   /// Single-thread timing stops after this many seconds per run (at least
   /// min_single_queries queries), so slow settings do not stall a sweep.
-  double single_budget_s = 1.0;
+  double single_budget_s = 0.3;
   std::size_t min_single_queries = 50;
+  /// A sweep (its values rising in effort) stops after the first point whose
+  /// recall reaches stop_recall, or that gains less than stop_gain over the
+  /// point before (a plateau): the points beyond would only cost time.
+  /// Negative: measure every point (annulus-bench does so for --sweep).
+  double stop_recall = 0.995, stop_gain = 0.001;
   /// --save: after its sweep each index is saved here and opened back
   /// (persist.hpp). --load: indexes are opened from files here instead of built.
   std::string save_dir, load_dir;
