@@ -48,6 +48,16 @@ struct not_supported : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Default sweeps of the shared search knobs, for annulus's indexes and their
+/// peers alike (a run compares them point for point). Rising in effort: a
+/// default sweep stops once recall passes 0.995 (run_options::stop_recall).
+namespace sweeps {
+inline const std::vector<std::string> ef{"10", "16", "24", "32", "48", "64", "96", "128", "256", "512"};
+inline const std::vector<std::string> ef_quick{"16", "64", "256"};
+inline const std::vector<std::string> nprobe{"1", "2", "4", "8", "16", "32", "64", "128"};
+inline const std::vector<std::string> nprobe_quick{"1", "4", "16"};
+}  // namespace sweeps
+
 /// One registered index: how to build it, its parameters and default sweep.
 struct index_entry {
   std::string name;            ///< as given to --index / --peers: "flat", "faiss-hnsw"

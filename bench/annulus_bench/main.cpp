@@ -141,7 +141,7 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (quick) opt.single_budget_s = 0.2;
+  if (quick) opt.single_budget_s = 0.1;
 
   // Resolve every name and parameter before touching data: typos fail at once.
   const std::vector<index_entry> all = registry();

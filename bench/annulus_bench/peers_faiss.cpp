@@ -227,6 +227,7 @@ std::unique_ptr<bench_index> build_ivf_pq(const dataset& ds, const params& build
                                                 m, nbits, faiss_metric(ds.metric));
   pq->own_fields = true;
   pq->cp.seed = pq->pq.cp.seed = int(seed);
+  pq->pq.cp.niter = int(positive(build, "pq_iterations", std::size_t(pq->pq.cp.niter)));
   auto* ivf = pq.get();
   std::unique_ptr<faiss::Index> index;
   if (refine > 0) {  // re-rank refine * k candidates by exact distance to the stored floats
@@ -329,17 +330,17 @@ std::unique_ptr<bench_index> open_saved(const std::string& name, const dataset& 
 }  // namespace
 
 std::vector<index_entry> faiss_entries() {
-  const std::vector<std::string> nprobe{"1", "2", "4", "8", "16", "32", "64", "128"},
-      nprobe_quick{"1", "4", "16"},
-      ef{"10", "16", "24", "32", "48", "64", "96", "128", "192", "256", "384", "512"},
-      ef_quick{"16", "64", "256"};
+  const auto& nprobe = sweeps::nprobe;
+  const auto& nprobe_quick = sweeps::nprobe_quick;
+  const auto& ef = sweeps::ef;
+  const auto& ef_quick = sweeps::ef_quick;
   // train_size (IVF) and m (IVF-PQ) default to values derived from the data,
   // so they are not listed here; they are still accepted as build parameters.
   std::vector<index_entry> entries{
       {"faiss-flat", "faiss", "flat", {}, "", {}, {}, build_flat},
       {"faiss-ivf-flat", "faiss", "ivf_flat", params::parse("nlist=1024,seed=1234", "faiss-ivf-flat"),
        "nprobe", nprobe, nprobe_quick, build_ivf_flat},
-      {"faiss-ivf-pq", "faiss", "ivf_pq", params::parse("nlist=1024,nbits=8,refine=4,seed=1234", "faiss-ivf-pq"),
+      {"faiss-ivf-pq", "faiss", "ivf_pq", params::parse("nlist=1024,nbits=8,pq_iterations=10,refine=4,seed=1234", "faiss-ivf-pq"),
        "nprobe", nprobe, nprobe_quick, build_ivf_pq},
       {"faiss-ivf-pq-fs", "faiss", "ivf_pq_fs", params::parse("nlist=1024,refine=20,seed=1234", "faiss-ivf-pq-fs"),
        "nprobe", nprobe, nprobe_quick, build_ivf_pq_fs},

@@ -123,8 +123,7 @@ class hnswlib_peer final : public bench_index {
 
 std::vector<index_entry> hnswlib_entries() {
   index_entry e{"hnswlib", "hnswlib", "hnsw", params::parse("m=16,ef_construction=200,seed=100", "hnswlib"), "ef",
-                {"10", "16", "24", "32", "48", "64", "96", "128", "192", "256", "384", "512"},
-                {"16", "64", "256"},
+                sweeps::ef, sweeps::ef_quick,
                 [](const dataset& ds, const params& build, std::size_t threads) -> std::unique_ptr<bench_index> {
                   return std::make_unique<hnswlib_peer>(ds, build, threads);
                 }};
