@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include "advise.hpp"
 #include "bench_index.hpp"
 #include "dataset.hpp"
 #include "peer_threads.hpp"
@@ -136,12 +137,29 @@ int run(int argc, char** argv) {
   app.add_option("--report", report, "print a report on the dataset instead of benchmarking: "
                  "geometry (norm statistics, dot vs cosine / l2 top-k agreement; eval/geometry.hpp)")
       ->check(CLI::IsMember({"geometry"}));
+  bool advise_mode = false;
+  double target_recall = 0.95;
+  std::string ram_budget = "inf", p99 = "inf", plan_n;
+  app.add_flag("--advise", advise_mode, "recommend an index for this data instead of benchmarking: builds and "
+               "sweeps candidates (eval/advisor.hpp) and ranks them against the targets below; writes OUT/advice.md");
+  app.add_option("--target-recall", target_recall, "--advise: recall@k to reach (default 0.95)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--ram-budget", ram_budget, "--advise: index RAM at the planned count: 2GiB, 500GB, 1e9 (default: open)");
+  app.add_option("--p99", p99, "--advise: one-query p99 latency at the planned count: 5ms, 500us (default: open)");
+  app.add_option("--plan-n", plan_n, "--advise: vectors to plan for: 1e9, 2000000 (default: the data's rows)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (quick) opt.single_budget_s = 0.1;
+  annulus::advisor_goals goals;  // parsed now, so a typo fails before any data is made
+  if (advise_mode) {
+    if (target_recall <= 0) throw usage_error("--target-recall must be above 0");
+    goals = {.k = opt.k, .target_recall = target_recall, .ram_budget_bytes = parse_bytes(ram_budget, "--ram-budget"),
+             .p99_us = parse_duration_us(p99, "--p99"), .plan_n = plan_n.empty() ? 0 : parse_count(plan_n, "--plan-n"),
+             .threads = opt.threads};
+  }
 
   // Resolve every name and parameter before touching data: typos fail at once.
   const std::vector<index_entry> all = registry();
@@ -211,6 +229,7 @@ int run(int argc, char** argv) {
   const dataset ds = load_dataset(req);
   std::fprintf(stderr, "dataset %s: %zu x %zu, %zu queries, %s\n", ds.name.c_str(), ds.base.rows(),
                ds.base.cols(), ds.queries.rows(), std::string(annulus::metric_name(ds.metric)).c_str());
+  if (advise_mode) return run_advise(ds, goals, out_dir);
   if (report == "geometry") {
     std::printf("%s", annulus::geometry(ds.base.view(), ds.queries.view(), {.k = opt.k, .threads = opt.threads})
                           .summary().c_str());

@@ -37,6 +37,7 @@
 #include "annulus/index/banded_mips.hpp"
 #include "annulus/index/mips.hpp"
 
+#include "annulus/eval/advisor.hpp"
 #include "annulus/eval/drift.hpp"
 #include "annulus/eval/geometry.hpp"
 #include "annulus/eval/recall.hpp"

@@ -35,6 +35,9 @@ cases = {
                                 "ground truth has 2 rows, there are 1 queries"),
     "k larger than the base": (["--data", good, "--k", "21"], "k = 21 is larger than the 20 base vectors"),
     "malformed metric": (["--metric", "hamming"], "hamming"),
+    "advise: bad RAM budget": (["--advise", "--ram-budget", "2XB"], "--ram-budget 2XB: expected a positive size"),
+    "advise: p99 without a unit": (["--advise", "--p99", "5"], "--p99 5: give a unit"),
+    "advise: bad item count": (["--advise", "--plan-n", "lots"], "--plan-n lots: expected a count"),
     "index named for another metric": (["--data", good, "--metric", "ip", "--index", "kd_tree", "--peers", "none"],
                                        "kd_tree searches under l2, cosine, not inner_product"),
 }
