@@ -154,8 +154,13 @@ int run(int argc, char** argv) {
   }
   if (quick) opt.single_budget_s = 0.1;
   annulus::advisor_goals goals;  // parsed now, so a typo fails before any data is made
+  for (const char* option : {"--target-recall", "--ram-budget", "--p99", "--plan-n"})
+    if (!advise_mode && app.count(option)) throw usage_error(std::string(option) + " is a target for --advise");
+  for (const char* option : {"--index", "--peers", "--sweep", "--shards", "--save", "--load", "--report"})
+    if (advise_mode && app.count(option))
+      throw usage_error(std::string(option) + " does not apply to --advise (it chooses its own candidates)");
   if (advise_mode) {
-    if (target_recall <= 0) throw usage_error("--target-recall must be above 0");
+    if (!(target_recall > 0)) throw usage_error("--target-recall must be in (0, 1]");
     goals = {.k = opt.k, .target_recall = target_recall, .ram_budget_bytes = parse_bytes(ram_budget, "--ram-budget"),
              .p99_us = parse_duration_us(p99, "--p99"), .plan_n = plan_n.empty() ? 0 : parse_count(plan_n, "--plan-n"),
              .threads = opt.threads};

@@ -157,6 +157,13 @@ std::map<std::string, std::string> legend_labels(const std::map<std::string, std
   return out;
 }
 
+// Inside a gnuplot single-quoted string a quote is written twice.
+std::string gp_quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
 bool write_plot(const std::filesystem::path& file, const std::vector<result_row>& rows) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
     std::fprintf(stderr, "gnuplot not found (apt-get install gnuplot-nox): no %s\n",
@@ -183,23 +190,24 @@ bool write_plot(const std::filesystem::path& file, const std::vector<result_row>
     // so the range that matters is not a sliver at the right edge. Recall 1
     // is drawn at 0.9995.
     std::ofstream gp(script);
-    gp << "set terminal pngcairo size 1200,700 noenhanced font ',10'\nset output '" << file.string() << "'\n"
+    gp << "set terminal pngcairo size 1200,700 noenhanced font ',10'\nset output " << gp_quoted(file.string()) << "\n"
        << "set xlabel 'recall@" << rows.front().k << " (axis: -log10(1 - recall))'\n"
        << "set ylabel 'queries per second, 1 thread (log)'\n"
        << "set logscale y\nset grid\nset xrange [0:3.4]\n"
        << "set xtics ('0' 0, '0.5' 0.30103, '0.8' 0.69897, '0.9' 1, '0.95' 1.30103, '0.98' 1.69897, "
           "'0.99' 2, '0.995' 2.30103, '0.999' 3, '1' 3.30103)\n"
        << "set key outside right top vertical Left reverse font ',9' spacing 1.1 samplen 3\n"
-       << "set title '" << rows.front().dataset << " (" << rows.front().metric
-       << "): solid = annulus, dashed = peers; each curve its Pareto frontier'\nplot ";
+       << "set title " << gp_quoted(rows.front().dataset + " (" + rows.front().metric +
+                                  "): solid = annulus, dashed = peers; each curve its Pareto frontier")
+       << "\nplot ";
     std::size_t i = 0;
     for (const auto& [name, rs] : all) {
       const bool ours = rs.front()->library == "annulus";
       const std::size_t c = i % std::size(colours);
       const int shape = ours ? 7 + 2 * int(i / std::size(colours) % 3) : 6 + 2 * int(i / std::size(colours) % 3);
-      gp << (i ? ", \\\n  " : "") << "'" << data.string() << "' index " << i
+      gp << (i ? ", \\\n  " : "") << gp_quoted(data.string()) << " index " << i
          << " using (-log10(1 - ($1 < 0.9995 ? $1 : 0.9995))):2 with linespoints lw 2 dt " << (ours ? 1 : 2)
-         << " pt " << shape << " ps 0.8 lc rgb '" << colours[c] << "' title '" << labels.at(name) << "'";
+         << " pt " << shape << " ps 0.8 lc rgb '" << colours[c] << "' title " << gp_quoted(labels.at(name));
       ++i;
     }
     gp << '\n';

@@ -65,6 +65,14 @@ entry_results run_entry(const index_entry& entry, const params& build, const std
   // Parse every sweep point first: a typo fails before a long build.
   std::vector<params> points;
   for (const std::string& v : sweep) points.push_back(params::parse(entry.knob + "=" + v, entry.name));
+  // A beam or candidate count below k runs as k (HNSW's ef, the forest's
+  // search_k): in a default sweep such points repeat one another, so only the
+  // largest of them is kept.
+  if (opt.stop_recall >= 0 && (entry.knob == "ef" || entry.knob == "search_k")) {
+    std::size_t below = 0;
+    while (below + 1 < points.size() && points[below + 1].get_size(entry.knob, 0) <= opt.k) ++below;
+    points.erase(points.begin(), points.begin() + std::ptrdiff_t(below));
+  }
   if (points.empty()) points.emplace_back();
 
   const bool loading = !opt.load_dir.empty();
@@ -130,7 +138,10 @@ entry_results run_entry(const index_entry& entry, const params& build, const std
     r.qps_all = median(qps_all);
     rows.push_back(r);
     const bool reached = opt.stop_recall >= 0 && r.recall >= opt.stop_recall;
-    const bool plateau = opt.stop_gain >= 0 && rows.size() >= 2 && r.recall - rows[rows.size() - 2].recall < opt.stop_gain;
+    // A plateau: two steps in a row that each add less than stop_gain.
+    auto gain = [&](std::size_t i) { return rows[i].recall - rows[i - 1].recall; };
+    const bool plateau = opt.stop_gain >= 0 && rows.size() >= 3 && gain(rows.size() - 1) < opt.stop_gain &&
+                         gain(rows.size() - 2) < opt.stop_gain;
     if (reached || plateau) break;
   }
   entry_results out{std::move(rows), {}};

@@ -22,8 +22,8 @@ struct run_options {
   double single_budget_s = 0.15;
   std::size_t min_single_queries = 50;
   /// A sweep (its values rising in effort) stops after the first point whose
-  /// recall reaches stop_recall, or that gains less than stop_gain over the
-  /// point before (a plateau): the points beyond would only cost time.
+  /// recall reaches stop_recall, or after two points in a row that each gain
+  /// less than stop_gain (a plateau): the points beyond would only cost time.
   /// Negative: measure every point (annulus-bench does so for --sweep).
   double stop_recall = 0.995, stop_gain = 0.001;
   /// --save: after its sweep each index is saved here and opened back

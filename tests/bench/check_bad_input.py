@@ -38,6 +38,8 @@ cases = {
     "advise: bad RAM budget": (["--advise", "--ram-budget", "2XB"], "--ram-budget 2XB: expected a positive size"),
     "advise: p99 without a unit": (["--advise", "--p99", "5"], "--p99 5: give a unit"),
     "advise: bad item count": (["--advise", "--plan-n", "lots"], "--plan-n lots: expected a count"),
+    "advise: with an index list": (["--advise", "--index", "hnsw"], "--index does not apply to --advise"),
+    "a target without --advise": (["--p99", "5ms"], "--p99 is a target for --advise"),
     "index named for another metric": (["--data", good, "--metric", "ip", "--index", "kd_tree", "--peers", "none"],
                                        "kd_tree searches under l2, cosine, not inner_product"),
 }

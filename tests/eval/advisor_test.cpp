@@ -114,7 +114,10 @@ TEST_CASE("advise: a latency target at 10^9 items rules out exact search; a RAM 
                                 {.target_recall = 0.8, .ram_budget_bytes = smallest->planned_bytes * 1.05, .plan_n = plan});
   REQUIRE(ram.found);
   CHECK(ram.ranked.front().planned_bytes <= smallest->planned_bytes * 1.05);
-  if (as_small == 1) CHECK(ram.ranked.front().index == smallest->index);
+  if (as_small == 1) {
+    CHECK(ram.ranked.front().index == smallest->index);
+    CHECK(ram.ranked.front().build == smallest->build);
+  }
   for (const advisor_candidate& c : ram.ranked)
     if (c.meets_all()) CHECK(c.planned_bytes <= ram.goals.ram_budget_bytes);
 }

@@ -160,6 +160,18 @@ inline double grown(double us, double n, double plan_n, growth g) {
   return us;
 }
 
+// "0.95", "0.995": a recall as given, no digits invented or cut.
+inline std::string recall_text(double r) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", r);
+  return buf;
+}
+
+// "hnsw (m=16,ef_construction=200)", "flat".
+inline std::string name_text(const advisor_candidate& c) {
+  return c.index + (c.build.empty() ? "" : " (" + c.build + ")");
+}
+
 inline const char* model_text(growth g) {
   switch (g) {
     case growth::linear: return "exact search reads every vector: time grows with n";
@@ -393,7 +405,7 @@ advice advise(matrix_view<const float> base, matrix_view<const float> queries, c
   const std::string at = count_text(out.plan_n) + " vectors";
   auto describe = [&](const advisor_candidate& c) {
     std::ostringstream s;
-    s << c.index << (c.build.empty() ? "" : " (" + c.build + ")") << ": " << std::llround(c.bytes_per_vector)
+    s << name_text(c) << ": " << std::llround(c.bytes_per_vector)
       << " B/vector, " << bytes_text(c.planned_bytes) << " for " << at << "; recall "
       << std::to_string(c.point().recall).substr(0, 5)
       << (c.point().search.empty() ? "" : " at " + c.point().search) << ", p99 " << us_text(c.point().p99_us)
@@ -415,15 +427,26 @@ advice advise(matrix_view<const float> base, matrix_view<const float> queries, c
           (!faster || c.planned_p99_us < faster->planned_p99_us))
         faster = &c;
     if (faster)
-      arg << ' ' << faster->index << " (" << faster->build << ") would be faster (~" << us_text(faster->planned_p99_us)
+      arg << ' ' << name_text(*faster) << " would be faster (~" << us_text(faster->planned_p99_us)
           << ") but needs " << bytes_text(faster->planned_bytes) << (faster->meets_ram ? "" : ", over the RAM budget")
           << (faster->meets_latency ? "" : ", and misses the p99 target") << ".";
-    else
-      arg << " It is also the fastest candidate that reaches recall " << goals.target_recall << " here.";
+    else {
+      // The fastest that reaches the recall; set it against the smallest other candidate.
+      const advisor_candidate* small = nullptr;
+      for (const advisor_candidate& c : out.ranked)
+        if (&c != &best && (!small || c.planned_bytes < small->planned_bytes)) small = &c;
+      arg << " It is the fastest candidate reaching recall " << recall_text(goals.target_recall);
+      if (small && small->planned_bytes < best.planned_bytes)
+        arg << "; the smallest, " << name_text(*small) << ", would take "
+            << bytes_text(small->planned_bytes) << " but "
+            << (small->meets_recall ? "~" + us_text(small->planned_p99_us) + " p99"
+                                    : "reaches only recall " + std::to_string(small->point().recall).substr(0, 5));
+      arg << ".";
+    }
   } else {
     arg << "No candidate meets all three targets at " << at << ". Closest: " << describe(out.ranked.front()) << ".";
     // What to relax: the least change to one target that lets a candidate
-    // meeting the other two through.
+    // meeting the other two through (rounded up: the printed figure suffices).
     std::ostringstream r;
     double best_recall = -1, least_bytes = std::numeric_limits<double>::infinity(),
            least_p99 = std::numeric_limits<double>::infinity();
@@ -434,8 +457,8 @@ advice advise(matrix_view<const float> base, matrix_view<const float> queries, c
     }
     if (best_recall >= 0) r << "lower the target recall to " << std::to_string(best_recall).substr(0, 5);
     if (std::isfinite(least_bytes))
-      r << (r.tellp() > 0 ? ", or " : "") << "raise the RAM budget to " << bytes_text(least_bytes);
-    if (std::isfinite(least_p99)) r << (r.tellp() > 0 ? ", or " : "") << "accept a p99 of " << us_text(least_p99);
+      r << (r.tellp() > 0 ? ", or " : "") << "raise the RAM budget to " << bytes_text(least_bytes * 1.005);
+    if (std::isfinite(least_p99)) r << (r.tellp() > 0 ? ", or " : "") << "accept a p99 of " << us_text(least_p99 * 1.005);
     out.relax = r.tellp() > 0 ? "Relax one target: " + r.str() + "."
                               : "Relax two targets: no candidate meets even two of them.";
     arg << ' ' << out.relax;
