@@ -65,7 +65,7 @@ int run_advise(const dataset& ds, const advisor_goals& goals, const std::filesys
                  std::string(std::size_t(width - filled), '.').c_str(), done, total, what.c_str(), tty ? "" : "\n");
   };
   auto run = [&]<class M>() { return advise<M>(ds.base.view(), ds.queries.view(), goals, bar); };
-  advice a;
+  advisor_report a;
   switch (ds.metric) {
     case metric_kind::l2: a = run.template operator()<l2>(); break;
     case metric_kind::inner_product: a = run.template operator()<inner_product>(); break;

@@ -32,7 +32,7 @@ const data_set& data() {
   return d;
 }
 
-const advisor_candidate& by_name(const advice& a, const std::string& index, const std::string& build_has = "") {
+const advisor_candidate& by_name(const advisor_report& a, const std::string& index, const std::string& build_has = "") {
   for (const advisor_candidate& c : a.ranked)
     if (c.index == index && c.build.find(build_has) != std::string::npos) return c;
   FAIL("no candidate " << index << " " << build_has);
@@ -45,7 +45,7 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 
 TEST_CASE("advise: open targets pick exact search, and every candidate is measured honestly", "[advisor]") {
   std::size_t calls = 0, last_done = 0, last_total = 0;
-  const advice a = advise<l2>(data().base.view(), data().queries.view(), {.target_recall = 0.9},
+  const advisor_report a = advise<l2>(data().base.view(), data().queries.view(), {.target_recall = 0.9},
                               [&](std::size_t done, std::size_t total, const std::string&) {
                                 CHECK(done >= last_done);
                                 CHECK(done <= total);
@@ -81,7 +81,7 @@ TEST_CASE("advise: open targets pick exact search, and every candidate is measur
 TEST_CASE("advise: a latency target at 10^9 items rules out exact search; a RAM budget picks the smallest index",
           "[advisor]") {
   const double plan = 1e9;
-  const advice open = advise<l2>(data().base.view(), data().queries.view(), {.target_recall = 0.8, .plan_n = plan});
+  const advisor_report open = advise<l2>(data().base.view(), data().queries.view(), {.target_recall = 0.8, .plan_n = plan});
   const advisor_candidate& flat = by_name(open, "flat");
   CHECK(flat.planned_p99_us == Approx(flat.point().p99_us * plan / 2000));
   CHECK(has(flat.model, "grows with n"));
@@ -94,7 +94,7 @@ TEST_CASE("advise: a latency target at 10^9 items rules out exact search; a RAM 
     if (c.meets_recall && c.index != "flat") fastest = std::min(fastest, c.planned_p99_us);
   REQUIRE(fastest < flat.planned_p99_us);
   const double p99 = std::sqrt(fastest * flat.planned_p99_us);
-  const advice latency = advise<l2>(data().base.view(), data().queries.view(),
+  const advisor_report latency = advise<l2>(data().base.view(), data().queries.view(),
                                     {.target_recall = 0.8, .p99_us = p99, .plan_n = plan});
   REQUIRE(latency.found);
   CHECK_FALSE(latency.exact_suffices);
@@ -110,7 +110,7 @@ TEST_CASE("advise: a latency target at 10^9 items rules out exact search; a RAM 
   REQUIRE(smallest != nullptr);
   std::size_t as_small = 0;
   for (const advisor_candidate& c : open.ranked) as_small += c.meets_recall && c.bytes_per_vector <= smallest->bytes_per_vector * 1.05;
-  const advice ram = advise<l2>(data().base.view(), data().queries.view(),
+  const advisor_report ram = advise<l2>(data().base.view(), data().queries.view(),
                                 {.target_recall = 0.8, .ram_budget_bytes = smallest->planned_bytes * 1.05, .plan_n = plan});
   REQUIRE(ram.found);
   CHECK(ram.ranked.front().planned_bytes <= smallest->planned_bytes * 1.05);
@@ -123,7 +123,7 @@ TEST_CASE("advise: a latency target at 10^9 items rules out exact search; a RAM 
 }
 
 TEST_CASE("advise: impossible targets say what to relax", "[advisor]") {
-  const advice a = advise<cosine>(data().base.view(), data().queries.view(),
+  const advisor_report a = advise<cosine>(data().base.view(), data().queries.view(),
                                   {.target_recall = 0.9, .ram_budget_bytes = 1.0, .plan_n = 1e6});
   CHECK_FALSE(a.found);
   CHECK_FALSE(a.exact_suffices);

@@ -7,7 +7,7 @@
 //
 //   annulus::advisor_goals goals{.target_recall = 0.95, .ram_budget_bytes = 2e9,
 //                                .p99_us = 5000, .plan_n = 1e9};
-//   annulus::advice a = annulus::advise<annulus::l2>(sample, queries, goals);
+//   annulus::advisor_report a = annulus::advise<annulus::l2>(sample, queries, goals);
 //   std::puts(a.argument.c_str());   // two sentences: what to build and why
 //   std::puts(a.table().c_str());    // the evidence, one row per candidate
 //
@@ -23,7 +23,7 @@
 // 10^5 x 128 on 2 cores), and the exact answers once with flat_index; every
 // setting runs every query. Pass a sample of 10^4..10^5 rows and 10^2..10^3
 // queries. Threads: builds and the exact answers use goals.threads; timing
-// runs on the calling thread. Not thread-safe to share an advice object
+// runs on the calling thread. Not thread-safe to share an advisor_report
 // being written; advise itself touches no global state.
 #pragma once
 
@@ -88,7 +88,7 @@ struct advisor_candidate {
 };
 
 /// The recommendation and its evidence.
-struct advice {
+struct advisor_report {
   advisor_goals goals;
   std::size_t rows = 0, dim = 0, queries = 0;
   double plan_n = 0;                      ///< goals.plan_n, or rows
@@ -184,7 +184,7 @@ inline const char* model_text(growth g) {
 
 }  // namespace advisor_detail
 
-inline std::string advice::table() const {
+inline std::string advisor_report::table() const {
   using namespace advisor_detail;
   std::ostringstream t;
   t << "| rank | index | build | setting | recall | QPS | p99 (measured) | bytes/vector | build s | RAM at "
@@ -218,7 +218,7 @@ inline std::string advice::table() const {
 /// queries and base differ in width; what the indexes' builds throw (NaN
 /// and Inf rows, zero vectors under cosine), before measuring anything.
 template <metric Metric>
-advice advise(matrix_view<const float> base, matrix_view<const float> queries, const advisor_goals& goals = {},
+advisor_report advise(matrix_view<const float> base, matrix_view<const float> queries, const advisor_goals& goals = {},
               const advisor_progress& progress = {}) {
   using namespace advisor_detail;
   if (goals.k == 0) throw invalid_argument("advise: k must be at least 1, got 0");
@@ -235,7 +235,7 @@ advice advise(matrix_view<const float> base, matrix_view<const float> queries, c
                              std::to_string(base.cols()));
 
   const std::size_t n = base.rows(), d = base.cols(), k = goals.k;
-  advice out;
+  advisor_report out;
   out.goals = goals;
   out.rows = n;
   out.dim = d;
