@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "params.hpp"
+#include "report_html.hpp"
 
 namespace annulus::bench {
 namespace {
@@ -56,7 +57,8 @@ double parse_count(const std::string& text, const std::string& option) {
   return n;
 }
 
-int run_advise(const dataset& ds, const advisor_goals& goals, const std::filesystem::path& out_dir) {
+int run_advise(const dataset& ds, const advisor_goals& goals, const std::filesystem::path& out_dir,
+               const std::filesystem::path& html) {
   const bool tty = isatty(2);
   auto bar = [tty](std::size_t done, std::size_t total, const std::string& what) {
     constexpr int width = 30;
@@ -92,7 +94,15 @@ int run_advise(const dataset& ds, const advisor_goals& goals, const std::filesys
     }
   std::printf("%s", report.c_str());
   std::ofstream(out_dir / "advice.md") << report;
-  std::printf("\nwrote %s\n", (out_dir / "advice.md").string().c_str());
+  write_html(html, {.title = "annulus-bench --advise: " + ds.name,
+                    .context = "Candidates measured by annulus::advise on " + ds.name + " (" + std::to_string(a.rows) +
+                               " x " + std::to_string(a.dim) + ", " + std::to_string(a.queries) + " queries, " +
+                               std::string(metric_name(ds.metric)) + "); each sweep stops at the first setting "
+                               "reaching the target recall it was run with.",
+                    .metric = std::string(metric_name(ds.metric)), .k = goals.k, .rows = a.rows, .dim = a.dim,
+                    .queries = a.queries, .threads = resolve_threads(goals.threads), .goals = goals,
+                    .curves = page_curves(a)});
+  std::printf("\nwrote %s, %s\n", (out_dir / "advice.md").string().c_str(), html.string().c_str());
   return 0;
 }
 

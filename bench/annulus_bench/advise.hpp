@@ -20,8 +20,10 @@ double parse_duration_us(const std::string& text, const std::string& option);
 /// "1e9", "2000000" -> a count >= 1. Throws usage_error.
 double parse_count(const std::string& text, const std::string& option);
 
-/// Runs the advisor on ds (base and queries, its metric), prints and writes
-/// the advice. Returns the process exit code (0).
-int run_advise(const dataset& ds, const advisor_goals& goals, const std::filesystem::path& out_dir);
+/// Runs the advisor on ds (base and queries, its metric), prints the advice
+/// and writes it to OUT/advice.md, and its candidates' measurements to the
+/// report page `html`. Returns the process exit code (0).
+int run_advise(const dataset& ds, const advisor_goals& goals, const std::filesystem::path& out_dir,
+               const std::filesystem::path& html);
 
 }  // namespace annulus::bench

@@ -147,6 +147,7 @@ index_entry hnsw_entry(const char* name) {
   e.name = name;
   e.library = "annulus";
   e.family = "hnsw";  // compared with hnsw's peers (hnswlib, faiss-hnsw)
+  e.growth = advisor_growth::logarithmic;
   e.default_build = params::parse("m=16,ef_construction=200,seed=100", name);
   e.knob = "ef";
   e.sweep = sweeps::ef;
@@ -185,6 +186,7 @@ Params ivf_build_params(const dataset& ds, const params& build, const std::strin
 index_entry ivf_flat_entry() {
   index_entry e;
   e.name = "ivf_flat";
+  e.growth = advisor_growth::square_root;
   e.library = "annulus";
   e.default_build = params::parse("nlist=1024,seed=1234", "ivf_flat");
   e.knob = "nprobe";
@@ -209,6 +211,7 @@ index_entry ivf_flat_entry() {
 index_entry ivf_pq_entry() {
   index_entry e;
   e.name = "ivf_pq";
+  e.growth = advisor_growth::square_root;
   e.library = "annulus";
   e.default_build = params::parse("nlist=1024,nbits=8,pq_iterations=10,refine=4,seed=1234", "ivf_pq");
   // The quick set's 64 dimensions get 8-byte codes: x4 re-ranking stops near 0.8.
@@ -242,6 +245,7 @@ index_entry ivf_pq_entry() {
 index_entry ivf_pq_fs_entry() {
   index_entry e;
   e.name = "ivf_pq_fs";
+  e.growth = advisor_growth::square_root;
   e.library = "annulus";
   e.default_build = params::parse("nlist=1024,refine=20,seed=1234", "ivf_pq_fs");
   e.knob = "nprobe";
@@ -352,6 +356,7 @@ index_entry lsh_entry() {
 index_entry mips_hnsw_entry() {
   index_entry e;
   e.name = "mips_hnsw";
+  e.growth = advisor_growth::logarithmic;
   e.library = "annulus";
   e.default_build = params::parse("m=16,ef_construction=200,seed=100,headroom=1", "mips_hnsw");
   e.metrics = {metric_kind::inner_product};
@@ -374,6 +379,7 @@ index_entry mips_hnsw_entry() {
 index_entry banded_mips_hnsw_entry() {
   index_entry e;
   e.name = "banded_mips_hnsw";
+  e.growth = advisor_growth::logarithmic;
   e.library = "annulus";
   e.default_build =
       params::parse("m=16,ef_construction=200,seed=100,band_ratio=1.25,min_band_size=1000", "banded_mips_hnsw");
@@ -403,6 +409,9 @@ std::vector<index_entry> registry() {
                                banded_mips_hnsw_entry()};
   for (auto& e : faiss_entries()) all.push_back(std::move(e));
   for (auto& e : hnswlib_entries()) all.push_back(std::move(e));
+  for (index_entry& peer : all)
+    for (const index_entry& e : all)
+      if (peer.library != "annulus" && e.name == peer.peer_of) peer.growth = e.growth;
   return all;
 }
 

@@ -87,6 +87,9 @@ struct index_entry {
   /// Laid over default_build under --quick (before the user's parameters):
   /// what the small quick set needs for a point above recall 0.9.
   params quick_build{};
+  /// How its one-query latency grows with n, for the advisor's extrapolation
+  /// in report.html (a peer's is the one of the annulus index it is compared with).
+  advisor_growth growth = advisor_growth::linear;
   /// The annulus index name its comparisons go by: family (or name) for an
   /// annulus index, peer_of for a peer.
   const std::string& compared_as() const {

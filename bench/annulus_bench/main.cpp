@@ -23,6 +23,7 @@
 #include "peers.hpp"
 #include "persist.hpp"
 #include "report.hpp"
+#include "report_html.hpp"
 #include "runner.hpp"
 
 namespace fs = std::filesystem;
@@ -126,6 +127,9 @@ int run(int argc, char** argv) {
                  "(round-robin, each with the index's build parameters), reported as INDEX-sS (default 1: no)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--out", out_dir, "output directory (default annulus-bench-out)");
+  std::string html;
+  app.add_option("--html", html, "where to write the interactive report page, every run writes one "
+                 "(default OUT/report.html)");
   app.add_option("--repeat", opt.repeat, "runs per measurement, medians reported (default 3)")
       ->check(CLI::PositiveNumber);
   app.add_flag("--quick", quick, "small default dataset and short sweeps, for smoke runs");
@@ -234,7 +238,8 @@ int run(int argc, char** argv) {
   const dataset ds = load_dataset(req);
   std::fprintf(stderr, "dataset %s: %zu x %zu, %zu queries, %s\n", ds.name.c_str(), ds.base.rows(),
                ds.base.cols(), ds.queries.rows(), std::string(annulus::metric_name(ds.metric)).c_str());
-  if (advise_mode) return run_advise(ds, goals, out_dir);
+  if (html.empty()) html = (fs::path(out_dir) / "report.html").string();
+  if (advise_mode) return run_advise(ds, goals, out_dir, html);
   if (report == "geometry") {
     std::printf("%s", annulus::geometry(ds.base.view(), ds.queries.view(), {.k = opt.k, .threads = opt.threads})
                           .summary().c_str());
@@ -287,8 +292,13 @@ int run(int argc, char** argv) {
     std::ofstream(fs::path(out_dir) / "summary.md", std::ios::app) << persist_summary(persisted, all);
   }
   const bool plotted = write_plot(fs::absolute(out_dir) / "recall_qps.png", rows);
-  std::printf("\n%s\nwrote %s/results.csv, %s/summary.md%s\n", context.c_str(), out_dir.c_str(),
-              out_dir.c_str(), plotted ? (", " + out_dir + "/recall_qps.png").c_str() : "");
+  page_data page{.title = "annulus-bench: " + ds.name, .context = context,
+                 .metric = std::string(annulus::metric_name(ds.metric)), .k = opt.k, .rows = ds.base.rows(),
+                 .dim = ds.base.cols(), .queries = ds.queries.rows(),
+                 .threads = annulus::resolve_threads(opt.threads), .goals = {.k = opt.k}, .curves = page_curves(rows, all)};
+  write_html(html, page);
+  std::printf("\n%s\nwrote %s/results.csv, %s/summary.md%s, %s\n", context.c_str(), out_dir.c_str(),
+              out_dir.c_str(), plotted ? (", " + out_dir + "/recall_qps.png").c_str() : "", html.c_str());
   return 0;
 }
 

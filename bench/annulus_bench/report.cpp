@@ -7,20 +7,18 @@
 #include <sstream>
 
 namespace annulus::bench {
-namespace {
 
-// "annulus flat", "faiss-hnsw m=16,ef_construction=200": peers' names already say their library.
-std::string curve_name(const result_row& r) {
-  return (r.library == "annulus" ? "annulus " : "") + r.index +
-         (r.build_params.empty() ? "" : " " + r.build_params);
+std::string curve_name(const std::string& library, const std::string& index, const std::string& build) {
+  return (library == "annulus" ? "annulus " : "") + index + (build.empty() ? "" : " " + build);
 }
 
-// Rows grouped into curves (one per library, index and build parameters).
 std::map<std::string, std::vector<const result_row*>> curves(const std::vector<result_row>& rows) {
   std::map<std::string, std::vector<const result_row*>> out;
-  for (const result_row& r : rows) out[curve_name(r)].push_back(&r);
+  for (const result_row& r : rows) out[curve_name(r.library, r.index, r.build_params)].push_back(&r);
   return out;
 }
+
+namespace {
 
 std::vector<curve_point> frontier_of(const std::vector<const result_row*>& rows) {
   std::vector<curve_point> pts;

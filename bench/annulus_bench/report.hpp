@@ -1,8 +1,10 @@
 // What annulus-bench writes: the terminal table, results.csv, summary.md and
-// recall_qps.png (through gnuplot, when it is installed).
+// recall_qps.png (through gnuplot, when it is installed); report.html is
+// report_html.hpp's.
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,12 @@
 #include "results.hpp"
 
 namespace annulus::bench {
+
+/// A curve's name: "annulus flat", "faiss-hnsw m=16,ef_construction=200"
+/// (peers' names already say their library).
+std::string curve_name(const std::string& library, const std::string& index, const std::string& build);
+/// Rows grouped into curves (one per library, index and build parameters), by name.
+std::map<std::string, std::vector<const result_row*>> curves(const std::vector<result_row>& rows);
 
 void print_table(const std::vector<result_row>& rows);
 void write_csv(const std::filesystem::path& file, const std::vector<result_row>& rows);

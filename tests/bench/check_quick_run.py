@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks an annulus-bench --quick output directory: results.csv has exactly the
-documented columns, every row has sane values, exact search has recall 1, and
-summary.md exists.   usage: check_quick_run.py OUT_DIR"""
+documented columns, every row has sane values, exact search has recall 1,
+summary.md exists and report.html embeds every row.   usage: check_quick_run.py OUT_DIR"""
 import csv, math, os, sys
 
 COLUMNS = ("dataset,metric,library,index,build_params,search_params,threads,k,build_s,"
@@ -63,4 +63,14 @@ if not summary:
     fail("summary.md is empty")
 if "The setting to use for each recall target" not in summary or "ef=" not in summary:
     fail("summary.md does not name the setting that reaches each recall target")
+# report.html embeds every row (its browser test, bench.html_report, checks
+# what the page does with them).
+import json, re
+page = open(os.path.join(out, "report.html")).read()
+found = re.search(r'<script type="application/json" id="measurements">(.*?)</script>', page, re.S)
+if not found:
+    fail("report.html has no embedded measurements")
+points = sum(len(c["points"]) for c in json.loads(found.group(1))["curves"])
+if points != len(rows) - 1:
+    fail(f"report.html embeds {points} points for {len(rows) - 1} rows")
 print(f"check_quick_run: {len(rows) - 1} rows OK")

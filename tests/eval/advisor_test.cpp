@@ -147,3 +147,49 @@ TEST_CASE("advise: bad goals and data are refused before any work", "[advisor]")
   const matrix<float> wide(3, 17);
   CHECK_THROWS_MATCHES(advise<l2>(base, wide.view()), dimension_mismatch, message_has("17 columns"));
 }
+
+TEST_CASE("rank_candidates: judges measurements taken elsewhere by the same rules", "[advisor]") {
+  auto candidate = [](std::string index, advisor_growth g, double bytes, std::vector<advisor_point> sweep) {
+    advisor_candidate c;
+    c.index = std::move(index);
+    c.growth = g;
+    c.bytes_per_vector = bytes;
+    c.sweep = std::move(sweep);
+    return c;
+  };
+  // hnsw's points out of effort order: the judged one is the least p99 reaching the target.
+  const std::vector<advisor_candidate> measured{
+      candidate("flat", advisor_growth::linear, 512, {{"", 1.0, 100, 900, 1000}}),
+      candidate("hnsw", advisor_growth::logarithmic, 600,
+                {{"ef=10", 0.80, 9000, 40, 50}, {"ef=64", 0.97, 5000, 80, 100}, {"ef=32", 0.96, 4000, 90, 120}}),
+      candidate("ivf_pq", advisor_growth::square_root, 20, {{"nprobe=8", 0.90, 3000, 150, 200}})};
+  const std::size_t rows = 10000;
+
+  const advisor_report open = rank_candidates(measured, {.target_recall = 0.95}, rows, 128, 100);
+  CHECK(open.exact_suffices);
+  CHECK(open.ranked.front().index == "flat");
+
+  const advisor_report fast = rank_candidates(measured, {.target_recall = 0.95, .p99_us = 500}, rows, 128, 100);
+  REQUIRE(fast.found);
+  CHECK(fast.ranked.front().index == "hnsw");
+  CHECK(fast.ranked.front().point().search == "ef=64");
+  CHECK(has(fast.argument, "Use hnsw: 600 B/vector"));
+
+  // At 100x the rows hnsw's p99 grows by log (100 us -> 150 us), ivf_pq's by sqrt (200 -> 2000 us),
+  // flat's linearly; the RAM budget admits only ivf_pq, which reaches 0.90 but not 0.95.
+  const advisor_report tight =
+      rank_candidates(measured, {.target_recall = 0.9, .ram_budget_bytes = 1e8, .plan_n = 1e6}, rows, 128, 100);
+  REQUIRE(tight.found);
+  CHECK(tight.ranked.front().index == "ivf_pq");
+  CHECK(tight.ranked.front().planned_p99_us == Approx(2000));
+  CHECK(by_name(tight, "hnsw").planned_p99_us == Approx(150));
+  CHECK_FALSE(by_name(tight, "hnsw").meets_ram);
+  const advisor_report none =
+      rank_candidates(measured, {.target_recall = 0.95, .ram_budget_bytes = 1e8, .plan_n = 1e6}, rows, 128, 100);
+  CHECK_FALSE(none.found);
+  CHECK(has(none.relax, "lower the target recall to 0.900"));
+
+  CHECK_THROWS_MATCHES(rank_candidates({}, {}, rows, 128, 100), invalid_argument, message_has("at least one candidate"));
+  CHECK_THROWS_MATCHES(rank_candidates({candidate("flat", advisor_growth::linear, 512, {})}, {}, rows, 128, 100),
+                       invalid_argument, message_has("no measured point"));
+}

@@ -69,15 +69,25 @@ struct advisor_point {
   double recall = 0, qps = 0, p50_us = 0, p99_us = 0;
 };
 
+/// How a family's one-query latency is grown from the measured rows to the
+/// planned count (advisor_growth_text says it in words).
+enum class advisor_growth {
+  linear,       ///< every vector read (exact search, and trees / LSH as a ceiling)
+  logarithmic,  ///< graph hops ~ log n at a fixed beam (a floor)
+  square_root   ///< inverted file grown to ~sqrt(n) lists, ~sqrt(n) vectors scanned a query
+};
+
 /// One candidate index: its sweep as measured, and its chosen setting judged
 /// against the goals at plan_n.
 struct advisor_candidate {
   std::string index;                ///< "hnsw", "ivf_pq", ...
   std::string build;                ///< its build parameters, "m=16,ef_construction=200"
-  std::vector<advisor_point> sweep; ///< rising effort; stops at the first point reaching the target
-  std::size_t chosen = 0;           ///< the point judged: the first reaching the target, else the cheapest near its best
+  std::vector<advisor_point> sweep; ///< as measured (advise() stops at the first point reaching the target)
+  advisor_growth growth = advisor_growth::linear;  ///< how its latency is grown to plan_n
   double bytes_per_vector = 0;      ///< measured (the index's own count / rows)
   double build_s = 0;               ///< measured, on goals.threads threads
+  // Filled by rank_candidates:
+  std::size_t chosen = 0;           ///< the point judged: the least p99 reaching the target, else near its best
   double planned_bytes = 0;         ///< bytes_per_vector * plan_n
   double planned_p99_us = 0;        ///< the chosen point's p99 grown to plan_n by `model`
   std::string model;                ///< how planned_p99_us was grown, in words
@@ -147,15 +157,12 @@ inline double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, std::size_t(p * double(v.size() - 1) + 0.5))];
 }
 
-// How a family's latency grows from n to plan_n.
-enum class growth { linear, logarithmic, square_root };
-
-inline double grown(double us, double n, double plan_n, growth g) {
+inline double grown(double us, double n, double plan_n, advisor_growth g) {
   if (plan_n <= n) return us;  // planning for fewer: keep the measurement (an upper bound)
   switch (g) {
-    case growth::linear: return us * plan_n / n;
-    case growth::logarithmic: return us * std::log(plan_n) / std::log(std::max(n, 2.0));
-    case growth::square_root: return us * std::sqrt(plan_n / n);
+    case advisor_growth::linear: return us * plan_n / n;
+    case advisor_growth::logarithmic: return us * std::log(plan_n) / std::log(std::max(n, 2.0));
+    case advisor_growth::square_root: return us * std::sqrt(plan_n / n);
   }
   return us;
 }
@@ -172,14 +179,24 @@ inline std::string name_text(const advisor_candidate& c) {
   return c.index + (c.build.empty() ? "" : " (" + c.build + ")");
 }
 
-inline const char* model_text(growth g) {
+inline const char* model_text(advisor_growth g) {
   switch (g) {
-    case growth::linear: return "exact search reads every vector: time grows with n";
-    case growth::logarithmic: return "HNSW hops grow ~log n at a fixed ef (a floor: the ef for the same recall grows too)";
-    case growth::square_root:
+    case advisor_growth::linear:
+      return "time grows with n: exact search reads every vector (for trees and LSH, a ceiling)";
+    case advisor_growth::logarithmic:
+      return "HNSW hops grow ~log n at a fixed ef (a floor: the ef for the same recall grows too)";
+    case advisor_growth::square_root:
       return "an inverted file grown to ~sqrt(n) lists scans ~sqrt(n) vectors a query at a fixed nprobe";
   }
   return "";
+}
+
+inline void check_goals(const advisor_goals& goals) {
+  if (goals.k == 0) throw invalid_argument("advisor: k must be at least 1, got 0");
+  if (!(goals.target_recall > 0 && goals.target_recall <= 1))
+    throw invalid_argument("advisor: target_recall must be in (0, 1], got " + std::to_string(goals.target_recall));
+  if (!(goals.ram_budget_bytes >= 0) || !(goals.p99_us >= 0) || !(goals.plan_n >= 0))
+    throw invalid_argument("advisor: ram_budget_bytes, p99_us and plan_n must be >= 0 (infinity: open)");
 }
 
 }  // namespace advisor_detail
@@ -211,180 +228,50 @@ inline std::string advisor_report::table() const {
   return t.str();
 }
 
-/// Measures the candidates on `base` with `queries` and ranks them against
-/// `goals` (see the header comment). Throws invalid_argument on k = 0, a
-/// target recall outside (0, 1], a negative or NaN budget, p99 or plan_n,
-/// fewer than 2 base rows or k > rows, no queries; dimension_mismatch when
-/// queries and base differ in width; what the indexes' builds throw (NaN
-/// and Inf rows, zero vectors under cosine), before measuring anything.
-template <metric Metric>
-advisor_report advise(matrix_view<const float> base, matrix_view<const float> queries, const advisor_goals& goals = {},
-              const advisor_progress& progress = {}) {
+/// Judges measured candidates against `goals` and ranks them, as advise()
+/// does with its own; use it on measurements taken elsewhere (annulus-bench
+/// ranks its curves with it). Each candidate needs index, build, growth,
+/// bytes_per_vector and at least one sweep point; rank_candidates fills the
+/// rest. A candidate's judged setting is its least-p99 point reaching the
+/// target recall, else its least-p99 point within 0.005 of its best recall.
+/// `rows`, `dim`, `queries`: the data the points were measured on (plan_n 0
+/// plans for `rows`). An index named "flat" meeting every target ranks first
+/// (exact_suffices). Throws invalid_argument on bad goals (as advise()), zero
+/// rows, no candidates or a candidate without points.
+inline advisor_report rank_candidates(std::vector<advisor_candidate> measured, const advisor_goals& goals,
+                                      std::size_t rows, std::size_t dim, std::size_t queries) {
   using namespace advisor_detail;
-  if (goals.k == 0) throw invalid_argument("advise: k must be at least 1, got 0");
-  if (!(goals.target_recall > 0 && goals.target_recall <= 1))
-    throw invalid_argument("advise: target_recall must be in (0, 1], got " + std::to_string(goals.target_recall));
-  if (!(goals.ram_budget_bytes >= 0) || !(goals.p99_us >= 0) || !(goals.plan_n >= 0))
-    throw invalid_argument("advise: ram_budget_bytes, p99_us and plan_n must be >= 0 (infinity: open)");
-  if (base.rows() < 2 || goals.k > base.rows())
-    throw invalid_argument("advise: needs at least 2 base rows and k <= rows, got " + std::to_string(base.rows()) +
-                           " rows for k = " + std::to_string(goals.k));
-  if (queries.rows() == 0) throw invalid_argument("advise: no queries");
-  if (queries.cols() != base.cols())
-    throw dimension_mismatch("advise: queries have " + std::to_string(queries.cols()) + " columns, base has " +
-                             std::to_string(base.cols()));
-
-  const std::size_t n = base.rows(), d = base.cols(), k = goals.k;
+  check_goals(goals);
+  if (rows == 0 || measured.empty())
+    throw invalid_argument("rank_candidates: needs measured rows and at least one candidate");
+  for (const advisor_candidate& c : measured)
+    if (c.sweep.empty()) throw invalid_argument("rank_candidates: candidate " + name_text(c) + " has no measured point");
+  const double n = double(rows);
   advisor_report out;
   out.goals = goals;
-  out.rows = n;
-  out.dim = d;
-  out.queries = queries.rows();
-  out.plan_n = goals.plan_n > 0 ? goals.plan_n : double(n);
-
-  // The exact answers, once.
-  const auto exact_index = flat_index<Metric>::build(base, {}, goals.threads);
-  const result_matrix exact = exact_index.search_batch(queries, k, {}, goals.threads);
-
-  // Candidates: each a name, build parameters in words, a builder and a sweep.
-  // IVF lists ~ 4 sqrt(n) (a power of two), at least 39 rows each to train.
-  std::size_t nlist = 1;
-  while (nlist * 2 <= 4 * std::sqrt(double(n)) && (nlist * 2) * 39 <= n) nlist *= 2;
-  const std::vector<std::size_t> efs{10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024};
-  std::vector<std::size_t> probes;
-  for (std::size_t p = 1; p <= nlist; p *= 2) probes.push_back(p);
-
-  struct plan {
-    std::string index, build;
-    growth g;
-    std::function<void(advisor_candidate&)> run;  // builds, sweeps, fills the candidate
-  };
-  std::vector<plan> plans;
-  std::size_t total = 0, done = 0;
-  auto step = [&](const std::string& what) {
-    if (progress) progress(done, total, what);
-    ++done;
-  };
-
-  // Times `search(q, out)` over every query on this thread; recall against exact.
-  auto measure = [&](const std::string& setting, auto&& search) {
-    std::vector<double> lat(queries.rows());
-    result_matrix got(queries.rows(), k);
-    const auto start = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < queries.rows(); ++i) {
-      const auto t = std::chrono::steady_clock::now();
-      got.set_count(i, search(queries.row(i), got.row_storage(i)));
-      lat[i] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count();
-    }
-    const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    advisor_point p;
-    p.search = setting;
-    p.recall = recall_at_k(got, exact, k);
-    p.qps = double(queries.rows()) / std::max(total_s, 1e-9);
-    p.p50_us = percentile(lat, 0.5);
-    p.p99_us = percentile(lat, 0.99);
-    return p;
-  };
-  // Builds with `make`, then sweeps `values` of the knob until the target.
-  auto sweep_of = [&](advisor_candidate& c, auto&& make, const std::string& knob, const std::vector<std::size_t>& values,
-                      auto&& params_for) {
-    step("building " + c.index + " " + c.build);
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto index = make();
-    c.build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    c.bytes_per_vector = double(index.memory_bytes()) / double(n);
-    for (std::size_t v : values.empty() ? std::vector<std::size_t>{0} : values) {
-      const std::string setting = knob.empty() ? "" : knob + "=" + std::to_string(v);
-      step(c.index + (setting.empty() ? "" : " " + setting));
-      const auto params = params_for(v);
-      c.sweep.push_back(measure(setting, [&](std::span<const float> q, std::span<neighbor> o) {
-        return index.search(q, k, params, o);
-      }));
-      if (c.sweep.back().recall >= goals.target_recall) break;
-    }
-  };
-  auto add = [&](std::string index, std::string build, growth g, std::size_t steps, auto&& body) {
-    total += 1 + steps;
-    plans.push_back({std::move(index), std::move(build), g, body});
-  };
-
-  add("flat", "", growth::linear, 1, [&](advisor_candidate& c) {
-    sweep_of(c, [&] { return flat_index<Metric>::build(base, {}, goals.threads); }, "", {},
-             [](std::size_t) { return typename flat_index<Metric>::search_params{}; });
-  });
-  for (std::size_t m : {8, 16, 32})
-    add("hnsw", "m=" + std::to_string(m) + ",ef_construction=200", growth::logarithmic, efs.size(),
-        [&, m](advisor_candidate& c) {
-          using I = hnsw_index<Metric>;
-          sweep_of(c, [&] { return I::build(base, {.m = m, .ef_construction = 200}, goals.threads); }, "ef", efs,
-                   [](std::size_t ef) { return typename I::search_params{.ef = ef}; });
-        });
-  add("hnsw_sq8", "m=16,ef_construction=200", growth::logarithmic, efs.size(), [&](advisor_candidate& c) {
-    using I = hnsw_sq8_index<Metric>;
-    sweep_of(c, [&] { return I::build(base, {.m = 16, .ef_construction = 200}, goals.threads); }, "ef", efs,
-             [](std::size_t ef) { return typename I::search_params{.ef = ef}; });
-  });
-  const std::string lists = "nlist=" + std::to_string(nlist);
-  add("ivf_flat", lists, growth::square_root, probes.size(), [&](advisor_candidate& c) {
-    using I = ivf_flat_index<Metric>;
-    sweep_of(c, [&] { return I::build(base, {.nlist = nlist}, goals.threads); }, "nprobe", probes,
-             [](std::size_t p) { return typename I::search_params{.nprobe = p}; });
-  });
-  if (n >= 256) {  // 8-bit codes train 256 centroids per sub-space
-    // The default code with and without the vectors kept for re-ranking, and
-    // a code four times as long without them: what RAM-tight serving can buy.
-    std::vector<std::pair<std::size_t, std::size_t>> shapes{{default_pq_m(d), 0}, {default_pq_m(d), 10}};
-    if (4 * default_pq_m(d) <= d / 2 && d % (4 * default_pq_m(d)) == 0) shapes.push_back({4 * default_pq_m(d), 0});
-    for (const auto& shape : shapes) {
-      const std::size_t m = shape.first, refine = shape.second;  // (clang 14 cannot capture bindings)
-      add("ivf_pq", lists + ",m=" + std::to_string(m) + (refine ? ",refine=" + std::to_string(refine) : ""),
-          growth::square_root, probes.size(), [&, m, refine](advisor_candidate& c) {
-            using I = ivf_pq_index<Metric>;
-            sweep_of(c, [&] { return I::build(base, {.nlist = nlist, .m = m, .keep_vectors = refine > 0}, goals.threads); },
-                     "nprobe", probes,
-                     [refine](std::size_t p) { return typename I::search_params{.nprobe = p, .refine_factor = refine}; });
-          });
-    }
-  }
-  if (n >= 16)
-    add("ivf_pq_fs", lists + ",refine=20", growth::square_root, probes.size(), [&](advisor_candidate& c) {
-      using I = ivf_pq_fs_index<Metric>;
-      sweep_of(c, [&] { return I::build(base, {.nlist = nlist}, goals.threads); }, "nprobe", probes,
-               [](std::size_t p) { return typename I::search_params{.nprobe = p, .refine_factor = 20}; });
-    });
-
-  for (const plan& p : plans) {
-    advisor_candidate c;
-    c.index = p.index;
-    c.build = p.build;
-    p.run(c);
-    // Judge the first point reaching the target, else the best recall seen.
-    c.chosen = c.sweep.size() - 1;
+  out.rows = rows;
+  out.dim = dim;
+  out.queries = queries;
+  out.plan_n = goals.plan_n > 0 ? goals.plan_n : n;
+  for (advisor_candidate& c : measured) {
+    // The least p99 among the points reaching the target; else, short of it,
+    // the least p99 within 0.005 of the best recall (past a plateau a wider
+    // search only costs time).
+    double best = 0;
+    for (const advisor_point& q : c.sweep) best = std::max(best, q.recall);
+    const double floor = best >= goals.target_recall ? goals.target_recall : best - 0.005;
+    c.chosen = c.sweep.size();
     for (std::size_t i = 0; i < c.sweep.size(); ++i)
-      if (c.sweep[i].recall >= goals.target_recall) {
+      if (c.sweep[i].recall >= floor && (c.chosen == c.sweep.size() || c.sweep[i].p99_us < c.sweep[c.chosen].p99_us))
         c.chosen = i;
-        break;
-      }
-    if (c.sweep[c.chosen].recall < goals.target_recall) {
-      // Short of the target: the cheapest point within 0.005 of its best recall
-      // (past its plateau a wider search only costs time).
-      double best = 0;
-      for (const advisor_point& p : c.sweep) best = std::max(best, p.recall);
-      for (std::size_t i = 0; i < c.sweep.size(); ++i)
-        if (c.sweep[i].recall >= best - 0.005) {
-          c.chosen = i;
-          break;
-        }
-    }
     c.planned_bytes = c.bytes_per_vector * out.plan_n;
-    c.planned_p99_us = grown(c.point().p99_us, double(n), out.plan_n, p.g);
-    c.model = model_text(p.g);
+    c.planned_p99_us = grown(c.point().p99_us, n, out.plan_n, c.growth);
+    c.model = model_text(c.growth);
     c.meets_recall = c.point().recall >= goals.target_recall;
     c.meets_ram = c.planned_bytes <= goals.ram_budget_bytes;
     c.meets_latency = c.planned_p99_us <= goals.p99_us;
     out.ranked.push_back(std::move(c));
   }
-  if (progress) progress(total, total, "done");
 
   // Meeting every target first, fastest planned p99 first (then fewer bytes);
   // the rest by how many targets they miss, then by planned p99.
@@ -409,7 +296,7 @@ advisor_report advise(matrix_view<const float> base, matrix_view<const float> qu
       << " B/vector, " << bytes_text(c.planned_bytes) << " for " << at << "; recall "
       << std::to_string(c.point().recall).substr(0, 5)
       << (c.point().search.empty() ? "" : " at " + c.point().search) << ", p99 " << us_text(c.point().p99_us)
-      << " measured on " << count_text(double(n)) << " rows, ~" << us_text(c.planned_p99_us) << " at " << at;
+      << " measured on " << count_text(n) << " rows, ~" << us_text(c.planned_p99_us) << " at " << at;
     return s.str();
   };
   std::ostringstream arg;
@@ -465,6 +352,151 @@ advisor_report advise(matrix_view<const float> base, matrix_view<const float> qu
   }
   out.argument = arg.str();
   return out;
+}
+
+/// Measures the candidates on `base` with `queries` and ranks them against
+/// `goals` (see the header comment). Throws invalid_argument on k = 0, a
+/// target recall outside (0, 1], a negative or NaN budget, p99 or plan_n,
+/// fewer than 2 base rows or k > rows, no queries; dimension_mismatch when
+/// queries and base differ in width; what the indexes' builds throw (NaN
+/// and Inf rows, zero vectors under cosine), before measuring anything.
+template <metric Metric>
+advisor_report advise(matrix_view<const float> base, matrix_view<const float> queries, const advisor_goals& goals = {},
+              const advisor_progress& progress = {}) {
+  using namespace advisor_detail;
+  check_goals(goals);
+  if (base.rows() < 2 || goals.k > base.rows())
+    throw invalid_argument("advise: needs at least 2 base rows and k <= rows, got " + std::to_string(base.rows()) +
+                           " rows for k = " + std::to_string(goals.k));
+  if (queries.rows() == 0) throw invalid_argument("advise: no queries");
+  if (queries.cols() != base.cols())
+    throw dimension_mismatch("advise: queries have " + std::to_string(queries.cols()) + " columns, base has " +
+                             std::to_string(base.cols()));
+
+  const std::size_t n = base.rows(), d = base.cols(), k = goals.k;
+
+  // The exact answers, once.
+  const auto exact_index = flat_index<Metric>::build(base, {}, goals.threads);
+  const result_matrix exact = exact_index.search_batch(queries, k, {}, goals.threads);
+
+  // Candidates: each a name, build parameters in words, a builder and a sweep.
+  // IVF lists ~ 4 sqrt(n) (a power of two), at least 39 rows each to train.
+  std::size_t nlist = 1;
+  while (nlist * 2 <= 4 * std::sqrt(double(n)) && (nlist * 2) * 39 <= n) nlist *= 2;
+  const std::vector<std::size_t> efs{10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024};
+  std::vector<std::size_t> probes;
+  for (std::size_t p = 1; p <= nlist; p *= 2) probes.push_back(p);
+
+  struct plan {
+    std::string index, build;
+    advisor_growth g;
+    std::function<void(advisor_candidate&)> run;  // builds, sweeps, fills the candidate
+  };
+  std::vector<plan> plans;
+  std::size_t total = 0, done = 0;
+  auto step = [&](const std::string& what) {
+    if (progress) progress(done, total, what);
+    ++done;
+  };
+
+  // Times `search(q, out)` over every query on this thread; recall against exact.
+  auto measure = [&](const std::string& setting, auto&& search) {
+    std::vector<double> lat(queries.rows());
+    result_matrix got(queries.rows(), k);
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < queries.rows(); ++i) {
+      const auto t = std::chrono::steady_clock::now();
+      got.set_count(i, search(queries.row(i), got.row_storage(i)));
+      lat[i] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count();
+    }
+    const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    advisor_point p;
+    p.search = setting;
+    p.recall = recall_at_k(got, exact, k);
+    p.qps = double(queries.rows()) / std::max(total_s, 1e-9);
+    p.p50_us = percentile(lat, 0.5);
+    p.p99_us = percentile(lat, 0.99);
+    return p;
+  };
+  // Builds with `make`, then sweeps `values` of the knob until the target.
+  auto sweep_of = [&](advisor_candidate& c, auto&& make, const std::string& knob, const std::vector<std::size_t>& values,
+                      auto&& params_for) {
+    step("building " + c.index + " " + c.build);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto index = make();
+    c.build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    c.bytes_per_vector = double(index.memory_bytes()) / double(n);
+    for (std::size_t v : values.empty() ? std::vector<std::size_t>{0} : values) {
+      const std::string setting = knob.empty() ? "" : knob + "=" + std::to_string(v);
+      step(c.index + (setting.empty() ? "" : " " + setting));
+      const auto params = params_for(v);
+      c.sweep.push_back(measure(setting, [&](std::span<const float> q, std::span<neighbor> o) {
+        return index.search(q, k, params, o);
+      }));
+      if (c.sweep.back().recall >= goals.target_recall) break;
+    }
+  };
+  auto add = [&](std::string index, std::string build, advisor_growth g, std::size_t steps, auto&& body) {
+    total += 1 + steps;
+    plans.push_back({std::move(index), std::move(build), g, body});
+  };
+
+  add("flat", "", advisor_growth::linear, 1, [&](advisor_candidate& c) {
+    sweep_of(c, [&] { return flat_index<Metric>::build(base, {}, goals.threads); }, "", {},
+             [](std::size_t) { return typename flat_index<Metric>::search_params{}; });
+  });
+  for (std::size_t m : {8, 16, 32})
+    add("hnsw", "m=" + std::to_string(m) + ",ef_construction=200", advisor_growth::logarithmic, efs.size(),
+        [&, m](advisor_candidate& c) {
+          using I = hnsw_index<Metric>;
+          sweep_of(c, [&] { return I::build(base, {.m = m, .ef_construction = 200}, goals.threads); }, "ef", efs,
+                   [](std::size_t ef) { return typename I::search_params{.ef = ef}; });
+        });
+  add("hnsw_sq8", "m=16,ef_construction=200", advisor_growth::logarithmic, efs.size(), [&](advisor_candidate& c) {
+    using I = hnsw_sq8_index<Metric>;
+    sweep_of(c, [&] { return I::build(base, {.m = 16, .ef_construction = 200}, goals.threads); }, "ef", efs,
+             [](std::size_t ef) { return typename I::search_params{.ef = ef}; });
+  });
+  const std::string lists = "nlist=" + std::to_string(nlist);
+  add("ivf_flat", lists, advisor_growth::square_root, probes.size(), [&](advisor_candidate& c) {
+    using I = ivf_flat_index<Metric>;
+    sweep_of(c, [&] { return I::build(base, {.nlist = nlist}, goals.threads); }, "nprobe", probes,
+             [](std::size_t p) { return typename I::search_params{.nprobe = p}; });
+  });
+  if (n >= 256) {  // 8-bit codes train 256 centroids per sub-space
+    // The default code with and without the vectors kept for re-ranking, and
+    // a code four times as long without them: what RAM-tight serving can buy.
+    std::vector<std::pair<std::size_t, std::size_t>> shapes{{default_pq_m(d), 0}, {default_pq_m(d), 10}};
+    if (4 * default_pq_m(d) <= d / 2 && d % (4 * default_pq_m(d)) == 0) shapes.push_back({4 * default_pq_m(d), 0});
+    for (const auto& shape : shapes) {
+      const std::size_t m = shape.first, refine = shape.second;  // (clang 14 cannot capture bindings)
+      add("ivf_pq", lists + ",m=" + std::to_string(m) + (refine ? ",refine=" + std::to_string(refine) : ""),
+          advisor_growth::square_root, probes.size(), [&, m, refine](advisor_candidate& c) {
+            using I = ivf_pq_index<Metric>;
+            sweep_of(c, [&] { return I::build(base, {.nlist = nlist, .m = m, .keep_vectors = refine > 0}, goals.threads); },
+                     "nprobe", probes,
+                     [refine](std::size_t p) { return typename I::search_params{.nprobe = p, .refine_factor = refine}; });
+          });
+    }
+  }
+  if (n >= 16)
+    add("ivf_pq_fs", lists + ",refine=20", advisor_growth::square_root, probes.size(), [&](advisor_candidate& c) {
+      using I = ivf_pq_fs_index<Metric>;
+      sweep_of(c, [&] { return I::build(base, {.nlist = nlist}, goals.threads); }, "nprobe", probes,
+               [](std::size_t p) { return typename I::search_params{.nprobe = p, .refine_factor = 20}; });
+    });
+
+  std::vector<advisor_candidate> measured;
+  for (const plan& p : plans) {
+    advisor_candidate c;
+    c.index = p.index;
+    c.build = p.build;
+    c.growth = p.g;
+    p.run(c);
+    measured.push_back(std::move(c));
+  }
+  if (progress) progress(total, total, "done");
+  return rank_candidates(std::move(measured), goals, n, d, queries.rows());
 }
 
 }  // namespace annulus
