@@ -54,7 +54,7 @@ struct not_supported : std::runtime_error {
 namespace sweeps {
 inline const std::vector<std::string> ef{"10", "16", "24", "32", "48", "64", "96", "128", "256", "512"};
 inline const std::vector<std::string> ef_quick{"16", "64", "256"};
-inline const std::vector<std::string> nprobe{"1", "2", "4", "8", "16", "32", "64", "128"};
+inline const std::vector<std::string> nprobe{"1", "4", "8", "16", "32", "64", "128"};
 inline const std::vector<std::string> nprobe_quick{"1", "4", "16"};
 }  // namespace sweeps
 

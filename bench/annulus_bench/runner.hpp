@@ -19,7 +19,7 @@ struct run_options {
   std::size_t repeat = 3;
   /// Single-thread timing stops after this many seconds per run (at least
   /// min_single_queries queries), so slow settings do not stall a sweep.
-  double single_budget_s = 0.15;
+  double single_budget_s = 0.1;
   std::size_t min_single_queries = 50;
   /// A sweep (its values rising in effort) stops after the first point whose
   /// recall reaches stop_recall, or after two points in a row that each gain
