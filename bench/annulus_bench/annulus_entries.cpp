@@ -188,7 +188,7 @@ index_entry ivf_flat_entry() {
   e.name = "ivf_flat";
   e.growth = advisor_growth::square_root;
   e.library = "annulus";
-  e.default_build = params::parse("nlist=1024,train_size=65536,seed=1234", "ivf_flat");
+  e.default_build = params::parse("nlist=1024,seed=1234", "ivf_flat");
   e.knob = "nprobe";
   e.sweep = sweeps::nprobe;
   e.quick_sweep = sweeps::nprobe_quick;
@@ -213,7 +213,7 @@ index_entry ivf_pq_entry() {
   e.name = "ivf_pq";
   e.growth = advisor_growth::square_root;
   e.library = "annulus";
-  e.default_build = params::parse("nlist=1024,nbits=8,pq_iterations=10,refine=4,train_size=65536,seed=1234", "ivf_pq");
+  e.default_build = params::parse("nlist=1024,nbits=8,pq_iterations=10,refine=4,seed=1234", "ivf_pq");
   // The quick set's 64 dimensions get 8-byte codes: x4 re-ranking stops near 0.8.
   e.quick_build = params::parse("refine=16", "ivf_pq");
   e.knob = "nprobe";
@@ -247,7 +247,7 @@ index_entry ivf_pq_fs_entry() {
   e.name = "ivf_pq_fs";
   e.growth = advisor_growth::square_root;
   e.library = "annulus";
-  e.default_build = params::parse("nlist=1024,refine=20,train_size=65536,seed=1234", "ivf_pq_fs");
+  e.default_build = params::parse("nlist=1024,refine=20,seed=1234", "ivf_pq_fs");
   e.knob = "nprobe";
   e.sweep = sweeps::nprobe;
   e.quick_sweep = sweeps::nprobe_quick;

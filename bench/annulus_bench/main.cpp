@@ -128,9 +128,10 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   app.add_option("--out", out_dir, "output directory (default annulus-bench-out)");
   std::string html;
-  app.add_option("--html", html, "where to write the interactive report page, every run writes one "
-                 "(default OUT/report.html)");
-  app.add_option("--repeat", opt.repeat, "runs per measurement, medians reported (default 3)")
+  app.add_option("--html", html, "where to write the interactive report page; every benchmark and --advise "
+                 "run writes one (default OUT/report.html)");
+  app.add_option("--repeat", opt.repeat, "single-query runs per setting, medians reported; the batch pass "
+                 "(recall, qps_all) runs once (default 3)")
       ->check(CLI::PositiveNumber);
   app.add_flag("--quick", quick, "small default dataset and short sweeps, for smoke runs");
   app.add_option("--save", opt.save_dir, "after each index's sweep, save it into this directory and open it "
@@ -238,6 +239,7 @@ int run(int argc, char** argv) {
   std::fprintf(stderr, "dataset %s: %zu x %zu, %zu queries, %s\n", ds.name.c_str(), ds.base.rows(),
                ds.base.cols(), ds.queries.rows(), std::string(annulus::metric_name(ds.metric)).c_str());
   if (html.empty()) html = (fs::path(out_dir) / "report.html").string();
+  if (fs::path(html).has_parent_path()) fs::create_directories(fs::path(html).parent_path());
   if (advise_mode) return run_advise(ds, goals, out_dir, html);
   if (report == "geometry") {
     std::printf("%s", annulus::geometry(ds.base.view(), ds.queries.view(), {.k = opt.k, .threads = opt.threads})
@@ -287,15 +289,16 @@ int run(int argc, char** argv) {
   char budget[32];
   std::snprintf(budget, sizeof budget, "%g", opt.single_budget_s);
   const std::string sizing =
-      "How this run was sized (the default run is meant to finish in about two minutes on 2 cores): single-query "
-      "timing stops after " + std::string(budget) + " s a run (at least " + std::to_string(opt.min_single_queries) +
-      " queries), each figure the median of " + std::to_string(opt.repeat) + " runs (--repeat); default sweeps stop "
-      "at the first setting reaching recall " + std::to_string(opt.stop_recall).substr(0, 5) + " or after two steps "
-      "that each gain less than " + std::to_string(opt.stop_gain).substr(0, 5) + " (a --sweep runs every value "
-      "given), and ef or search_k values at or below k, which run as k, are dropped; each peer is built once; "
-      "the IVF indexes, annulus's and FAISS's, train on at most 65,536 rows (train_size; both libraries default "
-      "to 256 x nlist) and IVF-PQ's sub-quantizers with 10 k-means iterations (pq_iterations=10; both default "
-      "to 25); the batch pass (recall, qps_all) and builds are timed once.";
+      "How the run is sized (so that the default one ends in about two minutes on 2 cores): single-query timing "
+      "stops after " + std::string(budget) + " s a run (at least " + std::to_string(opt.min_single_queries) +
+      " queries), each such figure the median of " + std::to_string(opt.repeat) + " runs (--repeat); the batch "
+      "pass (recall, qps_all) and builds are timed once; default sweeps stop at the first setting reaching recall " +
+      std::to_string(opt.stop_recall).substr(0, 5) + " or after two steps that each gain less than " +
+      std::to_string(opt.stop_gain).substr(0, 5) + " (a --sweep runs every value given), and ef or search_k values "
+      "at or below k, which run as k, are dropped; each peer is built once. Unless given, the IVF indexes, "
+      "annulus's and FAISS's alike, train on 64 rows a list, at least 65,536 (train_size; both libraries default "
+      "to 256), and IVF-PQ's sub-quantizers with 10 k-means iterations (pq_iterations; both default to 25): the "
+      "build parameters in each row are the ones that ran.";
   print_table(rows);
   write_csv(fs::path(out_dir) / "results.csv", rows);
   write_summary(fs::path(out_dir) / "summary.md", rows, all, context + "\n\n" + sizing);

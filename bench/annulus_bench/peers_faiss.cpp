@@ -334,17 +334,16 @@ std::vector<index_entry> faiss_entries() {
   const auto& nprobe_quick = sweeps::nprobe_quick;
   const auto& ef = sweeps::ef;
   const auto& ef_quick = sweeps::ef_quick;
-  // m (IVF-PQ) defaults to a value derived from the data, so it is not listed
-  // here; it is still accepted as a build parameter. train_size is 65,536 (64
-  // rows a list; the libraries' default of 256 * nlist cost the default run
-  // ~6 s of k-means), as on annulus's side.
+  // train_size (IVF; runner.cpp sets it when not given) and m (IVF-PQ)
+  // default to values derived from the data, so they are not listed here;
+  // they are still accepted as build parameters.
   std::vector<index_entry> entries{
       {"faiss-flat", "faiss", "flat", {}, "", {}, {}, build_flat},
-      {"faiss-ivf-flat", "faiss", "ivf_flat", params::parse("nlist=1024,train_size=65536,seed=1234", "faiss-ivf-flat"),
+      {"faiss-ivf-flat", "faiss", "ivf_flat", params::parse("nlist=1024,seed=1234", "faiss-ivf-flat"),
        "nprobe", nprobe, nprobe_quick, build_ivf_flat},
-      {"faiss-ivf-pq", "faiss", "ivf_pq", params::parse("nlist=1024,nbits=8,pq_iterations=10,refine=4,train_size=65536,seed=1234", "faiss-ivf-pq"),
+      {"faiss-ivf-pq", "faiss", "ivf_pq", params::parse("nlist=1024,nbits=8,pq_iterations=10,refine=4,seed=1234", "faiss-ivf-pq"),
        "nprobe", nprobe, nprobe_quick, build_ivf_pq},
-      {"faiss-ivf-pq-fs", "faiss", "ivf_pq_fs", params::parse("nlist=1024,refine=20,train_size=65536,seed=1234", "faiss-ivf-pq-fs"),
+      {"faiss-ivf-pq-fs", "faiss", "ivf_pq_fs", params::parse("nlist=1024,refine=20,seed=1234", "faiss-ivf-pq-fs"),
        "nprobe", nprobe, nprobe_quick, build_ivf_pq_fs},
       {"faiss-hnsw", "faiss", "hnsw", params::parse("m=16,ef_construction=200", "faiss-hnsw"), "ef", ef,
        ef_quick, build_hnsw},

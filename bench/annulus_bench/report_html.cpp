@@ -101,13 +101,23 @@ std::string checks_json(const page_data& page) {
   std::string out = "[";
   for (const advisor_goals& g : grid) {
     const advisor_report r = rank_candidates(measured, g, page.rows, page.dim, page.queries);
-    const advisor_candidate& top = r.ranked.front();
-    std::string pick;  // the curve's name: rank_candidates keeps index and build
-    for (std::size_t i = 0; i < measured.size(); ++i)
-      if (measured[i].index == top.index && measured[i].build == top.build) pick = names[i];
+    // The whole order, each rank's curve, setting, targets missed and planned
+    // p99 and bytes, so the test compares every rank, not only the pick.
+    std::string ranked, pick;
+    for (const advisor_candidate& c : r.ranked) {
+      std::string name;  // the curve's: rank_candidates keeps index and build
+      for (std::size_t i = 0; i < measured.size(); ++i)
+        if (measured[i].index == c.index && measured[i].build == c.build) name = names[i];
+      if (pick.empty()) pick = name;
+      const int misses = !c.meets_recall + !c.meets_ram + !c.meets_latency;
+      ranked += (ranked.empty() ? "" : ",") + std::string("{\"rank\":") +
+                json_string(name + " | " + c.point().search + " | " + std::to_string(misses)) +
+                ",\"planned_p99_us\":" + json_number(c.planned_p99_us) +
+                ",\"planned_bytes\":" + json_number(c.planned_bytes) + "}";
+    }
     out += std::string(out.size() > 1 ? "," : "") + "\n{\"goals\":" + goals_json(g) + ",\"verdict\":" +
            json_string(r.exact_suffices ? "exact" : r.found ? "found" : "none") + ",\"pick\":" + json_string(pick) +
-           ",\"setting\":" + json_string(top.point().search) + "}";
+           ",\"setting\":" + json_string(r.ranked.front().point().search) + ",\"ranked\":[" + ranked + "]}";
   }
   return out + "]";
 }
@@ -123,7 +133,7 @@ std::string page_json(const page_data& page) {
     j << (i ? "," : "") << "\n{\"name\":" << json_string(c.name) << ",\"library\":" << json_string(c.library)
       << ",\"index\":" << json_string(c.index) << ",\"build\":" << json_string(c.build)
       << ",\"annulus\":" << (c.annulus() ? "true" : "false") << ",\"growth\":" << json_string(growth_name(c.growth))
-      << ",\"model\":" << json_string(advisor_detail::model_text(c.growth))
+      << ",\"model\":" << json_string(advisor_growth_text(c.growth))
       << ",\"bytes_per_vector\":" << json_number(c.bytes_per_vector) << ",\"build_s\":" << json_number(c.build_s)
       << ",\"points\":[";
     for (std::size_t p = 0; p < c.points.size(); ++p) {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <annulus/annulus.hpp>
+#include <annulus/eval/advisor.hpp>
 
 #include "bench_index.hpp"
 #include "results.hpp"

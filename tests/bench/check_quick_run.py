@@ -2,7 +2,7 @@
 """Checks an annulus-bench --quick output directory: results.csv has exactly the
 documented columns, every row has sane values, exact search has recall 1,
 summary.md exists and report.html embeds every row.   usage: check_quick_run.py OUT_DIR"""
-import csv, math, os, sys
+import csv, json, math, os, re, sys
 
 COLUMNS = ("dataset,metric,library,index,build_params,search_params,threads,k,build_s,"
            "bytes_per_vector,recall,qps_1t,qps_all,p50_us,p99_us").split(",")
@@ -65,8 +65,7 @@ if "The setting to use for each recall target" not in summary or "ef=" not in su
     fail("summary.md does not name the setting that reaches each recall target")
 # report.html embeds every row (its browser test, bench.html_report, checks
 # what the page does with them).
-import json, re
-page = open(os.path.join(out, "report.html")).read()
+page = open(os.path.join(out, "report.html"), errors="replace").read()
 found = re.search(r'<script type="application/json" id="measurements">(.*?)</script>', page, re.S)
 if not found:
     fail("report.html has no embedded measurements")

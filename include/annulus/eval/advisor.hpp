@@ -77,6 +77,19 @@ enum class advisor_growth {
   square_root   ///< inverted file grown to ~sqrt(n) lists, ~sqrt(n) vectors scanned a query
 };
 
+/// The growth model in words, as the advice and report.html print it.
+inline const char* advisor_growth_text(advisor_growth g) {
+  switch (g) {
+    case advisor_growth::linear:
+      return "time grows with n: exact search reads every vector (for trees and LSH, a ceiling)";
+    case advisor_growth::logarithmic:
+      return "HNSW hops grow ~log n at a fixed ef (a floor: the ef for the same recall grows too)";
+    case advisor_growth::square_root:
+      return "an inverted file grown to ~sqrt(n) lists scans ~sqrt(n) vectors a query at a fixed nprobe";
+  }
+  return "";
+}
+
 /// One candidate index: its sweep as measured, and its chosen setting judged
 /// against the goals at plan_n.
 struct advisor_candidate {
@@ -179,17 +192,6 @@ inline std::string name_text(const advisor_candidate& c) {
   return c.index + (c.build.empty() ? "" : " (" + c.build + ")");
 }
 
-inline const char* model_text(advisor_growth g) {
-  switch (g) {
-    case advisor_growth::linear:
-      return "time grows with n: exact search reads every vector (for trees and LSH, a ceiling)";
-    case advisor_growth::logarithmic:
-      return "HNSW hops grow ~log n at a fixed ef (a floor: the ef for the same recall grows too)";
-    case advisor_growth::square_root:
-      return "an inverted file grown to ~sqrt(n) lists scans ~sqrt(n) vectors a query at a fixed nprobe";
-  }
-  return "";
-}
 
 inline void check_goals(const advisor_goals& goals) {
   if (goals.k == 0) throw invalid_argument("advisor: k must be at least 1, got 0");
@@ -237,15 +239,20 @@ inline std::string advisor_report::table() const {
 /// `rows`, `dim`, `queries`: the data the points were measured on (plan_n 0
 /// plans for `rows`). An index named "flat" meeting every target ranks first
 /// (exact_suffices). Throws invalid_argument on bad goals (as advise()), zero
-/// rows, no candidates or a candidate without points.
+/// rows, no candidates, a candidate without points, or a NaN or infinite
+/// recall, p99 or bytes per vector.
 inline advisor_report rank_candidates(std::vector<advisor_candidate> measured, const advisor_goals& goals,
                                       std::size_t rows, std::size_t dim, std::size_t queries) {
   using namespace advisor_detail;
   check_goals(goals);
   if (rows == 0 || measured.empty())
     throw invalid_argument("rank_candidates: needs measured rows and at least one candidate");
-  for (const advisor_candidate& c : measured)
+  for (const advisor_candidate& c : measured) {
     if (c.sweep.empty()) throw invalid_argument("rank_candidates: candidate " + name_text(c) + " has no measured point");
+    for (const advisor_point& p : c.sweep)
+      if (!std::isfinite(p.recall) || !std::isfinite(p.p99_us) || !std::isfinite(c.bytes_per_vector))
+        throw invalid_argument("rank_candidates: candidate " + name_text(c) + " has a non-finite recall, p99 or size");
+  }
   const double n = double(rows);
   advisor_report out;
   out.goals = goals;
@@ -266,7 +273,7 @@ inline advisor_report rank_candidates(std::vector<advisor_candidate> measured, c
         c.chosen = i;
     c.planned_bytes = c.bytes_per_vector * out.plan_n;
     c.planned_p99_us = grown(c.point().p99_us, n, out.plan_n, c.growth);
-    c.model = model_text(c.growth);
+    c.model = advisor_growth_text(c.growth);
     c.meets_recall = c.point().recall >= goals.target_recall;
     c.meets_ram = c.planned_bytes <= goals.ram_budget_bytes;
     c.meets_latency = c.planned_p99_us <= goals.p99_us;

@@ -99,14 +99,33 @@ function check(ok, what) {
   }
   const seen = new Set();
   let i = 0;
+  const asRead = v => (v === null ? Infinity : v);
   for (const want of data.checks) {
     await setGoals(want.goals, i++ % 2 === 1);
-    const got = await page.locator("#recommendation").evaluate(e => ({ ...e.dataset, text: e.innerText }));
-    seen.add(got.pick + " " + got.setting + " " + got.verdict);
+    const got = await page.locator("#recommendation").evaluate(e => ({ ...e.dataset }));
+    const complaint = await page.locator("#control-error").innerText();
+    // The page must have read exactly these goals (a stale pick after a
+    // refused entry, or a slider rounding the target, would pass otherwise).
+    const read = JSON.parse(got.goals, (k, v) => v);
     const g = want.goals;
-    check(got.verdict === want.verdict && got.pick === want.pick && got.setting === want.setting,
+    const readAsGiven = complaint === "" && read.target_recall === g.target_recall &&
+        (read.ram_budget_bytes ?? Infinity) === asRead(g.ram_budget_bytes) &&
+        (read.p99_us ?? Infinity) === asRead(g.p99_us) && read.plan_n === (g.plan_n || data.rows);
+    seen.add(got.pick + " " + got.setting + " " + got.verdict);
+    // Same order, and each rank's planned p99 and bytes within 1e-9 (the
+    // growth models; log may differ in a last bit between libm and V8).
+    const pageRanks = JSON.parse(got.ranked);
+    const near = (a, b) => Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b));
+    const sameOrder = pageRanks.length === want.ranked.length &&
+        pageRanks.every((p, j) => p.rank === want.ranked[j].rank && near(p.planned_p99_us, want.ranked[j].planned_p99_us) &&
+                                  near(p.planned_bytes, want.ranked[j].planned_bytes));
+    check(readAsGiven && got.verdict === want.verdict && got.pick === want.pick && got.setting === want.setting &&
+              sameOrder,
           `recall ${g.target_recall}, RAM ${g.ram_budget_bytes ?? "open"}, p99 ${g.p99_us ?? "open"} us, ` +
-          `${g.plan_n} vectors: page ${got.verdict} "${got.pick}" ${got.setting}; C++ ${want.verdict} "${want.pick}" ${want.setting}`);
+          `${g.plan_n} vectors${readAsGiven ? "" : " (NOT read as given: " + got.goals + " " + complaint + ")"}: ` +
+          `page ${got.verdict} "${got.pick}" ${got.setting}; C++ ${want.verdict} "${want.pick}" ${want.setting}` +
+          (sameOrder ? `; all ${want.ranked.length} ranks agree`
+                     : `; ranks differ: page ${got.ranked} C++ ${JSON.stringify(want.ranked)}`));
   }
   check(seen.size >= 2, `the goals move the recommendation (${seen.size} distinct picks)`);
 
