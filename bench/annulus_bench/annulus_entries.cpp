@@ -174,10 +174,11 @@ index_entry hnsw_entry(const char* name) {
 
 // nlist, train_size and seed as the FAISS IVF peers read them, so one
 // --build string configures both sides alike.
+// run_entry has already fitted nlist and train_size to the rows.
 template <class Params>
-Params ivf_build_params(const dataset& ds, const params& build, const std::string& name) {
+Params ivf_build_params(const params& build) {
   Params p;
-  p.nlist = ivf_list_count(build, ds.base.rows(), name);
+  p.nlist = positive(build, "nlist", p.nlist);
   p.train_size = build.get_size("train_size", 0);
   p.seed = build.get_size("seed", p.seed);
   return p;
@@ -195,7 +196,7 @@ index_entry ivf_flat_entry() {
   made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       using index = ivf_flat_index<M>;
-      const auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_flat");
+      const auto p = ivf_build_params<typename index::build_params>(build);
       return built<index>(ds, p, threads, src, [](const params& search) {
         typename index::search_params s;
         s.nprobe = positive(search, "nprobe", s.nprobe);
@@ -222,7 +223,7 @@ index_entry ivf_pq_entry() {
   made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       using index = ivf_pq_index<M>;
-      auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_pq");
+      auto p = ivf_build_params<typename index::build_params>(build);
       p.m = positive(build, "m", default_pq_m(ds.base.cols()));
       p.nbits = positive(build, "nbits", p.nbits);
       p.pq_iterations = positive(build, "pq_iterations", p.pq_iterations);
@@ -254,7 +255,7 @@ index_entry ivf_pq_fs_entry() {
   made_by(e, [](const dataset& ds, const params& build, std::size_t threads, const source& src) {
     return for_metric(ds.metric, [&]<class M>() {
       using index = ivf_pq_fs_index<M>;
-      auto p = ivf_build_params<typename index::build_params>(ds, build, "ivf_pq_fs");
+      auto p = ivf_build_params<typename index::build_params>(build);
       p.m = positive(build, "m", default_fast_scan_m(ds.base.cols()));
       const std::size_t refine = build.get_size("refine", 20);
       return built<index>(ds, p, threads, src, [refine](const params& search) {

@@ -270,7 +270,9 @@ int run(int argc, char** argv) {
     if (!c.default_sweep) entry_opt.stop_recall = entry_opt.stop_gain = -1;  // every point asked for
     auto r = run_entry(*c.entry, c.build, c.sweep, ds, entry_opt,
                        [&](const std::string& what, double) { progress.step(what); });
-    progress.skip(std::max<std::size_t>(1, c.sweep.size()) - std::min(r.rows.size(), std::max<std::size_t>(1, c.sweep.size())));
+    // Steps counted but not run (values at or below k dropped, or past an
+    // early stop): run_entry measures at most max(1, sweep size) points.
+    progress.skip(std::max<std::size_t>(1, c.sweep.size()) - r.rows.size());
     rows.insert(rows.end(), r.rows.begin(), r.rows.end());
     persisted.insert(persisted.end(), r.persisted.begin(), r.persisted.end());
   }

@@ -197,7 +197,7 @@ faiss_peer::byte_counter hnsw_bytes(faiss::IndexHNSWFlat* hnsw) {
 std::unique_ptr<bench_index> build_ivf_flat(const dataset& ds, const params& build, std::size_t threads) {
   pin_peer_threads(threads);
   const std::size_t n = ds.base.rows(), d = ds.base.cols();
-  const std::size_t nlist = ivf_list_count(build, n, "faiss-ivf-flat");
+  const std::size_t nlist = positive(build, "nlist", 1024);  // fitted to the rows by run_entry
   const std::uint64_t seed = build.get_size("seed", 1234);
   auto index = std::make_unique<faiss::IndexIVFFlat>(new faiss::IndexFlat(d, faiss_metric(ds.metric)), d,
                                                      nlist, faiss_metric(ds.metric));
@@ -214,7 +214,7 @@ std::unique_ptr<bench_index> build_ivf_flat(const dataset& ds, const params& bui
 std::unique_ptr<bench_index> build_ivf_pq(const dataset& ds, const params& build, std::size_t threads) {
   pin_peer_threads(threads);
   const std::size_t n = ds.base.rows(), d = ds.base.cols();
-  const std::size_t nlist = ivf_list_count(build, n, "faiss-ivf-pq");
+  const std::size_t nlist = positive(build, "nlist", 1024);  // fitted to the rows by run_entry
   const std::size_t m = positive(build, "m", annulus::default_pq_m(d)), nbits = positive(build, "nbits", 8);
   const std::size_t refine = build.get_size("refine", 4);
   const std::uint64_t seed = build.get_size("seed", 1234);
@@ -249,7 +249,7 @@ std::unique_ptr<bench_index> build_ivf_pq(const dataset& ds, const params& build
 std::unique_ptr<bench_index> build_ivf_pq_fs(const dataset& ds, const params& build, std::size_t threads) {
   pin_peer_threads(threads);
   const std::size_t n = ds.base.rows(), d = ds.base.cols();
-  const std::size_t nlist = ivf_list_count(build, n, "faiss-ivf-pq-fs");
+  const std::size_t nlist = positive(build, "nlist", 1024);  // fitted to the rows by run_entry
   const std::size_t m = positive(build, "m", annulus::default_fast_scan_m(d));
   const std::size_t refine = build.get_size("refine", 20);
   const std::uint64_t seed = build.get_size("seed", 1234);
