@@ -13,14 +13,14 @@ using namespace annulus;
 using namespace annulus::bench;
 
 TEST_CASE("write_html embeds the curves, escaped, and the C++ picks", "[bench]") {
-  page_data page{.title = "t", .context = "c", .metric = "l2", .k = 10, .rows = 1000, .dim = 8, .queries = 10,
-                 .threads = 2};
-  page_curve flat{.name = "annulus flat", .library = "annulus", .index = "flat", .build = "",
-                  .bytes_per_vector = 32, .build_s = 0.01, .points = {{"", 1.0, 1000, 900, 2000}}};
-  page_curve hostile{.name = "peer </script><script>alert(1)</script> \"q\" \\", .library = "peer",
-                     .index = "x</script>", .build = "a=1", .bytes_per_vector = 64, .build_s = 1,
-                     .points = {{"ef=10", 0.9, 5000, 100, 150}}};
-  page.curves = {flat, hostile};
+  const page_curve flat{.name = "annulus flat", .library = "annulus", .index = "flat", .build = "",
+                        .growth = advisor_growth::linear, .bytes_per_vector = 32, .build_s = 0.01,
+                        .points = {{"", 1.0, 1000, 900, 2000}}};
+  const page_curve hostile{.name = "peer </script><script>alert(1)</script> \"q\" \\", .library = "peer",
+                           .index = "x</script>", .build = "a=1", .growth = advisor_growth::linear,
+                           .bytes_per_vector = 64, .build_s = 1, .points = {{"ef=10", 0.9, 5000, 100, 150}}};
+  const page_data page{.title = "t", .context = "c", .metric = "l2", .k = 10, .rows = 1000, .dim = 8, .queries = 10,
+                       .threads = 2, .goals = {}, .curves = {flat, hostile}};
   const auto file = std::filesystem::temp_directory_path() / "annulus_report_html_test.html";
   write_html(file, page);
   std::stringstream text;
