@@ -298,9 +298,10 @@ int run(int argc, char** argv) {
       std::to_string(opt.stop_recall).substr(0, 5) + " or after two steps that each gain less than " +
       std::to_string(opt.stop_gain).substr(0, 5) + " (a --sweep runs every value given), and ef or search_k values "
       "at or below k, which run as k, are dropped; each peer is built once. Unless given, the IVF indexes, "
-      "annulus's and FAISS's alike, train on 64 rows a list, at least 65,536 (train_size; both libraries default "
-      "to 256), and IVF-PQ's sub-quantizers with 10 k-means iterations (pq_iterations; both default to 25): the "
-      "build parameters in each row are the ones that ran.";
+      "annulus's and FAISS's alike, train on " + std::to_string(ivf_train_rows_per_list) + " rows a list, at least " +
+      std::to_string(ivf_min_train_rows) + " (train_size; both libraries default to 256), and 8-bit IVF-PQ on "
+      "both sides runs fewer k-means iterations per sub-quantizer than the libraries' defaults (pq_iterations): "
+      "the build parameters in each row are the ones that ran.";
   print_table(rows);
   write_csv(fs::path(out_dir) / "results.csv", rows);
   write_summary(fs::path(out_dir) / "summary.md", rows, all, context + "\n\n" + sizing);

@@ -55,6 +55,11 @@ std::size_t positive(const params& p, const std::string& key, std::size_t fallba
 /// (the quick dataset is too small for 1024 lists), with a note on stderr.
 std::size_t ivf_list_count(const params& build, std::size_t n, const std::string& name);
 
+/// The IVF training size the runner sets unless train_size is given:
+/// ivf_train_rows_per_list rows a list, at least ivf_min_train_rows, at most
+/// the rows (runner.cpp; summary.md says so).
+inline constexpr std::size_t ivf_train_rows_per_list = 64, ivf_min_train_rows = 65536;
+
 /// Splits "a,b,c" on commas (empty pieces dropped).
 std::vector<std::string> split(const std::string& text, char sep);
 

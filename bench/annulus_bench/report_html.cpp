@@ -59,27 +59,14 @@ std::string goals_json(const advisor_goals& g) {
 }
 
 // What rank_candidates picks from the page's annulus curves for a grid of
-// goals: recall targets across the range, each with open targets, with the
-// page's own, and with a RAM-rich and a RAM-tight plan.
+// goals: recall targets across the range, each at the data's size with open
+// targets, with the page's own, RAM-rich (10^9 in 500 GB, 2 ms), RAM-tight
+// (10^8 in 20 GB) and latency-tight (10^7 at 200 us).
 std::string checks_json(const page_data& page) {
   std::vector<advisor_candidate> measured;
-  std::vector<std::string> names;
   for (const page_curve& c : page.curves)
-    if (c.annulus()) {
-      advisor_candidate a;
-      a.index = c.index;
-      a.build = c.build;
-      a.growth = c.growth;
-      a.bytes_per_vector = c.bytes_per_vector;
-      a.build_s = c.build_s;
-      a.sweep = c.points;
-      measured.push_back(std::move(a));
-      names.push_back(c.name);
-    }
+    if (c.annulus()) measured.push_back(c.measured);
   if (measured.empty()) return "[]";
-  // Recall targets across the range, each at the data's size with open
-  // targets, with the page's own, RAM-rich (10^9 in 500 GB, 2 ms),
-  // RAM-tight (10^8 in 20 GB) and latency-tight (10^7 at 200 us).
   const double inf = std::numeric_limits<double>::infinity(), rows = double(page.rows);
   std::vector<advisor_goals> grid;
   for (double t : {0.8, 0.9, 0.95, 0.99}) {
@@ -105,13 +92,10 @@ std::string checks_json(const page_data& page) {
     // p99 and bytes, so the test compares every rank, not only the pick.
     std::string ranked, pick;
     for (const advisor_candidate& c : r.ranked) {
-      std::string name;  // the curve's: rank_candidates keeps index and build
-      for (std::size_t i = 0; i < measured.size(); ++i)
-        if (measured[i].index == c.index && measured[i].build == c.build) name = names[i];
+      const std::string name = curve_name("annulus", c.index, c.build);
       if (pick.empty()) pick = name;
-      const int misses = !c.meets_recall + !c.meets_ram + !c.meets_latency;
       ranked += (ranked.empty() ? "" : ",") + std::string("{\"rank\":") +
-                json_string(name + " | " + c.point().search + " | " + std::to_string(misses)) +
+                json_string(name + " | " + c.point().search + " | " + std::to_string(c.misses())) +
                 ",\"planned_p99_us\":" + json_number(c.planned_p99_us) +
                 ",\"planned_bytes\":" + json_number(c.planned_bytes) + "}";
     }
@@ -130,14 +114,15 @@ std::string page_json(const page_data& page) {
     << ",\"goals\":" << goals_json(page.goals) << ",\n\"curves\":[";
   for (std::size_t i = 0; i < page.curves.size(); ++i) {
     const page_curve& c = page.curves[i];
-    j << (i ? "," : "") << "\n{\"name\":" << json_string(c.name) << ",\"library\":" << json_string(c.library)
-      << ",\"index\":" << json_string(c.index) << ",\"build\":" << json_string(c.build)
-      << ",\"annulus\":" << (c.annulus() ? "true" : "false") << ",\"growth\":" << json_string(growth_name(c.growth))
-      << ",\"model\":" << json_string(advisor_growth_text(c.growth))
-      << ",\"bytes_per_vector\":" << json_number(c.bytes_per_vector) << ",\"build_s\":" << json_number(c.build_s)
+    const advisor_candidate& m = c.measured;
+    j << (i ? "," : "") << "\n{\"name\":" << json_string(c.name()) << ",\"library\":" << json_string(c.library)
+      << ",\"index\":" << json_string(m.index) << ",\"build\":" << json_string(m.build)
+      << ",\"annulus\":" << (c.annulus() ? "true" : "false") << ",\"growth\":" << json_string(growth_name(m.growth))
+      << ",\"model\":" << json_string(advisor_growth_text(m.growth))
+      << ",\"bytes_per_vector\":" << json_number(m.bytes_per_vector) << ",\"build_s\":" << json_number(m.build_s)
       << ",\"points\":[";
-    for (std::size_t p = 0; p < c.points.size(); ++p) {
-      const advisor_point& q = c.points[p];
+    for (std::size_t p = 0; p < m.sweep.size(); ++p) {
+      const advisor_point& q = m.sweep[p];
       j << (p ? "," : "") << "{\"setting\":" << json_string(q.search) << ",\"recall\":" << json_number(q.recall)
         << ",\"qps\":" << json_number(q.qps) << ",\"p50_us\":" << json_number(q.p50_us)
         << ",\"p99_us\":" << json_number(q.p99_us) << "}";
@@ -160,16 +145,16 @@ std::vector<page_curve> page_curves(const std::vector<result_row>& rows, const s
   for (const auto& [name, rs] : curves(rows)) {
     const result_row& r = *rs.front();
     page_curve c;
-    c.name = name;
     c.library = r.library;
-    c.index = r.index;
-    c.build = r.build_params;
-    c.bytes_per_vector = r.bytes_per_vector;
-    c.build_s = r.build_s;
+    c.measured.index = r.index;
+    c.measured.build = r.build_params;
+    c.measured.bytes_per_vector = r.bytes_per_vector;
+    c.measured.build_s = r.build_s;
     const index_entry* e = entry_named(r.index);
     if (!e && c.annulus()) e = entry_named(r.index.substr(0, r.index.rfind("-s")));  // sharded: "hnsw-s4"
-    if (e) c.growth = e->growth;
-    for (const result_row* p : rs) c.points.push_back({p->search_params, p->recall, p->qps_1t, p->p50_us, p->p99_us});
+    if (e) c.measured.growth = e->growth;
+    for (const result_row* p : rs)
+      c.measured.sweep.push_back({p->search_params, p->recall, p->qps_1t, p->p50_us, p->p99_us});
     out.push_back(std::move(c));
   }
   return out;
@@ -177,18 +162,7 @@ std::vector<page_curve> page_curves(const std::vector<result_row>& rows, const s
 
 std::vector<page_curve> page_curves(const advisor_report& advice) {
   std::vector<page_curve> out;
-  for (const advisor_candidate& a : advice.ranked) {
-    page_curve c;
-    c.library = "annulus";
-    c.index = a.index;
-    c.build = a.build;
-    c.name = curve_name(c.library, c.index, c.build);
-    c.growth = a.growth;
-    c.bytes_per_vector = a.bytes_per_vector;
-    c.build_s = a.build_s;
-    c.points = a.sweep;
-    out.push_back(std::move(c));
-  }
+  for (const advisor_candidate& a : advice.ranked) out.push_back({.library = "annulus", .measured = a});
   return out;
 }
 

@@ -13,17 +13,19 @@
 #include <annulus/eval/advisor.hpp>
 
 #include "bench_index.hpp"
+#include "report.hpp"
 #include "results.hpp"
 
 namespace annulus::bench {
 
-/// One curve of the page: one library's index at one build, every setting measured.
+/// One curve of the page: one library's index at one build, every setting
+/// measured, as the advisor reads it (index, build, growth model, bytes per
+/// vector, build time, and the sweep in the order measured).
 struct page_curve {
-  std::string name;            ///< as in summary.md: "annulus hnsw m=16,...", "hnswlib m=16,..."
-  std::string library, index, build;
-  advisor_growth growth = advisor_growth::linear;  ///< how its p99 is grown to the planned count
-  double bytes_per_vector = 0, build_s = 0;
-  std::vector<advisor_point> points;  ///< in the order measured
+  std::string library;  ///< "annulus", "hnswlib", "faiss", ...
+  advisor_candidate measured;
+  /// As in summary.md: "annulus hnsw m=16,...", "hnswlib m=16,...".
+  std::string name() const { return curve_name(library, measured.index, measured.build); }
   bool annulus() const { return library == "annulus"; }
 };
 

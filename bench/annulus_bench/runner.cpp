@@ -9,6 +9,8 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <annulus/eval/percentile.hpp>
+
 namespace annulus::bench {
 namespace {
 
@@ -16,12 +18,6 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, std::size_t(p * double(v.size() - 1) + 0.5))];
 }
 
 struct single_run {
@@ -58,20 +54,17 @@ entry_results run_entry(const index_entry& entry, const params& build, const std
   params build_params = entry.default_build.merged(build);
   // The rows show what ran: an nlist too large for the data is lowered here,
   // once, with its note, and the index reads the lowered value; so is the
-  // IVF training size.
+  // IVF training size: unless given, 64 rows a list, at least
+  // ivf_min_train_rows (the libraries' 256 a list cost the default run ~6 s
+  // of k-means, annulus's and FAISS's alike), at most the rows.
   if (build_params.contains("nlist")) {
     const std::size_t nlist = ivf_list_count(build_params, ds.base.rows(), entry.name);
-    build_params = build_params.merged(params::parse("nlist=" + std::to_string(nlist), entry.name));
-  }
-  // IVF training rows, unless given: 64 a list, at least 65,536 (the
-  // libraries' 256 a list cost the default run ~6 s of k-means, annulus's and
-  // FAISS's alike), at most the rows.
-  if (build_params.contains("nlist")) {
-    const std::size_t train = std::min(ds.base.rows(),
-                                       build_params.contains("train_size")
-                                           ? build_params.get_size("train_size", 0)
-                                           : std::max<std::size_t>(65536, 64 * build_params.get_size("nlist", 1)));
-    build_params = build_params.merged(params::parse("train_size=" + std::to_string(train), entry.name));
+    const std::size_t train =
+        std::min(ds.base.rows(), build_params.contains("train_size")
+                                     ? build_params.get_size("train_size", 0)
+                                     : std::max(ivf_min_train_rows, ivf_train_rows_per_list * nlist));
+    build_params = build_params.merged(params::parse(
+        "nlist=" + std::to_string(nlist) + ",train_size=" + std::to_string(train), entry.name));
   }
   // Parse every sweep point first: a typo fails before a long build.
   std::vector<params> points;

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <utility>
 
 #include "annulus_bench/report_html.hpp"
 
@@ -13,12 +15,21 @@ using namespace annulus;
 using namespace annulus::bench;
 
 TEST_CASE("write_html embeds the curves, escaped, and the C++ picks", "[bench]") {
-  const page_curve flat{.name = "annulus flat", .library = "annulus", .index = "flat", .build = "",
-                        .growth = advisor_growth::linear, .bytes_per_vector = 32, .build_s = 0.01,
-                        .points = {{"", 1.0, 1000, 900, 2000}}};
-  const page_curve hostile{.name = "peer </script><script>alert(1)</script> \"q\" \\", .library = "peer",
-                           .index = "x</script>", .build = "a=1", .growth = advisor_growth::linear,
-                           .bytes_per_vector = 64, .build_s = 1, .points = {{"ef=10", 0.9, 5000, 100, 150}}};
+  // A curve's name is its library's, index and build: the hostile text is in those.
+  auto curve = [](std::string library, std::string index, std::string build, advisor_point point,
+                  double bytes_per_vector, double build_s) {
+    page_curve c;
+    c.library = std::move(library);
+    c.measured.index = std::move(index);
+    c.measured.build = std::move(build);
+    c.measured.sweep = {std::move(point)};
+    c.measured.bytes_per_vector = bytes_per_vector;
+    c.measured.build_s = build_s;
+    return c;
+  };
+  const page_curve flat = curve("annulus", "flat", "", {"", 1.0, 1000, 900, 2000}, 32, 0.01);
+  const page_curve hostile = curve("peer", "x</script><script>alert(1)</script>", "\"q\" \\",
+                                   {"ef=10", 0.9, 5000, 100, 150}, 64, 1);
   const page_data page{.title = "t", .context = "c", .metric = "l2", .k = 10, .rows = 1000, .dim = 8, .queries = 10,
                        .threads = 2, .goals = {}, .curves = {flat, hostile}};
   const auto file = std::filesystem::temp_directory_path() / "annulus_report_html_test.html";

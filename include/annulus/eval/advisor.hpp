@@ -44,6 +44,7 @@
 #include "annulus/core/error.hpp"
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
+#include "annulus/eval/percentile.hpp"
 #include "annulus/eval/recall.hpp"
 #include "annulus/index/flat.hpp"
 #include "annulus/index/hnsw.hpp"
@@ -108,6 +109,8 @@ struct advisor_candidate {
 
   const advisor_point& point() const { return sweep[chosen]; }
   bool meets_all() const { return meets_recall && meets_ram && meets_latency; }
+  /// Targets missed, 0 to 3 (the first key of the ranking).
+  int misses() const { return !meets_recall + !meets_ram + !meets_latency; }
 };
 
 /// The recommendation and its evidence.
@@ -163,11 +166,6 @@ inline std::string count_text(double n) {
   std::string digits = std::to_string(std::llround(n));
   for (int i = int(digits.size()) - 3; i > 0; i -= 3) digits.insert(std::size_t(i), ",");
   return digits;
-}
-
-inline double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, std::size_t(p * double(v.size() - 1) + 0.5))];
 }
 
 inline double grown(double us, double n, double plan_n, advisor_growth g) {
@@ -282,9 +280,8 @@ inline advisor_report rank_candidates(std::vector<advisor_candidate> measured, c
 
   // Meeting every target first, fastest planned p99 first (then fewer bytes);
   // the rest by how many targets they miss, then by planned p99.
-  auto misses = [](const advisor_candidate& c) { return !c.meets_recall + !c.meets_ram + !c.meets_latency; };
-  std::stable_sort(out.ranked.begin(), out.ranked.end(), [&](const advisor_candidate& a, const advisor_candidate& b) {
-    if (misses(a) != misses(b)) return misses(a) < misses(b);
+  std::stable_sort(out.ranked.begin(), out.ranked.end(), [](const advisor_candidate& a, const advisor_candidate& b) {
+    if (a.misses() != b.misses()) return a.misses() < b.misses();
     if (a.planned_p99_us != b.planned_p99_us) return a.planned_p99_us < b.planned_p99_us;
     return a.planned_bytes < b.planned_bytes;
   });
