@@ -76,6 +76,7 @@
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
 #include "annulus/core/parallel.hpp"
+#include "annulus/core/prefetch.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
@@ -654,8 +655,7 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
   }
 
   void prefetch(slot_t s) const {
-    const char* p = reinterpret_cast<const char*>(vec(s));
-    for (std::size_t b = 0; b < dim_ * sizeof(float); b += 64) __builtin_prefetch(p + b, 0, 3);
+    prefetch_lines(vec(s), lines_for(dim_ * sizeof(float)));
   }
 
   template <class Keep>

@@ -52,6 +52,7 @@
 #include "annulus/core/error.hpp"
 #include "annulus/core/labels.hpp"
 #include "annulus/core/large_block.hpp"
+#include "annulus/core/prefetch.hpp"
 
 namespace annulus::hnsw_detail {
 
@@ -250,18 +251,15 @@ class node_store {
 
   /// Starts fetching the first `lines` cache lines of slot s's vector.
   void prefetch_vector(slot_t s, std::size_t lines) const {
-    const std::byte* p = record(s) + vector_offset_;
-    for (std::size_t i = 0; i < lines; ++i) __builtin_prefetch(p + 64 * i, 0, 3);
+    prefetch_lines(record(s) + vector_offset_, lines);
   }
   /// Starts fetching the first `lines` cache lines of slot s's code.
   void prefetch_code(slot_t s, std::size_t lines) const {
-    const std::byte* p = record(s) + code_offset_;
-    for (std::size_t i = 0; i < lines; ++i) __builtin_prefetch(p + 64 * i, 0, 3);
+    prefetch_lines(record(s) + code_offset_, lines);
   }
   /// Starts fetching slot s's header and layer-0 links.
   void prefetch_links(slot_t s) const {
-    const std::byte* p = record(s);
-    for (std::size_t i = 0; i < code_offset_; i += 64) __builtin_prefetch(p + i, 0, 3);
+    prefetch_lines(record(s), lines_for(code_offset_));
   }
   /// Cache lines one vector spans.
   std::size_t vector_lines() const { return (stride_ - vector_offset_) / 64; }

@@ -29,6 +29,7 @@
 
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
+#include "annulus/core/prefetch.hpp"
 #include "annulus/core/scratch.hpp"
 #include "annulus/core/serialize.hpp"
 #include "annulus/core/slots.hpp"
@@ -147,7 +148,8 @@ class ivf_index : public index_base<Derived, Metric> {
   /// itself when refine_factor = 0, else k * refine_factor candidates (all
   /// live vectors at most) re-ranked here by exact distance to
   /// vector_of(slot) (dim floats, stored form; ivf_pq's and ivf_pq_fs's
-  /// kept vectors). The candidates live in per-thread scratch.
+  /// kept vectors), the first lines of every candidate's vector prefetched
+  /// before the first distance. The candidates live in per-thread scratch.
   template <class VectorOf, class ScanInto>
   std::size_t refined(const float* q, std::size_t k, std::size_t refine_factor, std::span<neighbor> out,
                       const VectorOf& vector_of, const ScanInto& scan_into) const {
@@ -158,6 +160,11 @@ class ivf_index : public index_base<Derived, Metric> {
     if (candidates->size() < want) candidates->resize(want);
     const std::span<neighbor> pool = std::span(*candidates).first(want);
     const std::size_t n = scan_into(pool);
+    // Every candidate's first lines are asked for before the first distance:
+    // the misses overlap instead of queueing one vector at a time (+8-10%
+    // QPS for ivf_pq_fs on Fashion-MNIST at refine x3; a whole vector each,
+    // or the next one only, gained nothing).
+    for (std::size_t c = 0; c < n; ++c) prefetch_lines(vector_of(slot_t(pool[c].label)), rerank_prefetch_lines);
     topk_heap best(out, k);
     for (std::size_t c = 0; c < n; ++c) {
       const slot_t s = slot_t(pool[c].label);
@@ -167,6 +174,9 @@ class ivf_index : public index_base<Derived, Metric> {
   }
 
  private:
+  // Lines of each re-rank candidate prefetched up front (measured: 4 and 16 gained less than 8).
+  static constexpr std::size_t rerank_prefetch_lines = 8;
+
   auto kept_vector() const {
     return [this](slot_t s) { return engine_.encoding().vector(s); };
   }
