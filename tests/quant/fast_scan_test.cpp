@@ -103,6 +103,47 @@ TEST_CASE("fast_scan: every available path equals the scalar reference bit for b
   CHECK(saturated > 100);  // the large-table cases did reach the cap
 }
 
+TEST_CASE("fast_scan: quantize_lut's tables give the reference sums on every path, large m included", "[fast_scan]") {
+  // Their sums cannot saturate (sums_fit), so the AVX2 path adds without
+  // saturating; with m above 256 the raw-table call would saturate instead.
+  std::mt19937 gen(17);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (std::size_t m : {196u, 257u, 392u, 600u, 1001u}) {
+    std::vector<float> t(16 * m);
+    for (auto& v : t) v = u(gen);
+    const auto lut = fast_scan::quantize_lut(t.data(), m);
+    REQUIRE(lut.sums_fit);
+    const std::size_t n_blocks = 3, n = 32 * n_blocks;
+    const auto codes = random_codes(n, m, gen());
+    const auto packed = fast_scan::pack(codes.data(), n, m);
+    std::vector<std::uint16_t> want(n), got(n);
+    fast_scan::scan_blocks_with(fast_scan::path::scalar, packed.data(), n_blocks, m, lut.table.data(), want.data());
+    CHECK(*std::max_element(want.begin(), want.end()) > 20000);  // sums past 8 bits of odd lanes' carries
+    for (auto p : fast_scan::available_paths()) {
+      INFO("path " << fast_scan::path_name(p) << ", m " << m);
+      std::fill(got.begin(), got.end(), 0xABCD);
+      fast_scan::scan_blocks_with(p, packed.data(), n_blocks, lut, got.data());
+      REQUIRE(got == want);
+    }
+    std::fill(got.begin(), got.end(), 0xABCD);
+    fast_scan::scan_blocks(packed.data(), n_blocks, lut, got.data());
+    REQUIRE(got == want);
+  }
+  // A hand-filled table (sums_fit false) of large bytes still saturates on every path.
+  const std::size_t m = 513, n_blocks = 2, n = 64;
+  const auto codes = random_codes(n, m, 99);
+  const auto packed = fast_scan::pack(codes.data(), n, m);
+  fast_scan::quantized_lut big;
+  big.m = m;
+  big.table.assign(fast_scan::lut_bytes(m), 250);
+  std::vector<std::uint16_t> got(n);
+  for (auto p : fast_scan::available_paths()) {
+    INFO("path " << fast_scan::path_name(p));
+    fast_scan::scan_blocks_with(p, packed.data(), n_blocks, big, got.data());
+    CHECK(std::all_of(got.begin(), got.end(), [](std::uint16_t v) { return v == 65535; }));
+  }
+}
+
 TEST_CASE("fast_scan: estimates keep n values and match the block scan", "[fast_scan]") {
   const std::size_t n = 77, m = 9;
   const auto codes = random_codes(n, m, 5);
