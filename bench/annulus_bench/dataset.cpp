@@ -396,6 +396,7 @@ dataset load_dataset(const dataset_request& req) {
   if (ds.base.cols() != ds.queries.cols())
     throw usage_error(where + "base vectors have " + std::to_string(ds.base.cols()) +
                       " dimensions, queries have " + std::to_string(ds.queries.cols()));
+  if (ds.queries.rows() == 0) throw usage_error(where + "no query vectors; expected at least 1");
   if (req.k > ds.base.rows())
     throw usage_error("k = " + std::to_string(req.k) + " is larger than the " +
                       std::to_string(ds.base.rows()) + " base vectors");

@@ -54,7 +54,7 @@ entry_results run_entry(const index_entry& entry, const params& build, const std
   params build_params = entry.default_build.merged(build);
   // The rows show what ran: an nlist too large for the data is lowered here,
   // once, with its note, and the index reads the lowered value; so is the
-  // IVF training size: unless given, 64 rows a list, at least
+  // IVF training size: unless given, ivf_train_rows_per_list rows a list, at least
   // ivf_min_train_rows (the libraries' 256 a list cost the default run ~6 s
   // of k-means, annulus's and FAISS's alike), at most the rows.
   if (build_params.contains("nlist")) {

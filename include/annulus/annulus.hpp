@@ -40,6 +40,7 @@
 #include "annulus/eval/advisor.hpp"
 #include "annulus/eval/drift.hpp"
 #include "annulus/eval/geometry.hpp"
+#include "annulus/eval/percentile.hpp"
 #include "annulus/eval/recall.hpp"
 #include "annulus/eval/synthetic.hpp"
 #include "annulus/io/vecs.hpp"

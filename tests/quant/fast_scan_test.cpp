@@ -71,7 +71,7 @@ TEST_CASE("fast_scan: every available path equals the scalar reference bit for b
   CHECK(std::find(paths.begin(), paths.end(), fast_scan::active_path()) != paths.end());
   std::mt19937 gen(11);
   std::size_t saturated = 0;
-  for (std::size_t m : {1u, 2u, 3u, 4u, 5u, 15u, 16u, 17u, 32u, 64u, 65u, 130u, 257u, 300u, 513u}) {
+  for (std::size_t m : {1u, 2u, 3u, 4u, 5u, 15u, 16u, 17u, 32u, 64u, 65u, 130u, 255u, 256u, 257u, 300u, 513u}) {
     for (int kind = 0; kind < 3; ++kind) {  // small entries, any byte, near 255
       const std::size_t n_blocks = 1 + gen() % 4, n = n_blocks * 32;
       const auto codes = random_codes(n, m, gen());
@@ -112,13 +112,21 @@ TEST_CASE("fast_scan: quantize_lut's tables give the reference sums on every pat
     std::vector<float> t(16 * m);
     for (auto& v : t) v = u(gen);
     const auto lut = fast_scan::quantize_lut(t.data(), m);
-    REQUIRE(lut.sums_fit);
+    REQUIRE(lut.sums_fit());
     const std::size_t n_blocks = 3, n = 32 * n_blocks;
-    const auto codes = random_codes(n, m, gen());
+    auto codes = random_codes(n, m, gen());
+    // Vector 0 takes every row's largest byte: the largest sum the table allows.
+    std::size_t largest = 0;
+    for (std::size_t j = 0; j < m; ++j) {
+      const auto row = lut.table().begin() + std::ptrdiff_t(16 * j);
+      codes[j] = static_cast<std::uint8_t>(std::max_element(row, row + 16) - row);
+      largest += row[codes[j]];
+    }
     const auto packed = fast_scan::pack(codes.data(), n, m);
     std::vector<std::uint16_t> want(n), got(n);
-    fast_scan::scan_blocks_with(fast_scan::path::scalar, packed.data(), n_blocks, m, lut.table.data(), want.data());
-    CHECK(*std::max_element(want.begin(), want.end()) > 20000);  // sums past 8 bits of odd lanes' carries
+    fast_scan::scan_blocks_with(fast_scan::path::scalar, packed.data(), n_blocks, m, lut.table().data(), want.data());
+    REQUIRE(want[0] == largest);
+    if (m > 256) CHECK(largest > 50000);  // near the limit, past 2^15: every bit of the lanes in play
     for (auto p : fast_scan::available_paths()) {
       INFO("path " << fast_scan::path_name(p) << ", m " << m);
       std::fill(got.begin(), got.end(), 0xABCD);
@@ -129,13 +137,12 @@ TEST_CASE("fast_scan: quantize_lut's tables give the reference sums on every pat
     fast_scan::scan_blocks(packed.data(), n_blocks, lut, got.data());
     REQUIRE(got == want);
   }
-  // A hand-filled table (sums_fit false) of large bytes still saturates on every path.
+  // A table made from bytes whose sums can pass 65535 (sums_fit false) saturates on every path.
   const std::size_t m = 513, n_blocks = 2, n = 64;
   const auto codes = random_codes(n, m, 99);
   const auto packed = fast_scan::pack(codes.data(), n, m);
-  fast_scan::quantized_lut big;
-  big.m = m;
-  big.table.assign(fast_scan::lut_bytes(m), 250);
+  const fast_scan::quantized_lut big(m, std::vector<std::uint8_t>(fast_scan::lut_bytes(m), 250), 0.f, 1.f);
+  CHECK_FALSE(big.sums_fit());
   std::vector<std::uint16_t> got(n);
   for (auto p : fast_scan::available_paths()) {
     INFO("path " << fast_scan::path_name(p));
@@ -171,13 +178,13 @@ TEST_CASE("fast_scan: the float estimate is within m * 0.5 / scale of the float 
         for (std::size_t c = 0; c < 16; ++c) t[16 * j + c] = 5.f + range * u(gen);
       }
       const auto q = fast_scan::quantize_lut(t.data(), m);
-      REQUIRE(q.table.size() == fast_scan::lut_bytes(m));
-      REQUIRE(q.scale > 0.f);
+      REQUIRE(q.table().size() == fast_scan::lut_bytes(m));
+      REQUIRE(q.scale() > 0.f);
       // No saturation: the per-sub-space maxima sum within uint16; the padding is zero.
       std::size_t max_sum = 0;
-      for (std::size_t j = 0; j < m; ++j) max_sum += *std::max_element(&q.table[16 * j], &q.table[16 * j] + 16);
+      for (std::size_t j = 0; j < m; ++j) max_sum += *std::max_element(&q.table()[16 * j], &q.table()[16 * j] + 16);
       REQUIRE(max_sum <= 65535);
-      if (m % 2 == 1) CHECK(std::all_of(q.table.end() - 16, q.table.end(), [](auto b) { return b == 0; }));
+      if (m % 2 == 1) CHECK(std::all_of(q.table().end() - 16, q.table().end(), [](auto b) { return b == 0; }));
       const std::size_t n = 200;
       const auto codes = random_codes(n, m, gen());
       const auto packed = fast_scan::pack(codes.data(), n, m);
@@ -188,9 +195,9 @@ TEST_CASE("fast_scan: the float estimate is within m * 0.5 / scale of the float 
       for (std::size_t i = 0; i < n; ++i) {
         const double exact = exact_sum(t, codes.data() + i * m, m);
         // Float rounding on top of the bound: a few ulp of the terms' magnitudes.
-        double mag = std::abs(q.bias) + acc[i] / q.scale;
+        double mag = std::abs(q.bias()) + acc[i] / q.scale();
         for (std::size_t j = 0; j < m; ++j) mag += std::abs(t[16 * j + codes[i * m + j]]);
-        INFO("m " << m << ", spread " << spread << ", vector " << i << ", scale " << q.scale);
+        INFO("m " << m << ", spread " << spread << ", vector " << i << ", scale " << q.scale());
         REQUIRE(est[i] == q.estimate(acc[i]));
         REQUIRE(std::abs(double(est[i]) - exact) <= q.error_bound() + 1e-6 * mag);
       }
@@ -199,7 +206,7 @@ TEST_CASE("fast_scan: the float estimate is within m * 0.5 / scale of the float 
   // Flat tables: every byte zero, the estimate is the bias.
   std::vector<float> flat(16 * 4, 2.5f);
   const auto q = fast_scan::quantize_lut(flat.data(), 4);
-  CHECK(std::all_of(q.table.begin(), q.table.end(), [](auto b) { return b == 0; }));
+  CHECK(std::all_of(q.table().begin(), q.table().end(), [](auto b) { return b == 0; }));
   CHECK(q.estimate(0) == 10.f);
 }
 
@@ -221,16 +228,16 @@ TEST_CASE("fast_scan: quantize_lut's bytes are the rounded scaled offsets from e
       const float* row = t.data() + stride * j;
       const float lo = *std::min_element(row, row + 16);
       bias += lo;
-      CHECK(*std::min_element(&q.table[16 * j], &q.table[16 * j] + 16) == 0);
+      CHECK(*std::min_element(&q.table()[16 * j], &q.table()[16 * j] + 16) == 0);
       for (std::size_t c = 0; c < 16; ++c) {
-        const double want = std::min(std::floor((double(row[c]) - lo) * q.scale + 0.5), 255.0);
+        const double want = std::min(std::floor((double(row[c]) - lo) * q.scale() + 0.5), 255.0);
         INFO("m " << m << ", row " << j << ", entry " << c);
-        REQUIRE(std::abs(double(q.table[16 * j + c]) - want) <= 1.0);
-        differ += double(q.table[16 * j + c]) != want;
+        REQUIRE(std::abs(double(q.table()[16 * j + c]) - want) <= 1.0);
+        differ += double(q.table()[16 * j + c]) != want;
       }
     }
     CHECK(differ * 100 <= 16 * m);  // ties and fused rounding are rare
-    CHECK(q.bias == Approx(bias).epsilon(1e-5));
+    CHECK(q.bias() == Approx(bias).epsilon(1e-5));
     // The scale from every row's true range (a wrong maximum would change it
     // and hide behind the bytes' clamp at 255), and sums that cannot saturate.
     double range_max = 0, range_sum = 0;
@@ -240,11 +247,11 @@ TEST_CASE("fast_scan: quantize_lut's bytes are the rounded scaled offsets from e
       const double range = double(*std::max_element(row, row + 16)) - double(*std::min_element(row, row + 16));
       range_max = std::max(range_max, range);
       range_sum += range;
-      max_sum += *std::max_element(&q.table[16 * j], &q.table[16 * j] + 16);
+      max_sum += *std::max_element(&q.table()[16 * j], &q.table()[16 * j] + 16);
     }
     const double scale = std::min(255.0 / range_max, (65535.0 - 0.5 * double(m)) / range_sum);
-    CHECK(double(q.scale) <= scale);
-    CHECK(double(q.scale) >= scale * (1 - 1e-6));
+    CHECK(double(q.scale()) <= scale);
+    CHECK(double(q.scale()) >= scale * (1 - 1e-6));
     CHECK(max_sum <= 65535);
   }
 }
@@ -340,11 +347,16 @@ TEST_CASE("fast_scan: bad sizes and values are refused", "[fast_scan]") {
   std::uint16_t out[32];
   CHECK_THROWS_AS(fast_scan::scan_blocks(packed, 1, 0, lut, out), invalid_argument);
   CHECK_THROWS_AS(fast_scan::estimates(packed, 1, 0, lut, out), invalid_argument);
-  fast_scan::quantized_lut wrong;  // a hand-made table of the wrong size
-  wrong.m = 4;
-  wrong.table.resize(16);
-  CHECK_THROWS_MATCHES(fast_scan::estimates(packed, 1, wrong, out), invalid_argument, message_has("expected 64"));
-  CHECK_THROWS_AS(fast_scan::scan_blocks(packed, 1, wrong, out), invalid_argument);
+  // A table made from bytes of the wrong size, or with a bad scale, is refused when made.
+  CHECK_THROWS_MATCHES(fast_scan::quantized_lut(4, std::vector<std::uint8_t>(16), 0.f, 1.f), invalid_argument,
+                       message_has("expected 64"));
+  CHECK_THROWS_AS(fast_scan::quantized_lut(0, {}, 0.f, 1.f), invalid_argument);
+  CHECK_THROWS_AS(fast_scan::quantized_lut(4, std::vector<std::uint8_t>(64), 0.f, 0.f), invalid_argument);
+  const fast_scan::quantized_lut empty;  // default: no table yet
+  CHECK_THROWS_AS(fast_scan::estimates(packed, 1, empty, out), invalid_argument);
+  CHECK_THROWS_AS(fast_scan::scan_blocks(packed, 1, empty, out), invalid_argument);
+  // Bytes whose row maxima sum within 65535 may add without saturating.
+  CHECK(fast_scan::quantized_lut(4, std::vector<std::uint8_t>(64, 255), 0.f, 1.f).sums_fit());
   const auto av = fast_scan::available_paths();
   for (auto p : {fast_scan::path::ssse3, fast_scan::path::neon, fast_scan::path::avx2, fast_scan::path::avx512})
     if (std::find(av.begin(), av.end(), p) == av.end())

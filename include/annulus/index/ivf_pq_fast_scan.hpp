@@ -171,7 +171,7 @@ class fast_scan_encoding {
       if (r.sums.size() < blocks * fast_scan::block_size) r.sums.resize(blocks * fast_scan::block_size);
       if (r.distances.size() < n) r.distances.resize(n);
       fast_scan::scan_blocks(entries, blocks, r.lut, r.sums.data());
-      const float bias = r.lut.bias + base_, inverse = 1.f / r.lut.scale;
+      const float bias = r.lut.bias() + base_, inverse = 1.f / r.lut.scale();
       if constexpr (is_l2) {
         const float* terms = enc_.terms_.data();
         for (std::size_t i = 0; i < n; ++i) r.distances[i] = bias + float(r.sums[i]) * inverse + terms[slots[i]];

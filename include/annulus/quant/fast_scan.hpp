@@ -63,6 +63,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "annulus/core/error.hpp"
@@ -139,25 +140,58 @@ inline std::vector<std::uint8_t> unpack(const std::uint8_t* packed, std::size_t 
   return codes;
 }
 
-/// A query's tables in bytes, and how to read its sums back as floats.
-struct quantized_lut {
-  std::size_t m = 0;
+class quantized_lut;
+inline namespace ANNULUS_DETAIL_SIMD_ABI {
+inline void quantize_lut_into(const float* tables, std::size_t m, std::size_t stride, quantized_lut& out);
+}
+
+/// A query's tables in bytes, and how to read its sums back as floats. Made
+/// by quantize_lut, or from bytes by the constructor; read-only after, so
+/// whether its sums can saturate (sums_fit) always describes its bytes.
+class quantized_lut {
+ public:
+  quantized_lut() = default;
+  /// A table of lut_bytes(m) bytes (table j at 16 j, the padding sub-space
+  /// zero), read back as bias + sum / scale. Throws invalid_argument on m =
+  /// 0, a table of another size, or a scale that is not positive and finite.
+  quantized_lut(std::size_t m, std::vector<std::uint8_t> table, float bias, float scale);
+
+  std::size_t m() const { return m_; }
   /// lut_bytes(m) bytes: table j at 16 j (the padding sub-space's zeros last).
-  std::vector<std::uint8_t> table;
-  float bias = 0.f;   ///< sum over sub-spaces of the smallest float entry
-  float scale = 1.f;  ///< bytes per float unit (> 0)
-  /// Set by quantize_lut: no vector's sum can pass 65535, so a scan may add
-  /// without saturating (the AVX2 path's faster loop; the sums are the same).
-  /// Leave it false for a table filled by hand: true on a table whose sums
-  /// can pass 65535 makes the AVX2 sums wrap instead of saturating.
-  bool sums_fit = false;
+  const std::vector<std::uint8_t>& table() const { return table_; }
+  float bias() const { return bias_; }    ///< sum over sub-spaces of the smallest float entry
+  float scale() const { return scale_; }  ///< bytes per float unit (> 0)
+  /// No vector's sum can pass 65535 (the rows' largest bytes sum within
+  /// it): a scan may add without saturating (the AVX2 path's faster loop;
+  /// the sums are the same).
+  bool sums_fit() const { return sums_fit_; }
 
   /// The float distance a scan sum stands for.
-  float estimate(std::uint16_t acc) const { return bias + static_cast<float>(acc) / scale; }
+  float estimate(std::uint16_t acc) const { return bias_ + static_cast<float>(acc) / scale_; }
   /// The largest |estimate - exact float sum| from quantization: m * 0.5 / scale
   /// (float rounding comes on top).
-  double error_bound() const { return 0.5 * static_cast<double>(m) / scale; }
+  double error_bound() const { return 0.5 * static_cast<double>(m_) / scale_; }
+
+ private:
+  friend void ANNULUS_DETAIL_SIMD_ABI::quantize_lut_into(const float*, std::size_t, std::size_t, quantized_lut&);
+  std::size_t m_ = 0;
+  std::vector<std::uint8_t> table_;
+  float bias_ = 0.f, scale_ = 1.f;
+  bool sums_fit_ = false;
 };
+
+inline quantized_lut::quantized_lut(std::size_t m, std::vector<std::uint8_t> table, float bias, float scale)
+    : m_(m), table_(std::move(table)), bias_(bias), scale_(scale) {
+  if (m == 0) throw invalid_argument("fast_scan::quantized_lut: m must be at least 1");
+  if (table_.size() != lut_bytes(m))
+    throw invalid_argument("fast_scan::quantized_lut: a table of " + std::to_string(table_.size()) +
+                           " bytes for m = " + std::to_string(m) + "; expected " + std::to_string(lut_bytes(m)));
+  if (!(scale > 0.f) || !std::isfinite(scale))
+    throw invalid_argument("fast_scan::quantized_lut: scale " + std::to_string(scale) + "; expected > 0 and finite");
+  std::size_t most = 0;
+  for (std::size_t j = 0; j < table_.size(); j += 16) most += *std::max_element(&table_[j], &table_[j] + 16);
+  sums_fit_ = most <= 65535;
+}
 
 // The row kernels differ with the unit's flags: so does the namespace.
 inline namespace ANNULUS_DETAIL_SIMD_ABI {
@@ -198,9 +232,7 @@ inline void quantize_lut_into(const float* tables, std::size_t m, std::size_t st
         if (!std::isfinite(tables[j * stride + c]))
           throw invalid_argument("fast_scan::quantize_lut: entry " + std::to_string(c) + " of sub-space " +
                                  std::to_string(j) + " is not finite");
-  quantized_lut q;  // the figures first; out changes once they are checked
-  q.m = m;
-  q.bias = static_cast<float>(bias);
+  float scale = 1.f;  // the figures first; out changes once they are checked
   if (range_max > 0) {
     const double s = std::min(255.0 / range_max, (65535.0 - 0.5 * double(m)) / range_sum);
     // The float scale must not exceed s, or the largest bytes and sums could round past their limits.
@@ -208,19 +240,19 @@ inline void quantize_lut_into(const float* tables, std::size_t m, std::size_t st
     if (double(f) > s) f = std::nextafter(f, 0.f);
     if (!(f > 0.f) || !std::isfinite(f))
       throw invalid_argument("fast_scan::quantize_lut: table ranges too wide for a float scale");
-    q.scale = f;
+    scale = f;
   }
-  out.table.resize(lut_bytes(m));
-  std::fill(out.table.begin() + std::ptrdiff_t(16 * m), out.table.end(), std::uint8_t{0});
-  out.m = q.m;
-  out.bias = q.bias;
-  out.scale = q.scale;
-  out.sums_fit = true;  // the scale keeps the rows' largest bytes' sum within 65535
+  out.table_.resize(lut_bytes(m));
+  std::fill(out.table_.begin() + std::ptrdiff_t(16 * m), out.table_.end(), std::uint8_t{0});
+  out.m_ = m;
+  out.bias_ = static_cast<float>(bias);
+  out.scale_ = scale;
+  out.sums_fit_ = true;  // the scale keeps the rows' largest bytes' sum within 65535
   // Rounded half up in float (the per-query cost at m = 392: a libm
   // nearbyint per entry was a third of a fast-scan search). (t - lo) scale
   // is at most 255 up to a float rounding, so a byte is at most
   // range scale + 1/2 as the sums' limit assumes, and the clamp catches 255 + ulp.
-  isa::quantize_rows(tables, m, stride, out.scale, out.table.data());
+  isa::quantize_rows(tables, m, stride, out.scale_, out.table_.data());
 }
 
 /// quantize_lut_into a new table. Throws as it.
@@ -251,12 +283,8 @@ inline void require_m(std::size_t m, const char* what) {
   if (m == 0) throw invalid_argument(std::string("fast_scan::") + what + ": m must be at least 1");
 }
 inline const std::uint8_t* checked_table(const quantized_lut& lut, const char* what) {
-  require_m(lut.m, what);
-  if (lut.table.size() != lut_bytes(lut.m))
-    throw invalid_argument(std::string("fast_scan::") + what + ": a table of " + std::to_string(lut.table.size()) +
-                           " bytes for m = " + std::to_string(lut.m) + "; expected " +
-                           std::to_string(lut_bytes(lut.m)));
-  return lut.table.data();
+  require_m(lut.m(), what);  // an empty (default) table; a built one has the right size
+  return lut.table().data();
 }
 }  // namespace detail
 
@@ -391,7 +419,7 @@ inline void scan_blocks(const std::uint8_t* packed, std::size_t n_blocks, std::s
 }
 inline void scan_blocks(const std::uint8_t* packed, std::size_t n_blocks, const quantized_lut& lut,
                         std::uint16_t* out) {
-  isa::scan(active_path(), packed, n_blocks, lut.m, detail::checked_table(lut, "scan_blocks"), out, lut.sums_fit);
+  isa::scan(active_path(), packed, n_blocks, lut.m(), detail::checked_table(lut, "scan_blocks"), out, lut.sums_fit());
 }
 
 /// scan_blocks through path p (to compare the paths). Throws
@@ -406,7 +434,7 @@ inline void scan_blocks_with(path p, const std::uint8_t* packed, std::size_t n_b
                              std::uint16_t* out) {
   const std::uint8_t* table = detail::checked_table(lut, "scan_blocks_with");
   isa::check_path(p);
-  isa::scan(p, packed, n_blocks, lut.m, table, out, lut.sums_fit);
+  isa::scan(p, packed, n_blocks, lut.m(), table, out, lut.sums_fit());
 }
 
 /// out[i] = the sum for vector i < n of a buffer packed from n codes of m
@@ -418,7 +446,7 @@ inline void estimates(const std::uint8_t* packed, std::size_t n, std::size_t m, 
   isa::estimates(packed, n, m, lut, out, false);
 }
 inline void estimates(const std::uint8_t* packed, std::size_t n, const quantized_lut& lut, std::uint16_t* out) {
-  isa::estimates(packed, n, lut.m, detail::checked_table(lut, "estimates"), out, lut.sums_fit);
+  isa::estimates(packed, n, lut.m(), detail::checked_table(lut, "estimates"), out, lut.sums_fit());
 }
 
 }  // namespace ANNULUS_DETAIL_SIMD_ABI

@@ -14,7 +14,9 @@
 // orders and widths: every term is a non-negative byte, so a chain of
 // saturating uint16 adds yields min(65535, exact sum) whatever the order or
 // grouping, and partial sums of at most two bytes (<= 510) cannot overflow a
-// plain uint16 add.
+// plain uint16 add. One exception by contract: scan_blocks_avx2_unsaturated
+// wraps instead of saturating, and is called only for tables whose sums
+// cannot pass 65535, where the two agree.
 //
 // Which kernels exist depends on the translation unit (target.hpp): AVX2 and
 // AVX-512 wherever dispatch.hpp could choose them (carrying their own target,
@@ -128,10 +130,11 @@ inline void scan_blocks_avx2(const std::uint8_t* packed, std::size_t n_blocks, s
     fast_scan_store_avx2(even, odd, out);
   }
 }
-// The same sums for a table whose sums cannot pass 65535, in two fewer
-// operations a pair: the 16-bit lanes take both looked-up bytes at once,
-// wrapping (all = even + 256 odd mod 2^16), beside the odd bytes alone; even
-// = all - 256 odd mod 2^16 is exact because the true even sum fits. +4-7%
+// The same sums, only for a table whose sums cannot pass 65535 (the caller
+// checks: fast_scan.hpp's sums_fit), in two fewer operations a pair: the
+// 16-bit lanes take both looked-up bytes at once, wrapping (all = even +
+// 256 odd mod 2^16), beside the odd bytes alone (odd mod 2^16); even = all -
+// 256 odd mod 2^16 is exact because both true sums fit in 16 bits. +4-7%
 // QPS for ivf_pq_fs (m = 196) on Fashion-MNIST.
 inline void scan_blocks_avx2_unsaturated(const std::uint8_t* packed, std::size_t n_blocks, std::size_t pairs,
                                          const std::uint8_t* lut, std::uint16_t* out) {

@@ -262,9 +262,9 @@ class node_store {
     prefetch_lines(record(s), lines_for(code_offset_));
   }
   /// Cache lines one vector spans.
-  std::size_t vector_lines() const { return (stride_ - vector_offset_) / 64; }
+  std::size_t vector_lines() const { return (stride_ - vector_offset_) / cache_line_bytes; }
   /// Cache lines one code spans.
-  std::size_t code_lines() const { return (vector_offset_ - code_offset_) / 64; }
+  std::size_t code_lines() const { return (vector_offset_ - code_offset_) / cache_line_bytes; }
 
  private:
   static constexpr std::size_t min_first_segment = 64;
