@@ -51,8 +51,6 @@ auto or_usage_error(const std::string& prefix, F&& f) -> decltype(f()) {
   }
 }
 
-std::string in_quotes(const fs::path& p) { return "'" + p.string() + "'"; }
-
 template <class T>
 matrix<T> first_rows(const matrix<T>& m, std::size_t n) {
   return matrix<T>(m.view().rows_slice(0, std::min(n, m.rows())));

@@ -33,7 +33,7 @@ struct handle {
 
 hdf5_file::hdf5_file(const std::filesystem::path& path) : path_(path) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // failures become usage_errors, not stack dumps
-  const std::string where = "'" + path.string() + "': ";
+  const std::string where = in_quotes(path) + ": ";
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw usage_error(where + (std::filesystem::exists(path, ec) ? "not a regular file"
@@ -53,7 +53,7 @@ bool hdf5_file::has(const std::string& dataset) const {
 
 template <class T>
 matrix<T> hdf5_file::read(const std::string& dataset, std::int64_t mem_type) const {
-  const std::string where = "'" + path_.string() + "', dataset '" + dataset + "': ";
+  const std::string where = in_quotes(path_) + ", dataset '" + dataset + "': ";
   if (!has(dataset)) throw usage_error(where + "missing (ann-benchmarks files have train, test, neighbors, distances)");
   const handle ds(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds) throw usage_error(where + "cannot open");
@@ -121,7 +121,7 @@ matrix<std::int32_t> hdf5_file::read_int32(const std::string& dataset) const {
 
 std::optional<std::string> hdf5_file::root_attribute(const std::string& name) const {
   if (H5Aexists(id_, name.c_str()) <= 0) return std::nullopt;
-  const std::string where = "'" + path_.string() + "', attribute '" + name + "': ";
+  const std::string where = in_quotes(path_) + ", attribute '" + name + "': ";
   const handle attr(H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose);
   const handle type(attr ? H5Aget_type(attr.id) : -1, H5Tclose);
   if (!type || H5Tget_class(type.id) != H5T_STRING) throw usage_error(where + "not a string");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -16,6 +17,9 @@ namespace annulus::bench {
 struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// A path as messages quote it: 'path'.
+std::string in_quotes(const std::filesystem::path& p);
 
 class params {
  public:

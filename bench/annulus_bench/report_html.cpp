@@ -94,8 +94,9 @@ std::string checks_json(const page_data& page) {
     for (const advisor_candidate& c : r.ranked) {
       const std::string name = curve_name("annulus", c.index, c.build);
       if (pick.empty()) pick = name;
-      ranked += (ranked.empty() ? "" : ",") + std::string("{\"rank\":") +
-                json_string(name + " | " + c.point().search + " | " + std::to_string(c.misses())) +
+      // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "..." + std::string&&.
+      ranked += ranked.empty() ? "{\"rank\":" : ",{\"rank\":";
+      ranked += json_string(name + " | " + c.point().search + " | " + std::to_string(c.misses())) +
                 ",\"planned_p99_us\":" + json_number(c.planned_p99_us) +
                 ",\"planned_bytes\":" + json_number(c.planned_bytes) + "}";
     }
@@ -142,7 +143,8 @@ std::vector<page_curve> page_curves(const std::vector<result_row>& rows, const s
     return nullptr;
   };
   std::vector<page_curve> out;
-  for (const auto& [name, rs] : curves(rows)) {
+  for (const auto& curve : curves(rows)) {
+    const auto& rs = curve.second;
     const result_row& r = *rs.front();
     page_curve c;
     c.library = r.library;

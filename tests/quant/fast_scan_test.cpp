@@ -347,11 +347,15 @@ TEST_CASE("fast_scan: bad sizes and values are refused", "[fast_scan]") {
   std::uint16_t out[32];
   CHECK_THROWS_AS(fast_scan::scan_blocks(packed, 1, 0, lut, out), invalid_argument);
   CHECK_THROWS_AS(fast_scan::estimates(packed, 1, 0, lut, out), invalid_argument);
-  // A table made from bytes of the wrong size, or with a bad scale, is refused when made.
+  // A table made from bytes of the wrong size, or with a bad scale or bias, is refused when made.
   CHECK_THROWS_MATCHES(fast_scan::quantized_lut(4, std::vector<std::uint8_t>(16), 0.f, 1.f), invalid_argument,
                        message_has("expected 64"));
   CHECK_THROWS_AS(fast_scan::quantized_lut(0, {}, 0.f, 1.f), invalid_argument);
   CHECK_THROWS_AS(fast_scan::quantized_lut(4, std::vector<std::uint8_t>(64), 0.f, 0.f), invalid_argument);
+  CHECK_THROWS_MATCHES(fast_scan::quantized_lut(4, std::vector<std::uint8_t>(64), std::nanf(""), 1.f),
+                       invalid_argument, message_has("bias"));
+  CHECK_THROWS_AS(fast_scan::quantized_lut(4, std::vector<std::uint8_t>(64), -INFINITY, 1.f), invalid_argument);
+  CHECK_NOTHROW(fast_scan::quantized_lut(4, std::vector<std::uint8_t>(64), -3.f, 1.f));
   const fast_scan::quantized_lut empty;  // default: no table yet
   CHECK_THROWS_AS(fast_scan::estimates(packed, 1, empty, out), invalid_argument);
   CHECK_THROWS_AS(fast_scan::scan_blocks(packed, 1, empty, out), invalid_argument);

@@ -37,8 +37,8 @@
 // instruction set computes exactly this (bit for bit; tested), and for
 // tables from quantize_lut it never saturates. When no sum can saturate
 // (quantize_lut's tables say so in sums_fit; any table when m <= 256), the
-// AVX2 path adds without saturating, in fewer operations, to the same sums. The float estimate is
-// bias + acc / scale, bias = sum_j min_c T[j][c], and
+// AVX2 path adds without saturating, in fewer operations, to the same sums.
+// The float estimate is bias + acc / scale, bias = sum_j min_c T[j][c], and
 //     |estimate - sum_j T[j][code_j]| <= m * 0.5 / scale
 // plus float rounding (a few ulp of |bias| + acc / scale).
 //
@@ -153,7 +153,8 @@ class quantized_lut {
   quantized_lut() = default;
   /// A table of lut_bytes(m) bytes (table j at 16 j, the padding sub-space
   /// zero), read back as bias + sum / scale. Throws invalid_argument on m =
-  /// 0, a table of another size, or a scale that is not positive and finite.
+  /// 0, a table of another size, a scale that is not positive and finite, or
+  /// a bias that is not finite.
   quantized_lut(std::size_t m, std::vector<std::uint8_t> table, float bias, float scale);
 
   std::size_t m() const { return m_; }
@@ -188,6 +189,8 @@ inline quantized_lut::quantized_lut(std::size_t m, std::vector<std::uint8_t> tab
                            " bytes for m = " + std::to_string(m) + "; expected " + std::to_string(lut_bytes(m)));
   if (!(scale > 0.f) || !std::isfinite(scale))
     throw invalid_argument("fast_scan::quantized_lut: scale " + std::to_string(scale) + "; expected > 0 and finite");
+  if (!std::isfinite(bias))
+    throw invalid_argument("fast_scan::quantized_lut: bias " + std::to_string(bias) + "; expected a finite value");
   std::size_t most = 0;
   for (std::size_t j = 0; j < table_.size(); j += 16) most += *std::max_element(&table_[j], &table_[j] + 16);
   sums_fit_ = most <= 65535;
@@ -360,6 +363,7 @@ inline void scan_blocks_scalar(const std::uint8_t* packed, std::size_t n_blocks,
       out[i] = static_cast<std::uint16_t>(std::min<std::uint32_t>(acc[i], 65535));
   }
 }
+
 // p is available (unchecked here: the callers check). sums_fit: no sum can
 // pass 65535 (then a path may add without saturating).
 inline void run(path p, const std::uint8_t* packed, std::size_t n_blocks, std::size_t m, const std::uint8_t* lut,
@@ -383,8 +387,10 @@ inline void run(path p, const std::uint8_t* packed, std::size_t n_blocks, std::s
     default: return scan_blocks_scalar(packed, n_blocks, np, lut, out);
   }
 }
+
 // Whether m sub-spaces of any bytes keep every sum within 65535 (510 a pair).
 inline bool sums_always_fit(std::size_t m) { return pairs(m) * 510 <= 65535; }
+
 // The public calls below, with sums_fit:
 inline void scan(path p, const std::uint8_t* packed, std::size_t n_blocks, std::size_t m, const std::uint8_t* lut,
                  std::uint16_t* out, bool sums_fit) {
