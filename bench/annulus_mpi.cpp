@@ -96,6 +96,7 @@ typename Index::build_params build_params_of(const params& p, std::size_t rows) 
   if constexpr (requires { b.ef_construction; }) {
     b.m = p.get_size("m", b.m);
     b.ef_construction = p.get_size("ef_construction", b.ef_construction);
+    b.alpha = p.get_double("alpha", b.alpha);
   }
   if constexpr (requires { b.nlist; }) {
     b.nlist = ivf_list_count(p, rows, "--index");

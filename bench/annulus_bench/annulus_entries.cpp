@@ -124,12 +124,13 @@ index_entry flat_entry() {
   return e;
 }
 
-// hnsw's build parameters (m, ef_construction, seed) and its search knob
-// (ef), shared by every entry with an hnsw graph inside.
+// hnsw's build parameters (m, ef_construction, alpha, seed) and its search
+// knob (ef), shared by every entry with an hnsw graph inside.
 template <class BuildParams>
 void read_hnsw_build(const params& build, BuildParams& p) {
   p.m = build.get_size("m", p.m);
   p.ef_construction = build.get_size("ef_construction", p.ef_construction);
+  p.alpha = build.get_double("alpha", p.alpha);
   p.seed = build.get_size("seed", p.seed);
 }
 template <class Index>
@@ -148,7 +149,7 @@ index_entry hnsw_entry(const char* name) {
   e.library = "annulus";
   e.family = "hnsw";  // compared with hnsw's peers (hnswlib, faiss-hnsw)
   e.growth = advisor_growth::logarithmic;
-  e.default_build = params::parse("m=16,ef_construction=200,seed=100", name);
+  e.default_build = params::parse("m=16,ef_construction=200,alpha=1.05,seed=100", name);
   e.knob = "ef";
   e.sweep = sweeps::ef;
   e.quick_sweep = sweeps::ef_quick;
@@ -359,7 +360,7 @@ index_entry mips_hnsw_entry() {
   e.name = "mips_hnsw";
   e.growth = advisor_growth::logarithmic;
   e.library = "annulus";
-  e.default_build = params::parse("m=16,ef_construction=200,seed=100,headroom=1", "mips_hnsw");
+  e.default_build = params::parse("m=16,ef_construction=200,alpha=1.05,seed=100,headroom=1", "mips_hnsw");
   e.metrics = {metric_kind::inner_product};
   e.knob = "ef";
   e.sweep = sweeps::ef;
@@ -383,7 +384,8 @@ index_entry banded_mips_hnsw_entry() {
   e.growth = advisor_growth::logarithmic;
   e.library = "annulus";
   e.default_build =
-      params::parse("m=16,ef_construction=200,seed=100,band_ratio=1.25,min_band_size=1000", "banded_mips_hnsw");
+      params::parse("m=16,ef_construction=200,alpha=1.05,seed=100,band_ratio=1.25,min_band_size=1000",
+                    "banded_mips_hnsw");
   e.metrics = {metric_kind::inner_product};
   e.knob = "ef";
   e.sweep = sweeps::ef;

@@ -157,37 +157,6 @@ TEST_CASE("hnsw_sq8: a plain hnsw file is refused, and the other way round", "[h
   CHECK_THROWS_MATCHES(hnsw_index<l2>::load(coded), format_error, message_has("expected 'hnsw'"));
 }
 
-namespace {
-// Where a section of a saved file starts (its table entry's offset), or npos.
-std::size_t section_at(const std::string& file, const std::string& name) {
-  std::uint64_t table, count;
-  std::memcpy(&table, file.data() + file.size() - 32, 8);
-  std::memcpy(&count, file.data() + file.size() - 24, 8);
-  for (std::uint64_t i = 0; i < count; ++i) {
-    const char* e = file.data() + table + i * 64;
-    if (std::string(e, strnlen(e, 32)) == name) {
-      std::uint64_t offset;
-      std::memcpy(&offset, e + 32, 8);
-      return offset;
-    }
-  }
-  return std::string::npos;
-}
-// Sets a record field's value in a saved file and reseals it.
-void set_field(std::string& file, const std::string& section, const std::string& key, std::uint64_t value) {
-  const std::size_t at = section_at(file, section);
-  REQUIRE(at != std::string::npos);
-  for (std::size_t f = at;; f += 32) {
-    REQUIRE(f + 32 <= file.size());
-    if (std::string(file.data() + f, strnlen(file.data() + f, 24)) == key) {
-      std::memcpy(file.data() + f + 24, &value, 8);
-      break;
-    }
-  }
-  annulus::testing::reseal(file);
-}
-}  // namespace
-
 TEST_CASE("hnsw_sq8: l2 code terms are recomputed on load; a view reads one that is not a number as 0",
           "[hnsw_sq8][persist]") {
   const std::size_t dim = 16, m = 8;
@@ -200,7 +169,8 @@ TEST_CASE("hnsw_sq8: l2 code terms are recomputed on load; a view reads one that
   // Every record's term (node_store.hpp): after the header and 2m links
   // (88 bytes, rounded up to 128) and the dim code bytes; a record is those
   // 128, the code and term rounded up to 64, and the 64-byte vector.
-  const std::size_t stride = 128 + 64 + 64, first = section_at(file, "hnsw.nodes") + 128 + dim;
+  const std::size_t stride = 128 + 64 + 64;
+  const std::size_t first = annulus::testing::section_at(file, "hnsw.nodes") + 128 + dim;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (std::size_t s = 0; s < 400; ++s) {
     float term;
@@ -233,8 +203,8 @@ TEST_CASE("hnsw_sq8: the terms field must say what the metric's records hold", "
   hnsw_sq8_index<l2>::build(base.view(), {.m = 8}).save(l2_file);
   hnsw_sq8_index<inner_product>::build(base.view(), {.m = 8}).save(ip_file);
   std::string a = l2_file.str(), b = ip_file.str();
-  set_field(a, "hnsw.sq8", "terms", 2);
-  set_field(b, "hnsw.sq8", "terms", 1);
+  REQUIRE(annulus::testing::set_field(a, "hnsw.sq8", "terms", 2));
+  REQUIRE(annulus::testing::set_field(b, "hnsw.sq8", "terms", 1));
   std::stringstream sa(a), sb(b);
   CHECK_THROWS_MATCHES(hnsw_sq8_index<l2>::load(sa), format_error, message_has("terms 2, expected 0 or 1"));
   CHECK_THROWS_MATCHES(hnsw_sq8_index<inner_product>::load(sb), format_error,
@@ -245,6 +215,7 @@ TEST_CASE("hnsw_sq8: an l2 file from before code terms loads, grows and answers 
   // The fixture from before code terms: it loads, takes adds and answers.
   const auto file = std::filesystem::path(ANNULUS_FIXTURE_DIR) / "format-v1" / "hnsw_sq8-l2.annulus";
   auto idx = hnsw_sq8_index<l2>::load(file);
+  CHECK(idx.params().alpha == 1.0);  // no alpha in the file: built with the paper's rule
   const std::size_t dim = idx.dim();
   const auto more = clustered(50, dim, 3, 37);
   std::vector<label_t> labels(50);
@@ -269,10 +240,11 @@ TEST_CASE("hnsw_sq8: an l2 file from before code terms loads, grows and answers 
   std::stringstream saved;
   built.save(saved);
   std::string bytes = saved.str();
-  const std::size_t stride = 128 + 64 + 64, first = section_at(bytes, "hnsw.nodes") + 128 + d;  // as above
+  const std::size_t stride = 128 + 64 + 64;  // as above
+  const std::size_t first = annulus::testing::section_at(bytes, "hnsw.nodes") + 128 + d;
   const float huge = 1e30f;
   for (std::size_t s = 0; s < 2000; ++s) std::memcpy(bytes.data() + first + s * stride, &huge, 4);
-  set_field(bytes, "hnsw.sq8", "terms", 0);
+  REQUIRE(annulus::testing::set_field(bytes, "hnsw.sq8", "terms", 0));
   std::stringstream old_style(bytes);
   const auto floats = hnsw_sq8_index<l2>::load(old_style);
   const hnsw_search_params narrow{.ef = 16, .rerank = k};

@@ -1,14 +1,17 @@
 // hnsw_index beyond the shared interface tests: recall per metric on
 // clustered data with uneven norms, deletion and slot reuse, updates, filters
 // at 1% and 50% selectivity, growth after build, a reproducible one-thread
-// build, exact memory accounting, bad input, and searches, contains, get and
-// labels running while the index changes.
+// build, exact memory accounting, bad input, searches, contains, get and
+// labels running while the index changes, and the link-pruning alpha.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <set>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,6 +20,7 @@
 #include "support/data.hpp"
 #include "support/matchers.hpp"
 #include "support/recall.hpp"
+#include "support/reseal.hpp"
 
 using namespace annulus;
 using annulus::testing::clustered;
@@ -365,4 +369,58 @@ TEMPLATE_TEST_CASE("hnsw: half the rows one vector, added first: recall within 0
   const auto copies = idx.search(base.row(0), 200, {.ef = 64});
   REQUIRE(copies.size() == 200);
   CHECK(annulus::testing::tie_aware_recall<TestType>(base.view(), base.row_ptr(0), copies, 200) == 1.0);
+}
+
+TEMPLATE_TEST_CASE("hnsw: alpha > 1 keeps more links under l2 and cosine; inner product ignores it", "[hnsw]", l2,
+                   cosine, inner_product) {
+  const auto base = clustered(3000, dim, 12, 41);
+  const auto queries = clustered(100, dim, 12, 42);
+  // One thread and one seed: the same graph but for alpha.
+  const auto paper = hnsw_index<TestType>::build(base.view(), {.m = 8, .ef_construction = 100, .alpha = 1.0}, 1);
+  const auto wide = hnsw_index<TestType>::build(base.view(), {.m = 8, .ef_construction = 100, .alpha = 1.2}, 1);
+  const double paper_degree = paper.health().figure("degree_mean"), wide_degree = wide.health().figure("degree_mean");
+  INFO("layer-0 degree: alpha 1 " << paper_degree << ", alpha 1.2 " << wide_degree);
+  if constexpr (TestType::kind == metric_kind::inner_product) {
+    for (label_t l = 0; l < base.rows(); ++l) REQUIRE(paper.neighbors(l, 0) == wide.neighbors(l, 0));
+  } else {
+    CHECK(wide_degree > paper_degree * 1.1);
+  }
+  // Both rules find the neighbours.
+  CHECK(filtered_recall(paper, base, queries, 64, everything) >= 0.95);
+  CHECK(filtered_recall(wide, base, queries, 64, everything) >= 0.95);
+}
+
+TEST_CASE("hnsw: alpha is checked, saved, and a file's alpha outside 1..2 is refused", "[hnsw][persist]") {
+  CHECK_THROWS_MATCHES(hnsw_index<l2>(8, {.alpha = 0.99}), invalid_argument, message_has("alpha must be in 1..2"));
+  CHECK_THROWS_MATCHES(hnsw_index<l2>(8, {.alpha = 2.01}), invalid_argument, message_has("alpha must be in 1..2"));
+  CHECK_THROWS_AS(hnsw_index<l2>(8, {.alpha = std::nan("")}), invalid_argument);
+  STATIC_REQUIRE(hnsw_index<l2>::build_params{}.alpha == 1.05);
+  const auto base = clustered(300, 8, 3, 43);
+  const auto idx = hnsw_index<l2>::build(base.view(), {.m = 6, .alpha = 1.2});
+  std::stringstream saved;
+  idx.save(saved);
+  std::string file = saved.str();
+  std::stringstream same(file);
+  CHECK(hnsw_index<l2>::load(same).params().alpha == 1.2);
+  // A loaded index links later adds with the file's alpha: one thread adds
+  // the same rows to the index and to its loaded copy, and every list matches.
+  {
+    const auto first = clustered(600, 8, 4, 44), more = clustered(200, 8, 4, 45);
+    auto built = hnsw_index<l2>::build(first.view(), {.m = 6, .alpha = 1.3}, 1);
+    std::stringstream out;
+    built.save(out);
+    std::stringstream in(out.str());
+    auto loaded = hnsw_index<l2>::load(in);
+    std::vector<label_t> labels(200);
+    for (std::size_t i = 0; i < 200; ++i) labels[i] = 1000 + i;
+    built.add(more.view(), labels, 1);
+    loaded.add(more.view(), labels, 1);
+    for (const label_t l : built.labels()) REQUIRE(built.neighbors(l, 0) == loaded.neighbors(l, 0));
+  }
+  REQUIRE(annulus::testing::set_field(file, "hnsw", "alpha", std::bit_cast<std::uint64_t>(3.0)));
+  std::stringstream damaged(file);
+  CHECK_THROWS_MATCHES(hnsw_index<l2>::load(damaged), format_error, message_has("alpha 3"));
+  REQUIRE(annulus::testing::set_field(file, "hnsw", "alpha", std::bit_cast<std::uint64_t>(std::nan(""))));
+  std::stringstream not_a_number(file);
+  CHECK_THROWS_MATCHES(hnsw_index<l2>::load(not_a_number), format_error, message_has("alpha"));
 }

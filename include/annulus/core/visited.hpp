@@ -1,7 +1,10 @@
 // A visited set for graph searches that clears in O(1): each slot holds the
 // epoch (query number) that last visited it, so starting a new search is one
 // increment; the array is zeroed only when the 16-bit epoch wraps, every
-// 65,535 searches. Two bytes a slot keep it in L2 for a million vectors.
+// 65,535 searches. Two bytes a slot: 2 MB for a million vectors, past a
+// 512 KB L2. A bitset (125 KB) cleared by the words it touched measured no
+// faster on 1,000,000 x 128 (+0-2%, within noise): the walk's wait moves to
+// the next miss.
 #pragma once
 
 #include <algorithm>

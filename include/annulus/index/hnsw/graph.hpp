@@ -77,10 +77,13 @@ class graph {
  public:
   static constexpr std::uint64_t no_entry = ~std::uint64_t{0};
 
-  /// code_bytes: room for a code in each node record (0: none).
-  graph(std::size_t dim, std::size_t m, std::size_t ef_construction, std::uint64_t seed, std::size_t code_bytes = 0)
+  /// alpha: hnsw_build_params::alpha (checked by hnsw_index). code_bytes:
+  /// room for a code in each node record (0: none).
+  graph(std::size_t dim, std::size_t m, std::size_t ef_construction, std::uint64_t seed, double alpha,
+        std::size_t code_bytes = 0)
       : store_(dim, m, code_bytes), ef_construction_(ef_construction), seed_(seed),
-        level_scale_(1.0 / std::log(double(m))), entry_(std::make_unique<entry_point>()) {}
+        level_scale_(1.0 / std::log(double(m))), prune_scale_(prune_scale(alpha)),
+        entry_(std::make_unique<entry_point>()) {}
 
   node_store& store() { return store_; }
   const node_store& store() const { return store_; }
@@ -223,7 +226,10 @@ class graph {
   /// `pool` (sorted, closest first) and keep a candidate only if it is closer
   /// to the base than to every candidate already kept, up to `max` of them.
   /// This keeps links pointing in different directions, which is what lets
-  /// greedy search leave a cluster.
+  /// greedy search leave a cluster. With alpha > 1 (DiskANN's relaxation) a
+  /// candidate is dropped only when a kept one is closer to it than its
+  /// distance to the base divided by alpha: more of the longer links stay,
+  /// and a search needs fewer hops (design.md, "alpha").
   ///
   /// Exact copies of the base's vector are at distance 0 from it and from
   /// each other, so the rule above keeps every one of them: with many copies
@@ -251,12 +257,20 @@ class graph {
       if (c.distance == self && same_vector(v, b)) continue;  // a copy: handled above
       bool diverse = true;  // (a kept copy is as far from c as the base is: never closer)
       for (std::size_t k = copies_kept; k < kept.size(); ++k)
-        if (Metric::distance(v, store_.vector(kept[k].slot), dim()) < c.distance) {
+        if (prune_scale_ * Metric::distance(v, store_.vector(kept[k].slot), dim()) < c.distance) {
           diverse = false;
           break;
         }
       if (diverse) kept.push_back(c);
     }
+  }
+
+  /// What select() multiplies a candidate's distance to a kept neighbour by:
+  /// alpha^2 under l2 and cosine, whose distances are squared lengths
+  /// (1 - cos = |a - b|^2 / 2 for unit vectors), so alpha scales lengths as
+  /// in DiskANN; 1 under inner product, whose distances can be negative.
+  static float prune_scale(double alpha) {
+    return Metric::kind == metric_kind::inner_product ? 1.f : static_cast<float>(alpha * alpha);
   }
 
   /// Links to exact copies of its own vector a node keeps at most.
@@ -669,6 +683,7 @@ class graph {
   std::size_t ef_construction_;
   std::uint64_t seed_;
   double level_scale_;
+  float prune_scale_;
   std::unique_ptr<entry_point> entry_;
 };
 
