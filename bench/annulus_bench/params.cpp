@@ -7,14 +7,6 @@
 
 namespace annulus::bench {
 
-// Built by appending: GCC 12 warns falsely (-Wrestrict) on "'" + std::string&&.
-std::string in_quotes(const std::filesystem::path& p) {
-  std::string s(1, '\'');
-  s += p.string();
-  s += '\'';
-  return s;
-}
-
 std::size_t positive(const params& p, const std::string& key, std::size_t fallback) {
   const std::size_t v = p.get_size(key, fallback);
   if (v == 0) throw usage_error("parameter " + key + " must be positive");
