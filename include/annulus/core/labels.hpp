@@ -13,21 +13,25 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
 #include "annulus/core/error.hpp"
+#include "annulus/core/label_table.hpp"
 #include "annulus/core/topk.hpp"
 
 namespace annulus {
 
 /// Position of a vector inside an index.
 using slot_t = std::uint32_t;
+static_assert(std::is_same_v<slot_t, label_table::slot_type>);
 
 class label_map {
  public:
-  static constexpr std::size_t max_slots = std::numeric_limits<slot_t>::max();
+  /// Slots are numbered below this, so label_table may mark its free
+  /// buckets with this value (empty_slot).
+  static constexpr std::size_t max_slots = label_table::empty_slot;
 
   /// Slots handed out (erased ones included).
   std::size_t size() const { return size_; }
@@ -41,9 +45,7 @@ class label_map {
       if (label < size_) return static_cast<slot_t>(label);
       return std::nullopt;
     }
-    const auto it = slots_.find(label);
-    if (it == slots_.end()) return std::nullopt;
-    return it->second;
+    return slots_.find(label, labels_);
   }
 
   /// Throws unless `count` more slots fit and `labels` (empty = the default
@@ -73,22 +75,25 @@ class label_map {
   /// Appends after check_new passed; empty labels = the default labels.
   /// On a throw (out of memory) the map is as it was.
   void append(std::size_t count, std::span<const label_t> labels) {
-    if (!identity_) labels_.reserve(size_ + count);
+    if (!identity_) {
+      labels_.reserve(size_ + count);
+      slots_.reserve(slots_.size() + count, labels_);
+    }
     const std::size_t size_before = size_, added_before = added_;
     try {
       for (std::size_t i = 0; i < count; ++i) {
         const label_t l = labels.empty() ? added_ : labels[i];
         if (identity_ && l != size_) leave_identity();
         if (!identity_) {
-          slots_.emplace(l, static_cast<slot_t>(size_));
           labels_.push_back(l);
+          slots_.emplace(static_cast<slot_t>(size_), labels_);
         }
         ++size_;
         ++added_;
       }
     } catch (...) {
       if (!identity_) {  // forget this call's labels; the table itself may stay
-        for (std::size_t s = size_before; s < labels_.size(); ++s) slots_.erase(labels_[s]);
+        for (std::size_t s = size_before; s < labels_.size(); ++s) slots_.erase(labels_[s], labels_);
         labels_.resize(size_before);
       }
       size_ = size_before;
@@ -101,20 +106,26 @@ class label_map {
   /// until assign gives it a new one.
   void erase(label_t label) {
     if (identity_) leave_identity();
-    slots_.erase(label);
+    slots_.erase(label, labels_);
   }
 
   /// Gives the erased slot `s` the new label `label` (check_new passed for it).
   /// On a throw (out of memory) the map is as it was.
   void assign(slot_t s, label_t label) {
     if (identity_) leave_identity();
-    slots_.emplace(label, s);
+    const label_t stale = labels_[s];
     labels_[s] = label;
+    try {
+      slots_.emplace(s, labels_);
+    } catch (...) {
+      labels_[s] = stale;
+      throw;
+    }
     ++added_;
   }
   /// Undoes assign(s, label), the latest change to the map. Cannot throw.
   void unassign(slot_t s, label_t label) noexcept {
-    slots_.erase(label);
+    slots_.erase(label, labels_);
     (void)s;  // the slot keeps a stale label, as after erase
     --added_;
   }
@@ -131,9 +142,9 @@ class label_map {
     if (labels.empty()) return m;
     m.identity_ = false;
     m.labels_.assign(labels.begin(), labels.end());
-    m.slots_.reserve(size);
+    m.slots_.reserve(size, m.labels_);
     for (std::size_t s = 0; s < size; ++s)
-      if (state[s] == 0 && !m.slots_.emplace(labels[s], static_cast<slot_t>(s)).second)
+      if (state[s] == 0 && !m.slots_.emplace(static_cast<slot_t>(s), m.labels_))
         throw format_error(where + ": label " + std::to_string(labels[s]) + " is held by two slots");
     return m;
   }
@@ -142,12 +153,8 @@ class label_map {
   /// Vectors ever added (the next default label).
   std::size_t added() const { return added_; }
 
-  /// Heap bytes held (hash table nodes estimated from their payload and links).
-  std::size_t memory_bytes() const {
-    return labels_.capacity() * sizeof(label_t) +
-           slots_.bucket_count() * sizeof(void*) +
-           slots_.size() * (sizeof(std::pair<const label_t, slot_t>) + 2 * sizeof(void*));
-  }
+  /// Heap bytes held.
+  std::size_t memory_bytes() const { return labels_.capacity() * sizeof(label_t) + slots_.memory_bytes(); }
 
  private:
   void reject_if_present(label_t l) const {
@@ -158,13 +165,11 @@ class label_map {
   // leaves the map as it was.
   void leave_identity() {
     std::vector<label_t> labels;
-    std::unordered_map<label_t, slot_t> slots;
+    label_table slots;
     labels.reserve(size_ + 1);
-    slots.reserve(size_ + 1);
-    for (std::size_t s = 0; s < size_; ++s) {
-      labels.push_back(s);
-      slots.emplace(label_t{s}, static_cast<slot_t>(s));
-    }
+    for (std::size_t s = 0; s < size_; ++s) labels.push_back(s);
+    slots.reserve(size_ + 1, labels);
+    for (std::size_t s = 0; s < size_; ++s) slots.emplace(static_cast<slot_t>(s), labels);
     labels_.swap(labels);
     slots_.swap(slots);
     identity_ = false;
@@ -173,7 +178,7 @@ class label_map {
   std::size_t size_ = 0;
   std::size_t added_ = 0;        // vectors ever added: the next default label
   std::vector<label_t> labels_;  // slot -> label, once not the identity
-  std::unordered_map<label_t, slot_t> slots_;
+  label_table slots_;
   bool identity_ = true;
 };
 
