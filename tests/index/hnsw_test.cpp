@@ -150,6 +150,30 @@ TEMPLATE_TEST_CASE("hnsw: a filter is never violated, at 1% and 50% selectivity"
   STATIC_REQUIRE(filterable_index<hnsw_index<cosine>, decltype(half)>);
 }
 
+// An unfiltered search keeps its beam in one sorted array, a filtered one in
+// two heaps (graph::beam_by): with a filter that passes everything, both
+// expand the same nodes in the same order and return the same neighbours,
+// copies of one vector included.
+TEMPLATE_TEST_CASE("hnsw: a filter passing everything returns what no filter returns", "[hnsw][filter]",
+                   hnsw_index<l2>, hnsw_sq8_index<l2>, hnsw_index<inner_product>, hnsw_index<cosine>) {
+  const auto base = annulus::testing::with_duplicates(clustered(4000, dim, 16, 61), 0.2);
+  const auto queries = clustered(100, dim, 16, 62);
+  const auto idx = TestType::build(base.view(), {.m = 12, .ef_construction = 80});
+  auto all = [](label_t) { return true; };
+  for (const std::size_t ef : {10, 40, 160}) {
+    for (std::size_t i = 0; i < queries.rows(); ++i) {
+      const auto plain = idx.search(queries.row(i), k, {.ef = ef});
+      const auto filtered = idx.search(queries.row(i), k, {.ef = ef, .filter_scan_ratio = -1}, all);
+      REQUIRE(plain.size() == filtered.size());
+      for (std::size_t j = 0; j < plain.size(); ++j) {
+        INFO("ef " << ef << ", query " << i << ", rank " << j);
+        CHECK(plain[j].label == filtered[j].label);
+        CHECK(plain[j].distance == filtered[j].distance);
+      }
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("hnsw: vectors added after build are found as well as the first ones", "[hnsw]", hnsw_index<l2>, hnsw_sq8_index<l2>) {
   const auto base = clustered(4000, dim, 16, 11);
   const auto queries = clustered(80, dim, 16, 12);

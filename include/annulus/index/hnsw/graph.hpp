@@ -17,6 +17,7 @@
 #include <functional>
 #include <limits>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "annulus/core/metric.hpp"
@@ -39,8 +40,9 @@ struct candidate {
 /// Per-thread buffers of one search or insertion, reused across calls.
 struct scratch {
   visited_set visited;
-  std::vector<candidate> frontier;  // min-heap: nodes still to expand
-  std::vector<candidate> best;      // max-heap of the ef closest returnable nodes
+  std::vector<candidate> frontier;  // filtered beams: min-heap of nodes still to expand
+  std::vector<candidate> best;      // the ef closest returnable nodes
+  std::vector<std::uint8_t> expanded;  // unfiltered beams: whether best[i] was expanded
   std::vector<slot_t> fresh;        // unvisited neighbours of the node being expanded
   std::vector<candidate> pool;      // neighbour selection input
   std::vector<candidate> kept;      // neighbour selection output
@@ -153,8 +155,7 @@ class graph {
   }
 
   /// Beam search of width ef on `layer` from `start`; leaves the ef closest
-  /// nodes that satisfy `returnable` in sc.best as a max-heap (farthest
-  /// first; std::sort_heap sorts it closest first).
+  /// nodes that satisfy `returnable` in sc.best, closest first.
   /// Nodes that fail `returnable` are still expanded (they route).
   template <class Returnable>
   void beam(const float* q, candidate start, std::size_t ef, std::size_t layer,
@@ -164,6 +165,67 @@ class graph {
   template <class Scorer, class Returnable>
   void beam_by(const Scorer& score, candidate start, std::size_t ef, std::size_t layer,
                const Returnable& returnable, scratch& sc) const {
+    if constexpr (std::is_same_v<Returnable, any_node>)
+      beam_sorted(score, start, ef, layer, sc);
+    else
+      beam_heaps(score, start, ef, layer, returnable, sc);
+  }
+
+ private:
+  // Every node returnable: the frontier is the part of the ef best not yet
+  // expanded, so one array sorted by distance holds both (a node that falls
+  // out of the best would never be expanded: it is farther than the worst).
+  template <class Scorer>
+  void beam_sorted(const Scorer& score, candidate start, std::size_t ef, std::size_t layer, scratch& sc) const {
+    const std::size_t known = store_.capacity();
+    sc.visited.reset(known);
+    auto& pool = sc.best;
+    auto& expanded = sc.expanded;
+    sc.visited.test_and_set(start.slot);
+    pool.assign(1, start);
+    expanded.assign(1, 0);
+    const std::size_t lines = score.lines();
+    std::size_t next = 0, ties = 0;
+    while (next < pool.size()) {
+      const candidate c = pool[next];
+      expanded[next] = 1;
+      if (c.distance == pool.back().distance && pool.size() == ef && ++ties > ef) break;
+      std::size_t after = next + 1;
+      while (after < pool.size() && expanded[after]) ++after;
+      if (layer == 0 && after < pool.size()) store_.prefetch_links(pool[after].slot);
+      const link_list l = store_.links(c.slot, layer);
+      sc.fresh.clear();
+      for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
+        const slot_t s = l[i];
+        if (s < known && !sc.visited.test_and_set(s)) sc.fresh.push_back(s);
+      }
+      for (const slot_t s : sc.fresh) score.prefetch(s, 1);
+      for (std::size_t j = 0; j < sc.fresh.size(); ++j) {
+        if (j + 1 < sc.fresh.size()) score.prefetch(sc.fresh[j + 1], lines);
+        const slot_t s = sc.fresh[j];
+        const float d = score(s);
+        if (pool.size() == ef) {
+          if (!(d < pool.back().distance)) continue;
+          pool.pop_back();
+          expanded.pop_back();
+        }
+        const candidate x{d, s};
+        const std::size_t at = std::size_t(std::upper_bound(pool.begin(), pool.end(), x) - pool.begin());
+        pool.insert(pool.begin() + std::ptrdiff_t(at), x);
+        expanded.insert(expanded.begin() + std::ptrdiff_t(at), std::uint8_t{0});
+        if (at < after) {
+          after = at;
+          if (layer == 0) store_.prefetch_links(s);
+        }
+      }
+      next = after;
+      while (next < pool.size() && expanded[next]) ++next;
+    }
+  }
+
+  template <class Scorer, class Returnable>
+  void beam_heaps(const Scorer& score, candidate start, std::size_t ef, std::size_t layer,
+                  const Returnable& returnable, scratch& sc) const {
     const std::size_t known = store_.capacity();
     sc.visited.reset(known);
     auto& frontier = sc.frontier;
@@ -220,8 +282,10 @@ class graph {
         if (d < worst) offer({d, s});
       }
     }
+    std::sort_heap(best.begin(), best.end());
   }
 
+ public:
   /// The heuristic of the paper (its Algorithm 4 without extensions): walk
   /// `pool` (sorted, closest first) and keep a candidate only if it is closer
   /// to the base than to every candidate already kept, up to `max` of them.
@@ -437,14 +501,14 @@ class graph {
 
   /// Gives `sc` room for everything insert, connect and repair put in it
   /// while the store keeps its capacity, so that they allocate nothing
-  /// (hnsw_index allocates before its first change, then links). The
-  /// frontier can hold every node a beam visits: 8 bytes a slot, reserved
-  /// and touched only as far as a beam goes. Throws std::bad_alloc.
+  /// (hnsw_index allocates before its first change, then links). Their
+  /// beams return every node (any_node), so they keep one sorted array of
+  /// ef_construction and need no frontier. Throws std::bad_alloc.
   void reserve_scratch(scratch& sc) const {
     const std::size_t known = store_.capacity(), m = store_.m();
     sc.visited.reset(known);
-    sc.frontier.reserve(known + 1);
     sc.best.reserve(ef_construction_ + 1);
+    sc.expanded.reserve(ef_construction_ + 1);
     sc.fresh.reserve(2 * m);
     // pool: a beam's best, widened by up to hubs_to_borrow hubs' layer-0
     // lists (insert); a full list plus one (connect); a list and the hole's
@@ -486,7 +550,6 @@ class graph {
     std::size_t level_used = level;
     for (std::size_t layer = std::min(level, top) + 1; layer-- > 0;) {
       beam(v, cur, ef_construction_, layer, any_node{}, sc);
-      std::sort_heap(sc.best.begin(), sc.best.end());
       sc.pool.clear();
       for (const candidate& c : sc.best)
         if (c.slot != s) sc.pool.push_back(c);
@@ -626,7 +689,6 @@ class graph {
       if (seen[u] || store_.state(slot_t(u)) != node_state::live) continue;
       const float* v = store_.vector(slot_t(u));
       beam(v, descend(v, 0, store_.capacity()), ef_construction_, 0, any_node{}, sc);
-      std::sort_heap(sc.best.begin(), sc.best.end());
       near.assign(sc.best.begin(), sc.best.begin() + std::ptrdiff_t(std::min(sc.best.size(), store_.m())));
       bool named = false;
       for (const candidate& c : near) {
