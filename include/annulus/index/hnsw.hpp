@@ -60,8 +60,7 @@
 // Failure: add, remove and update either do all they say or throw and
 // change nothing (out of memory included: everything the linking needs, the
 // workers' scratch too, is allocated before the first change; per-thread
-// scratch then holds a visited set and a frontier sized to the store, 10
-// bytes a slot, the frontier reserved rather than touched).
+// scratch then holds a visited set sized to the store, 2 bytes a slot).
 //
 // Threads: search (with or without a filter) is safe from any number of
 // threads, also while add, remove or update run; those three take one writer

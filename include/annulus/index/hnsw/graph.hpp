@@ -184,28 +184,22 @@ class graph {
     sc.visited.test_and_set(start.slot);
     pool.assign(1, start);
     expanded.assign(1, 0);
-    const std::size_t lines = score.lines();
     std::size_t next = 0, ties = 0;
     while (next < pool.size()) {
       const candidate c = pool[next];
       expanded[next] = 1;
-      if (c.distance == pool.back().distance && pool.size() == ef && ++ties > ef) break;
+      // The ties rule of beam_heaps; the worst entry itself is not counted,
+      // so that a beam of ef = 1 keeps walking while it improves.
+      if (c.distance == pool.back().distance && pool.size() == ef && next + 1 < pool.size() && ++ties > ef) break;
       std::size_t after = next + 1;
       while (after < pool.size() && expanded[after]) ++after;
       if (layer == 0 && after < pool.size()) store_.prefetch_links(pool[after].slot);
-      const link_list l = store_.links(c.slot, layer);
-      sc.fresh.clear();
-      for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
-        const slot_t s = l[i];
-        if (s < known && !sc.visited.test_and_set(s)) sc.fresh.push_back(s);
-      }
-      for (const slot_t s : sc.fresh) score.prefetch(s, 1);
-      for (std::size_t j = 0; j < sc.fresh.size(); ++j) {
-        if (j + 1 < sc.fresh.size()) score.prefetch(sc.fresh[j + 1], lines);
-        const slot_t s = sc.fresh[j];
-        const float d = score(s);
-        if (pool.size() == ef) {
-          if (!(d < pool.back().distance)) continue;
+      score_neighbours(score, c.slot, layer, known, sc, [&](float d, slot_t s) {
+        // As beam_heaps: below the worst once full, and never NaN or +inf
+        // (an overflowed distance would break the order).
+        const bool full = pool.size() == ef;
+        if (!(d < (full ? pool.back().distance : std::numeric_limits<float>::infinity()))) return;
+        if (full) {
           pool.pop_back();
           expanded.pop_back();
         }
@@ -213,11 +207,11 @@ class graph {
         const std::size_t at = std::size_t(std::upper_bound(pool.begin(), pool.end(), x) - pool.begin());
         pool.insert(pool.begin() + std::ptrdiff_t(at), x);
         expanded.insert(expanded.begin() + std::ptrdiff_t(at), std::uint8_t{0});
-        if (at < after) {
+        if (at <= after) {  // the next node to expand: fetch its links now
           after = at;
           if (layer == 0) store_.prefetch_links(s);
         }
-      }
+      });
       next = after;
       while (next < pool.size() && expanded[next]) ++next;
     }
@@ -253,7 +247,6 @@ class graph {
       best.push_back(start);
       if (best.size() == ef) worst = start.distance;
     }
-    const std::size_t lines = score.lines();
     std::size_t ties = 0;
     while (!frontier.empty()) {
       std::pop_heap(frontier.begin(), frontier.end(), std::greater<>{});
@@ -262,27 +255,40 @@ class graph {
       if (c.distance > worst) break;
       // Ties with the worst are still expanded (copies of one vector share a
       // distance, and their links are the way out of the group), but at most
-      // ef of them: a group of thousands of copies is not walked to its end.
-      if (c.distance == worst && best.size() == ef && ++ties > ef) break;
+      // ef of them besides the worst entry itself (so a beam of ef = 1 keeps
+      // walking while it improves): a group of thousands of copies is not
+      // walked to its end.
+      if (c.distance == worst && best.size() == ef && best.front().slot != c.slot && ++ties > ef) break;
       if (layer == 0 && !frontier.empty()) store_.prefetch_links(frontier.front().slot);
-      const link_list l = store_.links(c.slot, layer);
-      sc.fresh.clear();
-      for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
-        const slot_t s = l[i];
-        if (s < known && !sc.visited.test_and_set(s)) sc.fresh.push_back(s);
-      }
-      // Start every fetch now; the hardware streams the rest of each vector
-      // once its first lines arrive. The next vector is fetched whole while
-      // the current one is scored.
-      for (const slot_t s : sc.fresh) score.prefetch(s, 1);
-      for (std::size_t j = 0; j < sc.fresh.size(); ++j) {
-        if (j + 1 < sc.fresh.size()) score.prefetch(sc.fresh[j + 1], lines);
-        const slot_t s = sc.fresh[j];
-        const float d = score(s);
+      score_neighbours(score, c.slot, layer, known, sc, [&](float d, slot_t s) {
         if (d < worst) offer({d, s});
-      }
+      });
     }
     std::sort_heap(best.begin(), best.end());
+  }
+
+  // Scores the neighbours of `node` on `layer` not visited yet (marking
+  // them visited; slots from `known` on were added after the search began)
+  // and hands each to take(distance, slot), in link order. Every fetch
+  // starts first; the hardware streams the rest of each record once its
+  // first lines arrive, and the next neighbour is fetched whole while the
+  // current one is scored.
+  template <class Scorer, class Take>
+  void score_neighbours(const Scorer& score, slot_t node, std::size_t layer, std::size_t known, scratch& sc,
+                        const Take& take) const {
+    const link_list l = store_.links(node, layer);
+    sc.fresh.clear();
+    for (std::uint32_t i = 0, n = l.size(); i < n; ++i) {
+      const slot_t s = l[i];
+      if (s < known && !sc.visited.test_and_set(s)) sc.fresh.push_back(s);
+    }
+    for (const slot_t s : sc.fresh) score.prefetch(s, 1);
+    const std::size_t lines = score.lines();
+    for (std::size_t j = 0; j < sc.fresh.size(); ++j) {
+      if (j + 1 < sc.fresh.size()) score.prefetch(sc.fresh[j + 1], lines);
+      const slot_t s = sc.fresh[j];
+      take(score(s), s);
+    }
   }
 
  public:
