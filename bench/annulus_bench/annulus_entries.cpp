@@ -160,7 +160,9 @@ index_entry hnsw_entry(const char* name) {
       read_hnsw_build(build, p);
       p.reorder = build.get_size("reorder", 0) != 0;
       // rerank=R (hnsw_sq8): re-rank only the R closest by code, a fixed
-      // search setting beside the ef sweep, as refine is for IVF-PQ.
+      // search setting beside the ef sweep, as refine is for IVF-PQ; 0 (or
+      // absent) is the library's default, max(8k, 64); any R >= ef re-ranks
+      // the whole beam.
       std::size_t rerank = 0;
       if constexpr (index::walks_codes) rerank = build.get_size("rerank", 0);
       return built<index>(ds, p, threads, src, [rerank](const params& search) {

@@ -3,7 +3,7 @@
 // removal, reuse, update, filters, growth and threads): on data whose codes
 // are exact it walks exactly as hnsw_index does; results carry exact
 // distances; recall stays with hnsw_index's on clustered data; rerank
-// narrows the exact re-rank; the codes'
+// narrows the exact re-rank, and by default to max(8 k, 64); the codes'
 // bytes are counted; vectors outside the trained range are still found;
 // a plain hnsw file is not one; l2 records' code terms are checked on load,
 // and files written before them still load, view, grow and answer.
@@ -89,7 +89,8 @@ TEST_CASE("hnsw_sq8: rerank re-ranks only the closest by code, with exact distan
   const auto base = clustered(4000, dim, 16, 7);
   const auto queries = clustered(100, dim, 16, 8);
   const auto coded = hnsw_sq8_index<l2>::build(base.view(), {.m = 16, .ef_construction = 150, .seed = 3}, 1);
-  const double all = annulus::testing::filtered_recall(coded, base, queries, {.ef = 128}, everything, k);
+  const double all =
+      annulus::testing::filtered_recall(coded, base, queries, {.ef = 128, .rerank = hnsw_search_params::rerank_all}, everything, k);
   const double forty = annulus::testing::filtered_recall(coded, base, queries, {.ef = 128, .rerank = 40}, everything, k);
   // rerank below k is raised to k: the k closest by code, in exact order.
   const double at_k = annulus::testing::filtered_recall(coded, base, queries, {.ef = 128, .rerank = 1}, everything, k);
@@ -106,6 +107,34 @@ TEST_CASE("hnsw_sq8: rerank re-ranks only the closest by code, with exact distan
       if (j > 0) CHECK(hits[j - 1].distance <= hits[j].distance);
     }
   }
+}
+
+TEST_CASE("hnsw_sq8: rerank 0 re-ranks the max(8 k, 64) closest by code", "[hnsw_sq8]") {
+  // One far row stretches every range, so the other rows' codes all read 0:
+  // codes rank the beam by chance, and what a search returns depends on how
+  // many of it get exact distances.
+  const std::size_t dim = 8, n = 3000;
+  random_generator rng(21);
+  matrix<float> base(n, dim);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < dim; ++j) base(i, j) = i == 0 ? 1000.f : float(rng.uniform());
+  const auto coded = hnsw_sq8_index<l2>::build(base.view(), {.m = 8, .ef_construction = 64, .seed = 4}, 1);
+  auto labels = [&](std::span<const float> q, std::size_t want, std::size_t rerank) {
+    std::vector<label_t> out;
+    for (const neighbor& h : coded.search(q, want, {.ef = 300, .rerank = rerank})) out.push_back(h.label);
+    return out;
+  };
+  std::size_t narrower_than_all = 0, wider_than_64 = 0;
+  for (std::size_t i = 1; i < n; i += 97) {
+    const auto q = base.row(i);
+    CHECK(labels(q, 1, 0) == labels(q, 1, 64));  // max(8, 64)
+    CHECK(labels(q, 10, 0) == labels(q, 10, 80));  // max(80, 64)
+    narrower_than_all += labels(q, 1, 0) != labels(q, 1, hnsw_search_params::rerank_all);
+    wider_than_64 += labels(q, 10, 0) != labels(q, 10, 64);
+  }
+  // The data makes the count matter (else the checks above prove nothing).
+  CHECK(narrower_than_all > 0);
+  CHECK(wider_than_64 > 0);
 }
 
 TEST_CASE("hnsw_sq8: memory_bytes is hnsw_index's plus a code per slot and the ranges", "[hnsw_sq8]") {

@@ -765,12 +765,12 @@ class lsh_index : public index_base<lsh_index<Metric>, Metric> {
     topk_heap heap(out, k);
     float threshold = heap.threshold();
     const std::size_t n = std::min(sc.candidates.size(), cap);
-    if (n != 0) prefetch(sc.candidates[0]);
-    for (std::size_t j = 0; j < n; ++j) {
-      if (j + 1 < n) prefetch(sc.candidates[j + 1]);
-      const float d = Metric::distance(q, vec(sc.candidates[j]), dim_);
-      if (d <= threshold && heap.push(sc.candidates[j], d)) threshold = heap.threshold();
-    }
+    for_each_prefetched(
+        n, 1, [&](std::size_t j) { prefetch(sc.candidates[j]); },
+        [&](std::size_t j) {
+          const float d = Metric::distance(q, vec(sc.candidates[j]), dim_);
+          if (d <= threshold && heap.push(sc.candidates[j], d)) threshold = heap.threshold();
+        });
     return this->finish_labels(out, heap.sort(), [&](slot_t s) { return slots_.label(s); });
   }
 

@@ -70,6 +70,7 @@
 #include "annulus/core/matrix.hpp"
 #include "annulus/core/metric.hpp"
 #include "annulus/core/parallel.hpp"
+#include "annulus/core/prefetch.hpp"
 #include "annulus/core/prepare.hpp"
 #include "annulus/core/random.hpp"
 #include "annulus/core/scratch.hpp"
@@ -762,10 +763,7 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
     t.dead = 0;
   }
 
-  void prefetch(slot_t s) const {
-    const char* p = reinterpret_cast<const char*>(vec(s));
-    for (std::size_t b = 0; b < dim_ * sizeof(float); b += 64) __builtin_prefetch(p + b, 0, 3);
-  }
+  void prefetch(slot_t s) const { prefetch_lines(vec(s), lines_for(dim_ * sizeof(float))); }
 
   template <class Keep>
   std::size_t search_prepared(const float* q, std::size_t k, const search_params& params, std::span<neighbor> out,
@@ -808,12 +806,12 @@ class rp_forest_index : public index_base<rp_forest_index<Metric>, Metric> {
         fresh.push_back(s);
       }
       if (fresh.empty()) continue;
-      prefetch(fresh[0]);
-      for (std::size_t j = 0; j < fresh.size(); ++j) {
-        if (j + 1 < fresh.size()) prefetch(fresh[j + 1]);
-        const float d = Metric::distance(q, vec(fresh[j]), dim_);
-        if (d <= threshold && heap.push(fresh[j], d)) threshold = heap.threshold();
-      }
+      for_each_prefetched(
+          fresh.size(), 1, [&](std::size_t j) { prefetch(fresh[j]); },
+          [&](std::size_t j) {
+            const float d = Metric::distance(q, vec(fresh[j]), dim_);
+            if (d <= threshold && heap.push(fresh[j], d)) threshold = heap.threshold();
+          });
       found += fresh.size();
     }
     return this->finish_labels(out, heap.sort(), [&](slot_t s) { return slots_.label(s); });

@@ -168,14 +168,13 @@ class ivf_index : public index_base<Derived, Metric> {
     // gained nothing). The window bounds what is fetched ahead when k *
     // refine_factor is large.
     const std::size_t lines = std::min(rerank_prefetch_lines, lines_for(dim() * sizeof(float)));
-    auto fetch = [&](std::size_t c) { prefetch_lines(vector_of(slot_t(pool[c].label)), lines); };
-    for (std::size_t c = 0; c < std::min(n, rerank_window); ++c) fetch(c);
     topk_heap best(out, k);
-    for (std::size_t c = 0; c < n; ++c) {
-      if (c + rerank_window < n) fetch(c + rerank_window);
-      const slot_t s = slot_t(pool[c].label);
-      best.push(s, Metric::distance(q, vector_of(s), dim()));
-    }
+    for_each_prefetched(
+        n, rerank_window, [&](std::size_t c) { prefetch_lines(vector_of(slot_t(pool[c].label)), lines); },
+        [&](std::size_t c) {
+          const slot_t s = slot_t(pool[c].label);
+          best.push(s, Metric::distance(q, vector_of(s), dim()));
+        });
     return labelled(out, best.sort());
   }
 
