@@ -148,9 +148,9 @@ struct hnsw_search_params {
   /// get their exact distance (a read of the vector each) before the k
   /// closest are chosen; raised to k, at most the beam. 0, the default:
   /// max(8 k, 64), which matched the whole beam's recall@10 within 0.0001
-  /// at ef 384-768 on 10^6 clustered vectors (d = 128) and exactly on
-  /// Fashion-MNIST and the default set (l2, cosine, inner product), at 5-19%
-  /// more QPS at 10^6 (docs/benchmarks.md). Fewer risk missing a neighbour
+  /// at ef 384-768 on 10^6 clustered vectors (d = 128) and exactly at ef
+  /// 128-256 on the default set (l2, cosine, inner product), at 5-19% more
+  /// QPS at 10^6 (docs/design.md, "Re-ranking"). Fewer risk missing a neighbour
   /// whose code ranked it below that many (3 k lost 0.002 there, k 0.1);
   /// rerank_all re-ranks the whole beam.
   std::size_t rerank = 0;
