@@ -297,17 +297,25 @@ struct kernel_impl {
 
   // Integer products cannot overflow (the caller bounds the weights), so the
   // order of the sum does not matter and every set gives the same value.
+  // A set with masked loads (AVX-512) takes the last d % u8_width dimensions
+  // in one step; the others in the scalar loop.
+  static constexpr bool masked_u8_tail =
+      requires(typename V::ireg a, const std::uint8_t* p, const std::int16_t* q, std::size_t n) {
+        V::madd_u8_i16_partial(a, p, q, n);
+      };
   static std::int32_t dot_u8_i16(const std::uint8_t* c, const std::int16_t* wq, std::size_t d) {
     constexpr std::size_t u = V::u8_width;
     std::size_t i = 0;
     std::int32_t sum = 0;
-    if (d >= u) {
+    if (d >= u || (masked_u8_tail && d > 0)) {
       typename V::ireg acc0 = V::izero(), acc1 = V::izero();
       for (; i + 2 * u <= d; i += 2 * u) {
         acc0 = V::madd_u8_i16(acc0, c + i, wq + i);
         acc1 = V::madd_u8_i16(acc1, c + i + u, wq + i + u);
       }
       for (; i + u <= d; i += u) acc0 = V::madd_u8_i16(acc0, c + i, wq + i);
+      if constexpr (masked_u8_tail)
+        if (i < d) acc1 = V::madd_u8_i16_partial(acc1, c + i, wq + i, d - i), i = d;
       sum = V::isum(V::iadd(acc0, acc1));
     }
     for (; i < d; ++i) sum += std::int32_t{c[i]} * wq[i];

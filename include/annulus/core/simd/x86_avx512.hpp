@@ -68,6 +68,13 @@ struct vec {
     const __m512i wide = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
     return _mm512_add_epi32(acc, _mm512_madd_epi16(wide, _mm512_loadu_si512(w)));
   }
+  // The last n < u8_width dimensions in one masked step (bytes past n are not
+  // read): at d = 784 the scalar loop would otherwise take the last 16.
+  static ireg madd_u8_i16_partial(ireg acc, const std::uint8_t* c, const std::int16_t* w, std::size_t n) {
+    const __mmask32 m = n >= 32 ? ~__mmask32{0} : (__mmask32{1} << n) - 1;
+    const __m512i wide = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, c));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(wide, _mm512_maskz_loadu_epi16(m, w)));
+  }
 };
 
 #include "annulus/core/simd/bodies.hpp"
