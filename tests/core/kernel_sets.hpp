@@ -104,6 +104,15 @@ struct array_vec {
       acc.v[i] += std::int32_t{c[2 * i]} * w[2 * i] + std::int32_t{c[2 * i + 1]} * w[2 * i + 1];
     return acc;
   }
+  // The AVX-512 width also has the masked tail step (n < u8_width values,
+  // none read past them), so hosts without AVX-512 run that path too.
+  static ireg madd_u8_i16_partial(ireg acc, const std::uint8_t* c, const std::int16_t* w, std::size_t n)
+    requires(W == 16)
+  {
+    if (n >= u8_width) throw std::logic_error("array_vec: a masked tail of a full step");
+    for (std::size_t j = 0; j < n; ++j) acc.v[j / 2] += std::int32_t{c[j]} * w[j];
+    return acc;
+  }
 };
 
 #include "annulus/core/simd/bodies.hpp"
